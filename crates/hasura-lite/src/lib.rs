@@ -1,0 +1,149 @@
+//! A Hasura v2-compatible GraphQL engine over PostgreSQL, for the tests and demos of
+//! cognito-hasura-sync. It serves the same root fields, types, arguments, error shape,
+//! admin-secret header and JWT mode (`jwk_url` keys, roles from metadata select
+//! permissions) as Hasura v2 for the tables tracked in a Hasura CLI project.
+//! The binary only parses the command line and calls [`serve`] or [`print_schema`].
+//!
+//! # Layout
+//!
+//! - [`config`]: [`Config`] and the command line (Hasura's environment variables).
+//! - [`migrate`]: applies `migrations/default/<version>_<name>/up.sql` in order, recording
+//!   versions in `hdb_catalog.schema_migrations`.
+//! - [`metadata`]: reads the tracked tables and their select permissions from the metadata
+//!   folder (`!include` aware).
+//! - [`catalog`]: columns, types, keys, constraints and comments from PostgreSQL.
+//! - [`schema`]: the dynamic async-graphql schema (types named as Hasura names them) and
+//!   its resolvers; a per-request [`schema::Session`] holds the connection and the
+//!   transaction shared by all mutation fields. Each role with select permissions gets
+//!   its own read-only schema.
+//! - [`sql`]: SQL for selects, counts, inserts/upserts, updates and deletes, values always
+//!   bound as parameters.
+//! - [`server`]: axum routes (`POST /v1/graphql`, `GET /healthz`), auth, Hasura errors.
+//! - [`jwt`]: `HASURA_GRAPHQL_JWT_SECRET`, the cached JWKS, token verification and claims.
+//! - [`error`]: Hasura's error codes and the PostgreSQL error mapping.
+
+pub mod catalog;
+pub mod config;
+pub mod error;
+pub mod jwt;
+pub mod metadata;
+pub mod migrate;
+pub mod schema;
+pub mod server;
+pub mod sql;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+/// Applies pending migrations, loads metadata, builds the schema and serves until `shutdown`.
+pub async fn serve(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let auth = match (&config.jwt_secret, &config.admin_secret) {
+        // As in Hasura: JWT mode without an admin secret would leave no way to be admin.
+        (Some(_), None) => anyhow::bail!(
+            "HASURA_GRAPHQL_JWT_SECRET requires HASURA_GRAPHQL_ADMIN_SECRET to be set"
+        ),
+        (Some(jwt), Some(admin_secret)) => server::Auth::Jwt {
+            admin_secret: admin_secret.clone(),
+            verifier: Box::new(jwt::JwtVerifier::new(jwt::JwtSecret::parse(jwt)?)?),
+        },
+        (None, Some(secret)) => server::Auth::AdminSecret(secret.clone()),
+        (None, None) => server::Auth::Open,
+    };
+    let pool = pool(&config)?;
+    let schemas = {
+        let mut client = pool.get().await.context("connecting to the database")?;
+        load_schemas(&config, &mut client).await?
+    };
+    let app = server::router(Arc::new(server::AppState {
+        schema: schemas.admin,
+        role_schemas: schemas.roles,
+        no_access_schema: schemas.no_access,
+        pool,
+        auth,
+    }));
+    let address = listener
+        .local_addr()
+        .context("reading the listener address")?;
+    tracing::info!(%address, "hasura-lite serving /v1/graphql");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .context("serving HTTP")
+}
+
+/// Applies pending migrations, loads metadata, returns the SDL it would serve.
+pub async fn print_schema(config: &Config) -> anyhow::Result<String> {
+    let (mut client, connection) =
+        tokio_postgres::connect(&config.database_url, tokio_postgres::NoTls)
+            .await
+            .context("connecting to the database")?;
+    let driver = tokio::spawn(connection);
+    let schemas = load_schemas(config, &mut client).await;
+    drop(client);
+    let _ = driver.await;
+    Ok(schema::sdl(&schemas?.admin))
+}
+
+/// The admin schema and one schema per role.
+struct Schemas {
+    admin: async_graphql::dynamic::Schema,
+    roles: HashMap<String, async_graphql::dynamic::Schema>,
+    no_access: async_graphql::dynamic::Schema,
+}
+
+async fn load_schemas(
+    config: &Config,
+    client: &mut tokio_postgres::Client,
+) -> anyhow::Result<Schemas> {
+    migrate::apply_pending(client, &config.migrations_dir).await?;
+    let tracked = metadata::load(&config.metadata_dir)?;
+    let tables = catalog::load(client, &tracked).await?;
+    let mut by_role: BTreeMap<String, Vec<(catalog::Table, metadata::SelectRule)>> =
+        BTreeMap::new();
+    for (tracked, table) in tracked.iter().zip(&tables) {
+        for permission in &tracked.select_permissions {
+            by_role
+                .entry(permission.role.clone())
+                .or_default()
+                .push((table.clone(), permission.permission.clone()));
+        }
+    }
+    let mut roles = HashMap::new();
+    for (role, tables) in by_role {
+        let schema = schema::build_role(&tables)
+            .with_context(|| format!("building the GraphQL schema of role {role}"))?;
+        roles.insert(role, schema);
+    }
+    Ok(Schemas {
+        admin: schema::build(tables).context("building the GraphQL schema")?,
+        roles,
+        no_access: schema::build_role(&[]).context("building the empty GraphQL schema")?,
+    })
+}
+
+fn pool(config: &Config) -> anyhow::Result<deadpool_postgres::Pool> {
+    let pg: tokio_postgres::Config = config
+        .database_url
+        .parse()
+        .context("parsing the database URL")?;
+    let manager = deadpool_postgres::Manager::from_config(
+        pg,
+        tokio_postgres::NoTls,
+        deadpool_postgres::ManagerConfig {
+            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+        },
+    );
+    deadpool_postgres::Pool::builder(manager)
+        .max_size(16)
+        .build()
+        .context("building the connection pool")
+}

@@ -1,0 +1,835 @@
+//! Resolvers: root fields turn their arguments into SQL (see `crate::sql`), run it on the
+//! request's [`Session`] and hand rows (JSON objects built by PostgreSQL) to the type
+//! fields, which only pick values out of them.
+
+use std::sync::Arc;
+
+use async_graphql::Value;
+use async_graphql::dynamic::{
+    Field, FieldFuture, FieldValue, InputValue, ResolverContext, TypeRef,
+};
+use serde_json::{Map, Value as Json};
+
+use super::json_path::json_path;
+use super::session::{MutationResult, Row, Session, rows_of};
+use super::{RoleAccess, SessionVariables, type_name};
+use crate::catalog::{Column, Table};
+use crate::error::{Code, HasuraError};
+use crate::sql::{self, select::SelectArgs};
+
+/// Hasura reports database errors of queries, updates and deletes at the request root;
+/// only inserts point at their `objects`/`object` argument.
+const DB_ERROR_PATH: &str = "$";
+
+/// What `<t>_aggregate` hands to `aggregate`, `nodes` and `count`.
+#[derive(Clone)]
+struct AggregateSource {
+    table: Arc<Table>,
+    args: SelectArgs,
+    path: String,
+}
+
+fn row_list(rows: Vec<Row>) -> FieldValue<'static> {
+    FieldValue::list(rows.into_iter().map(FieldValue::owned_any))
+}
+
+/// `$.selectionSet.<response key>` for the field being resolved.
+fn field_path(ctx: &ResolverContext<'_>) -> String {
+    let field = ctx.ctx.field();
+    format!("$.selectionSet.{}", field.alias().unwrap_or(field.name()))
+}
+
+fn arg(ctx: &ResolverContext<'_>, name: &str) -> async_graphql::Result<Option<Json>> {
+    match ctx.args.get(name) {
+        None => Ok(None),
+        Some(v) if v.is_null() => Ok(None),
+        Some(v) => Ok(Some(serde_json::to_value(v.as_value())?)),
+    }
+}
+
+fn session<'a>(ctx: &'a ResolverContext<'_>) -> async_graphql::Result<&'a Arc<Session>> {
+    ctx.ctx.data::<Arc<Session>>()
+}
+
+fn select_args(ctx: &ResolverContext<'_>) -> async_graphql::Result<SelectArgs> {
+    let distinct_on = match arg(ctx, "distinct_on")? {
+        Some(Json::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Some(Json::String(one)) => vec![one],
+        _ => Vec::new(),
+    };
+    Ok(SelectArgs {
+        filter: arg(ctx, "where")?,
+        order_by: arg(ctx, "order_by")?,
+        limit: arg(ctx, "limit")?.and_then(|v| v.as_i64()),
+        offset: arg(ctx, "offset")?.and_then(|v| v.as_i64()),
+        distinct_on,
+    })
+}
+
+fn select_arguments(field: Field, name: &str) -> Field {
+    field
+        .argument(
+            InputValue::new(
+                "distinct_on",
+                TypeRef::named_nn_list(format!("{name}_select_column")),
+            )
+            .description("distinct select on columns"),
+        )
+        .argument(
+            InputValue::new("limit", TypeRef::named(TypeRef::INT))
+                .description("limit the number of rows returned"),
+        )
+        .argument(
+            InputValue::new("offset", TypeRef::named(TypeRef::INT))
+                .description("skip the first n rows. Use only with order_by"),
+        )
+        .argument(
+            InputValue::new(
+                "order_by",
+                TypeRef::named_nn_list(format!("{name}_order_by")),
+            )
+            .description("sort the rows by one or more columns"),
+        )
+        .argument(
+            InputValue::new("where", TypeRef::named(format!("{name}_bool_exp")))
+                .description("filter the rows returned"),
+        )
+}
+
+/// Narrows a non-admin role's query to its permission: the filter (with the request's
+/// session variables) ANDed to `where`, and the permission's row limit.
+fn restrict(
+    ctx: &ResolverContext<'_>,
+    access: Option<&RoleAccess>,
+    args: &mut SelectArgs,
+) -> Result<(), HasuraError> {
+    let Some(access) = access else {
+        return Ok(());
+    };
+    let variables = ctx.ctx.data_opt::<SessionVariables>();
+    let filter = with_session_variables(&access.filter, variables)?;
+    args.filter = Some(match args.filter.take() {
+        Some(filter_arg) => serde_json::json!({ "_and": [filter_arg, filter] }),
+        None => filter,
+    });
+    if let Some(max) = access.limit {
+        args.limit = Some(args.limit.map_or(max, |limit| limit.min(max)));
+    }
+    Ok(())
+}
+
+/// Replaces string values naming a session variable (`X-Hasura-User-Id`, any case) by the
+/// variable's value; object keys (column names and operators) are left alone.
+fn with_session_variables(
+    filter: &Json,
+    variables: Option<&SessionVariables>,
+) -> Result<Json, HasuraError> {
+    Ok(match filter {
+        Json::String(name) if name.to_ascii_lowercase().starts_with("x-hasura-") => {
+            let name = name.to_ascii_lowercase();
+            let value = variables.and_then(|v| v.0.get(&name)).ok_or_else(|| {
+                HasuraError::new(
+                    Code::NotFound,
+                    "$",
+                    format!("missing session variable: \"{name}\""),
+                )
+            })?;
+            Json::String(value.clone())
+        }
+        Json::Array(items) => Json::Array(
+            items
+                .iter()
+                .map(|item| with_session_variables(item, variables))
+                .collect::<Result<_, _>>()?,
+        ),
+        Json::Object(fields) => Json::Object(
+            fields
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), with_session_variables(v, variables)?)))
+                .collect::<Result<_, HasuraError>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+/// Turns primary key arguments into `{col: {_eq: value}}`.
+fn pk_filter(table: &Table, values: &Map<String, Json>) -> Json {
+    let mut filter = Map::new();
+    for key in &table.primary_key {
+        let value = values.get(key).cloned().unwrap_or(Json::Null);
+        filter.insert(key.clone(), serde_json::json!({ "_eq": value }));
+    }
+    Json::Object(filter)
+}
+
+fn pk_args(ctx: &ResolverContext<'_>, table: &Table) -> async_graphql::Result<Map<String, Json>> {
+    let mut values = Map::new();
+    for key in &table.primary_key {
+        values.insert(key.clone(), arg(ctx, key)?.unwrap_or(Json::Null));
+    }
+    Ok(values)
+}
+
+fn with_pk_arguments(mut field: Field, table: &Table) -> Field {
+    for key in &table.primary_key {
+        let column = table
+            .column(key)
+            .expect("primary key columns are table columns");
+        field = field.argument(InputValue::new(key, TypeRef::named_nn(column.scalar())));
+    }
+    field
+}
+
+/// The root query fields of one table; `access` narrows them to a non-admin role's
+/// select permission (admin: `None`).
+pub fn query_fields(table: &Arc<Table>, access: Option<Arc<RoleAccess>>) -> Vec<(String, Field)> {
+    let name = type_name(table);
+    let quoted = super::quoted_table(table);
+    let mut fields = Vec::new();
+
+    let t = table.clone();
+    let a = access.clone();
+    let list = Field::new(&name, TypeRef::named_nn_list_nn(&name), move |ctx| {
+        let table = t.clone();
+        let access = a.clone();
+        FieldFuture::new(async move {
+            let path = field_path(&ctx);
+            let mut args = select_args(&ctx)?;
+            restrict(&ctx, access.as_deref(), &mut args)?;
+            let (sql, params) = sql::select(&table, &args, &path)?;
+            let row = session(&ctx)?
+                .query_one(&sql, &params, DB_ERROR_PATH)
+                .await?;
+            Ok(Some(row_list(rows_of(row.get(0)))))
+        })
+    })
+    .description(format!("fetch data from the table: {quoted}"));
+    fields.push((name.clone(), select_arguments(list, &name)));
+
+    if access.as_ref().is_none_or(|a| a.aggregates) {
+        let t = table.clone();
+        let a = access.clone();
+        let aggregate = Field::new(
+            format!("{name}_aggregate"),
+            TypeRef::named_nn(format!("{name}_aggregate")),
+            move |ctx| {
+                let table = t.clone();
+                let access = a.clone();
+                FieldFuture::new(async move {
+                    let mut args = select_args(&ctx)?;
+                    restrict(&ctx, access.as_deref(), &mut args)?;
+                    let source = AggregateSource {
+                        table,
+                        args,
+                        path: field_path(&ctx),
+                    };
+                    Ok(Some(FieldValue::owned_any(source)))
+                })
+            },
+        )
+        .description(format!("fetch aggregated fields from the table: {quoted}"));
+        fields.push((
+            format!("{name}_aggregate"),
+            select_arguments(aggregate, &name),
+        ));
+    }
+
+    if !table.primary_key.is_empty() && access.as_ref().is_none_or(|a| a.by_pk) {
+        let t = table.clone();
+        let a = access.clone();
+        let by_pk = Field::new(format!("{name}_by_pk"), TypeRef::named(&name), move |ctx| {
+            let table = t.clone();
+            let access = a.clone();
+            FieldFuture::new(async move {
+                let path = field_path(&ctx);
+                let mut args = SelectArgs {
+                    filter: Some(pk_filter(&table, &pk_args(&ctx, &table)?)),
+                    ..Default::default()
+                };
+                restrict(&ctx, access.as_deref(), &mut args)?;
+                let (sql, params) = sql::select(&table, &args, &path)?;
+                let row = session(&ctx)?
+                    .query_one(&sql, &params, DB_ERROR_PATH)
+                    .await?;
+                Ok(rows_of(row.get(0))
+                    .into_iter()
+                    .next()
+                    .map(FieldValue::owned_any))
+            })
+        })
+        .description(format!(
+            "fetch data from the table: {quoted} using primary key columns"
+        ));
+        fields.push((format!("{name}_by_pk"), with_pk_arguments(by_pk, table)));
+    }
+    fields
+}
+
+fn objects_arg(value: Option<Json>) -> Vec<Row> {
+    match value {
+        Some(Json::Array(items)) => rows_of(Json::Array(items)),
+        Some(Json::Object(one)) => vec![one],
+        _ => Vec::new(),
+    }
+}
+
+fn on_conflict_arg(
+    ctx: &ResolverContext<'_>,
+) -> async_graphql::Result<Option<sql::mutate::OnConflict>> {
+    let Some(Json::Object(oc)) = arg(ctx, "on_conflict")? else {
+        return Ok(None);
+    };
+    let update_columns = match oc.get("update_columns") {
+        Some(Json::Array(cols)) => cols
+            .iter()
+            .filter_map(|c| c.as_str().map(str::to_owned))
+            .collect(),
+        Some(Json::String(one)) => vec![one.clone()],
+        _ => Vec::new(),
+    };
+    Ok(Some(sql::mutate::OnConflict {
+        constraint: oc
+            .get("constraint")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        update_columns,
+        filter: oc.get("where").cloned(),
+    }))
+}
+
+fn wants_returning(ctx: &ResolverContext<'_>) -> bool {
+    ctx.ctx.look_ahead().field("returning").exists()
+}
+
+/// The root mutation fields of one table.
+pub fn mutation_fields(table: &Arc<Table>) -> Vec<(String, Field)> {
+    let name = type_name(table);
+    let quoted = super::quoted_table(table);
+    let response = format!("{name}_mutation_response");
+    let has_conflict = !table.unique_constraints.is_empty();
+    let mut fields = Vec::new();
+
+    let t = table.clone();
+    let mut insert = Field::new(
+        format!("insert_{name}"),
+        TypeRef::named(&response),
+        move |ctx| {
+            let table = t.clone();
+            FieldFuture::new(async move {
+                let path = field_path(&ctx);
+                let objects = objects_arg(arg(&ctx, "objects")?);
+                let on_conflict = on_conflict_arg(&ctx)?;
+                let statements = sql::insert(
+                    &table,
+                    objects,
+                    on_conflict.as_ref(),
+                    wants_returning(&ctx),
+                    &format!("{path}.args.objects"),
+                )?;
+                let result = session(&ctx)?
+                    .mutate(statements, &format!("{path}.args.objects"))
+                    .await?;
+                Ok(Some(FieldValue::owned_any(result)))
+            })
+        },
+    )
+    .description(format!("insert data into the table: {quoted}"))
+    .argument(
+        InputValue::new(
+            "objects",
+            TypeRef::named_nn_list_nn(format!("{name}_insert_input")),
+        )
+        .description("the rows to be inserted"),
+    );
+    if has_conflict {
+        insert = insert.argument(
+            InputValue::new("on_conflict", TypeRef::named(format!("{name}_on_conflict")))
+                .description("upsert condition"),
+        );
+    }
+    fields.push((format!("insert_{name}"), insert));
+
+    let t = table.clone();
+    let mut insert_one = Field::new(
+        format!("insert_{name}_one"),
+        TypeRef::named(&name),
+        move |ctx| {
+            let table = t.clone();
+            FieldFuture::new(async move {
+                let path = field_path(&ctx);
+                let objects = objects_arg(arg(&ctx, "object")?);
+                let on_conflict = on_conflict_arg(&ctx)?;
+                let statements = sql::insert(
+                    &table,
+                    objects,
+                    on_conflict.as_ref(),
+                    true,
+                    &format!("{path}.args.object"),
+                )?;
+                let result = session(&ctx)?
+                    .mutate(statements, &format!("{path}.args.object"))
+                    .await?;
+                Ok(result
+                    .returning
+                    .into_iter()
+                    .next()
+                    .map(FieldValue::owned_any))
+            })
+        },
+    )
+    .description(format!("insert a single row into the table: {quoted}"))
+    .argument(
+        InputValue::new("object", TypeRef::named_nn(format!("{name}_insert_input")))
+            .description("the row to be inserted"),
+    );
+    if has_conflict {
+        insert_one = insert_one.argument(
+            InputValue::new("on_conflict", TypeRef::named(format!("{name}_on_conflict")))
+                .description("upsert condition"),
+        );
+    }
+    fields.push((format!("insert_{name}_one"), insert_one));
+
+    let t = table.clone();
+    let mut update = Field::new(
+        format!("update_{name}"),
+        TypeRef::named(&response),
+        move |ctx| {
+            let table = t.clone();
+            FieldFuture::new(async move {
+                let path = field_path(&ctx);
+                let filter = arg(&ctx, "where")?.unwrap_or_else(|| Json::Object(Map::new()));
+                let ops = update_ops(&all_args(&ctx)?);
+                let statement = sql::update(&table, &filter, &ops, wants_returning(&ctx), &path)?;
+                let result = session(&ctx)?
+                    .mutate(vec![statement], DB_ERROR_PATH)
+                    .await?;
+                Ok(Some(FieldValue::owned_any(result)))
+            })
+        },
+    )
+    .description(format!("update data of the table: {quoted}"))
+    .argument(
+        InputValue::new("_set", TypeRef::named(format!("{name}_set_input")))
+            .description("sets the columns of the filtered rows to the given values"),
+    )
+    .argument(
+        InputValue::new("where", TypeRef::named_nn(format!("{name}_bool_exp")))
+            .description("filter the rows which have to be updated"),
+    );
+    for argument in update_arguments(table) {
+        update = update.argument(argument);
+    }
+    fields.push((format!("update_{name}"), update));
+
+    let t = table.clone();
+    let mut updates_input = InputValue::new(
+        "updates",
+        TypeRef::named_nn_list_nn(format!("{name}_updates")),
+    );
+    updates_input = updates_input.description("updates to execute, in order");
+    let update_many = Field::new(
+        format!("update_{name}_many"),
+        TypeRef::named_list(&response),
+        move |ctx| {
+            let table = t.clone();
+            FieldFuture::new(async move {
+                let path = field_path(&ctx);
+                let updates = match arg(&ctx, "updates")? {
+                    Some(Json::Array(items)) => rows_of(Json::Array(items)),
+                    Some(Json::Object(one)) => vec![one],
+                    _ => Vec::new(),
+                };
+                let want_rows = wants_returning(&ctx);
+                let mut results = Vec::with_capacity(updates.len());
+                for (i, update) in updates.iter().enumerate() {
+                    let item_path = format!("{path}.args.updates[{i}]");
+                    let filter = update
+                        .get("where")
+                        .cloned()
+                        .unwrap_or_else(|| Json::Object(Map::new()));
+                    let statement =
+                        sql::update(&table, &filter, &update_ops(update), want_rows, &item_path)?;
+                    results.push(
+                        session(&ctx)?
+                            .mutate(vec![statement], DB_ERROR_PATH)
+                            .await?,
+                    );
+                }
+                Ok(Some(FieldValue::list(
+                    results.into_iter().map(FieldValue::owned_any),
+                )))
+            })
+        },
+    )
+    .description(format!("update multiples rows of table: {quoted}"))
+    .argument(updates_input);
+    fields.push((format!("update_{name}_many"), update_many));
+
+    let t = table.clone();
+    let delete = Field::new(
+        format!("delete_{name}"),
+        TypeRef::named(&response),
+        move |ctx| {
+            let table = t.clone();
+            FieldFuture::new(async move {
+                let path = field_path(&ctx);
+                let filter = arg(&ctx, "where")?.unwrap_or_else(|| Json::Object(Map::new()));
+                let statement = sql::delete(&table, &filter, wants_returning(&ctx), &path)?;
+                let result = session(&ctx)?
+                    .mutate(vec![statement], DB_ERROR_PATH)
+                    .await?;
+                Ok(Some(FieldValue::owned_any(result)))
+            })
+        },
+    )
+    .description(format!("delete data from the table: {quoted}"))
+    .argument(
+        InputValue::new("where", TypeRef::named_nn(format!("{name}_bool_exp")))
+            .description("filter the rows which have to be deleted"),
+    );
+    fields.push((format!("delete_{name}"), delete));
+
+    if !table.primary_key.is_empty() {
+        let t = table.clone();
+        let mut update_by_pk = Field::new(
+            format!("update_{name}_by_pk"),
+            TypeRef::named(&name),
+            move |ctx| {
+                let table = t.clone();
+                FieldFuture::new(async move {
+                    let path = field_path(&ctx);
+                    let keys = sql::object_or_empty(arg(&ctx, "pk_columns")?.as_ref());
+                    let filter = pk_filter(&table, &keys);
+                    let ops = update_ops(&all_args(&ctx)?);
+                    let statement = sql::update(&table, &filter, &ops, true, &path)?;
+                    let result = session(&ctx)?
+                        .mutate(vec![statement], DB_ERROR_PATH)
+                        .await?;
+                    Ok(result
+                        .returning
+                        .into_iter()
+                        .next()
+                        .map(FieldValue::owned_any))
+                })
+            },
+        )
+        .description(format!("update single row of the table: {quoted}"))
+        .argument(
+            InputValue::new("_set", TypeRef::named(format!("{name}_set_input")))
+                .description("sets the columns of the filtered rows to the given values"),
+        )
+        .argument(InputValue::new(
+            "pk_columns",
+            TypeRef::named_nn(format!("{name}_pk_columns_input")),
+        ));
+        for argument in update_arguments(table) {
+            update_by_pk = update_by_pk.argument(argument);
+        }
+        fields.push((format!("update_{name}_by_pk"), update_by_pk));
+
+        let t = table.clone();
+        let delete_by_pk = Field::new(
+            format!("delete_{name}_by_pk"),
+            TypeRef::named(&name),
+            move |ctx| {
+                let table = t.clone();
+                FieldFuture::new(async move {
+                    let path = field_path(&ctx);
+                    let filter = pk_filter(&table, &pk_args(&ctx, &table)?);
+                    let statement = sql::delete(&table, &filter, true, &path)?;
+                    let result = session(&ctx)?
+                        .mutate(vec![statement], DB_ERROR_PATH)
+                        .await?;
+                    Ok(result
+                        .returning
+                        .into_iter()
+                        .next()
+                        .map(FieldValue::owned_any))
+                })
+            },
+        )
+        .description(format!("delete single row from the table: {quoted}"));
+        fields.push((
+            format!("delete_{name}_by_pk"),
+            with_pk_arguments(delete_by_pk, table),
+        ));
+    }
+    fields
+}
+
+/// The update operators a table offers besides `_set`: `_inc` with numeric columns, the
+/// jsonb operators with jsonb columns, as Hasura does.
+pub(crate) fn update_operators(table: &Table) -> Vec<(&'static str, &'static str)> {
+    let mut operators = Vec::new();
+    if table.columns.iter().any(Column::is_numeric) {
+        operators.push((
+            "_inc",
+            "increments the numeric columns with given value of the filtered values",
+        ));
+    }
+    if table.columns.iter().any(|c| c.type_name == "jsonb") {
+        operators.extend(JSONB_OPERATORS);
+    }
+    operators
+}
+
+/// Hasura's jsonb update operators and their descriptions.
+pub(crate) const JSONB_OPERATORS: [(&str, &str); 5] = [
+    (
+        "_append",
+        "append existing jsonb value of filtered columns with new jsonb value",
+    ),
+    (
+        "_delete_at_path",
+        "delete the field or element with specified path (for JSON arrays, negative integers count from the end)",
+    ),
+    (
+        "_delete_elem",
+        "delete the array element with specified index (negative integers count from the end). throws an error if top level container is not an array",
+    ),
+    (
+        "_delete_key",
+        "delete key/value pair or string element. key/value pairs are matched based on their key value",
+    ),
+    (
+        "_prepend",
+        "prepend existing jsonb value of filtered columns with new jsonb value",
+    ),
+];
+
+fn update_arguments(table: &Table) -> Vec<InputValue> {
+    let name = type_name(table);
+    update_operators(table)
+        .into_iter()
+        .map(|(op, desc)| {
+            InputValue::new(op, TypeRef::named(format!("{name}{op}_input"))).description(desc)
+        })
+        .collect()
+}
+
+fn all_args(ctx: &ResolverContext<'_>) -> async_graphql::Result<Map<String, Json>> {
+    let mut map = Map::new();
+    for (name, value) in ctx.args.iter() {
+        map.insert(name.to_string(), serde_json::to_value(value.as_value())?);
+    }
+    Ok(map)
+}
+
+/// Reads the update operators out of an argument map (`update_t`) or an `updates` item.
+fn update_ops(args: &Map<String, Json>) -> sql::mutate::UpdateOps {
+    let get = |key: &str| sql::object_or_empty(args.get(key));
+    sql::mutate::UpdateOps {
+        set: get("_set"),
+        inc: get("_inc"),
+        append: get("_append"),
+        prepend: get("_prepend"),
+        delete_key: get("_delete_key"),
+        delete_elem: get("_delete_elem"),
+        delete_at_path: get("_delete_at_path"),
+    }
+}
+
+/// A column of the row type; jsonb columns take Hasura's `path` argument.
+pub fn column_field(column: &Column) -> Field {
+    let name = column.name.clone();
+    let ty = if column.not_null {
+        TypeRef::named_nn(column.scalar())
+    } else {
+        TypeRef::named(column.scalar())
+    };
+    let mut field = Field::new(&column.name, ty, move |ctx| {
+        let name = name.clone();
+        FieldFuture::new(async move {
+            let row = ctx.parent_value.try_downcast_ref::<Row>()?;
+            let mut value = row.get(&name).cloned().unwrap_or(Json::Null);
+            if let Some(path) = ctx.args.get("path").filter(|p| !p.is_null()) {
+                value = json_path(&value, path.string()?).map_err(|message| {
+                    HasuraError::validation(format!("{}.args.path", field_path(&ctx)), message)
+                })?;
+            }
+            Ok(Some(FieldValue::value(Value::from_json(value)?)))
+        })
+    });
+    if let Some(comment) = &column.comment {
+        field = field.description(comment);
+    }
+    if matches!(column.type_name.as_str(), "json" | "jsonb") {
+        field = field.argument(
+            InputValue::new("path", TypeRef::named(TypeRef::STRING))
+                .description("JSON select path"),
+        );
+    }
+    field
+}
+
+/// `aggregate` of `<t>_aggregate`.
+pub fn aggregate_field(name: &str) -> Field {
+    Field::new(
+        "aggregate",
+        TypeRef::named(format!("{name}_aggregate_fields")),
+        |ctx| {
+            FieldFuture::new(async move {
+                let source = ctx
+                    .parent_value
+                    .try_downcast_ref::<AggregateSource>()?
+                    .clone();
+                Ok(Some(FieldValue::owned_any(source)))
+            })
+        },
+    )
+}
+
+/// `nodes` of `<t>_aggregate`.
+pub fn nodes_field(name: &str) -> Field {
+    Field::new("nodes", TypeRef::named_nn_list_nn(name), |ctx| {
+        FieldFuture::new(async move {
+            let source = ctx.parent_value.try_downcast_ref::<AggregateSource>()?;
+            let (sql, params) = sql::select(&source.table, &source.args, &source.path)?;
+            let row = session(&ctx)?
+                .query_one(&sql, &params, DB_ERROR_PATH)
+                .await?;
+            Ok(Some(row_list(rows_of(row.get(0)))))
+        })
+    })
+}
+
+/// `count(columns, distinct)` of `<t>_aggregate_fields`.
+pub fn count_field(table: &Table) -> Field {
+    let name = type_name(table);
+    Field::new("count", TypeRef::named_nn(TypeRef::INT), |ctx| {
+        FieldFuture::new(async move {
+            let source = ctx.parent_value.try_downcast_ref::<AggregateSource>()?;
+            let columns: Vec<String> = match arg(&ctx, "columns")? {
+                Some(Json::Array(items)) => items
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+                Some(Json::String(one)) => vec![one],
+                _ => Vec::new(),
+            };
+            let distinct = arg(&ctx, "distinct")?
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            let (sql, params) = sql::count(
+                &source.table,
+                &source.args,
+                &columns,
+                distinct,
+                &source.path,
+            )?;
+            let row = session(&ctx)?
+                .query_one(&sql, &params, DB_ERROR_PATH)
+                .await?;
+            Ok(Some(FieldValue::value(row.get::<_, i64>(0))))
+        })
+    })
+    .argument(InputValue::new(
+        "columns",
+        TypeRef::named_nn_list(format!("{name}_select_column")),
+    ))
+    .argument(InputValue::new(
+        "distinct",
+        TypeRef::named(TypeRef::BOOLEAN),
+    ))
+}
+
+/// Hasura's aggregate functions besides `count`, with the columns each applies to.
+pub(crate) fn aggregate_ops(table: &Table) -> Vec<(&'static str, Vec<&Column>)> {
+    let comparable: Vec<&Column> = table
+        .columns
+        .iter()
+        .filter(|c| !matches!(c.type_name.as_str(), "bool" | "json" | "jsonb"))
+        .collect();
+    let numeric: Vec<&Column> = table.columns.iter().filter(|c| c.is_numeric()).collect();
+    let mut ops = Vec::new();
+    if !numeric.is_empty() {
+        for op in [
+            "avg",
+            "stddev",
+            "stddev_pop",
+            "stddev_samp",
+            "sum",
+            "var_pop",
+            "var_samp",
+            "variance",
+        ] {
+            ops.push((op, numeric.clone()));
+        }
+    }
+    if !comparable.is_empty() {
+        ops.push(("max", comparable.clone()));
+        ops.push(("min", comparable));
+    }
+    ops
+}
+
+/// `max`, `min`, `avg`, ... of `<t>_aggregate_fields`: one query computing the function
+/// for every column of its type, handed on as a row.
+pub fn aggregate_op_field(table: &Table, op: &'static str) -> Field {
+    let name = type_name(table);
+    Field::new(
+        op,
+        TypeRef::named(format!("{name}_{op}_fields")),
+        move |ctx| {
+            FieldFuture::new(async move {
+                let source = ctx.parent_value.try_downcast_ref::<AggregateSource>()?;
+                let ops = aggregate_ops(&source.table);
+                let columns = ops
+                    .iter()
+                    .find(|(o, _)| *o == op)
+                    .map(|(_, c)| c.clone())
+                    .unwrap_or_default();
+                let (sql, params) =
+                    sql::aggregate(&source.table, &source.args, op, &columns, &source.path)?;
+                let row = session(&ctx)?
+                    .query_one(&sql, &params, DB_ERROR_PATH)
+                    .await?;
+                let value: Json = row.get(0);
+                Ok(match value {
+                    Json::Object(map) => Some(FieldValue::owned_any(map)),
+                    _ => None,
+                })
+            })
+        },
+    )
+}
+
+/// A field that picks `name` out of its parent row.
+pub fn pick_field(name: &str, ty: TypeRef) -> Field {
+    let key = name.to_owned();
+    Field::new(name, ty, move |ctx| {
+        let key = key.clone();
+        FieldFuture::new(async move {
+            let row = ctx.parent_value.try_downcast_ref::<Row>()?;
+            let value = row.get(&key).cloned().unwrap_or(Json::Null);
+            Ok(Some(FieldValue::value(Value::from_json(value)?)))
+        })
+    })
+}
+
+/// `affected_rows` of `<t>_mutation_response`.
+pub fn affected_rows_field() -> Field {
+    Field::new("affected_rows", TypeRef::named_nn(TypeRef::INT), |ctx| {
+        FieldFuture::new(async move {
+            let result = ctx.parent_value.try_downcast_ref::<MutationResult>()?;
+            Ok(Some(FieldValue::value(result.affected_rows)))
+        })
+    })
+    .description("number of rows affected by the mutation")
+}
+
+/// `returning` of `<t>_mutation_response`.
+pub fn returning_field(name: &str) -> Field {
+    Field::new("returning", TypeRef::named_nn_list_nn(name), |ctx| {
+        FieldFuture::new(async move {
+            let result = ctx.parent_value.try_downcast_ref::<MutationResult>()?;
+            Ok(Some(row_list(result.returning.clone())))
+        })
+    })
+    .description("data from the rows affected by the mutation")
+}
