@@ -1,0 +1,106 @@
+//! `status`: the pool's recent runs and what the mirror holds.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::hasura::operations::recent_runs;
+use crate::state::RunStore;
+
+/// What `status` shows; also its `--json` output.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub user_pool_id: String,
+    pub live_users: i64,
+    pub deleted_users: i64,
+    pub live_groups: i64,
+    pub runs: Vec<RunLine>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunLine {
+    pub id: uuid::Uuid,
+    pub kind: String,
+    pub status: String,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub heartbeat_at: chrono::DateTime<chrono::Utc>,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub counters: serde_json::Value,
+    pub error: Option<String>,
+}
+
+pub async fn status(runs: &RunStore, pool: &str, limit: i64) -> anyhow::Result<Status> {
+    let data = runs.recent(pool, limit).await?;
+    let count = |agg: Option<recent_runs::RecentRunsLiveUsersAggregate>| agg.map_or(0, |a| a.count);
+    Ok(Status {
+        user_pool_id: pool.to_owned(),
+        live_users: count(data.live_users.aggregate),
+        deleted_users: data.deleted_users.aggregate.map_or(0, |a| a.count),
+        live_groups: data.live_groups.aggregate.map_or(0, |a| a.count),
+        runs: data
+            .cognito_sync_runs
+            .into_iter()
+            .map(|r| RunLine {
+                id: r.id,
+                kind: r.kind,
+                status: r.status,
+                started_at: r.started_at,
+                heartbeat_at: r.heartbeat_at,
+                finished_at: r.finished_at,
+                counters: r.counters,
+                error: r.error,
+            })
+            .collect(),
+    })
+}
+
+impl Status {
+    /// The human-readable table.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "user pool {}", self.user_pool_id);
+        let _ = writeln!(
+            out,
+            "mirror: {} users ({} deleted), {} groups",
+            self.live_users, self.deleted_users, self.live_groups
+        );
+        if self.runs.is_empty() {
+            let _ = writeln!(
+                out,
+                "no runs yet: start one with `cognito-hasura-sync backfill`"
+            );
+            return out;
+        }
+        let _ = writeln!(
+            out,
+            "{:<20}  {:<9}  {:<9}  {:>10}  {:>8}  run / error",
+            "started", "kind", "status", "users", "took"
+        );
+        for run in &self.runs {
+            let users = run
+                .counters
+                .get("users_seen")
+                // A reconcile counts the users it scanned under this name.
+                .or_else(|| run.counters.get("scanned"))
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0);
+            let end = run.finished_at.unwrap_or(run.heartbeat_at);
+            let took = (end - run.started_at).num_seconds().max(0);
+            let _ = writeln!(
+                out,
+                "{:<20}  {:<9}  {:<9}  {:>10}  {:>7}s  {}{}",
+                run.started_at.format("%Y-%m-%d %H:%M:%S"),
+                run.kind,
+                run.status,
+                users,
+                took,
+                run.id,
+                run.error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            );
+        }
+        out
+    }
+}

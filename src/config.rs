@@ -1,0 +1,385 @@
+//! Settings resolved from flags, environment and an optional TOML file, flags winning.
+//!
+//! clap already folds each flag's environment variable into the flag, so the order is:
+//! flag, then environment, then `--config` file, then the documented default. Secrets are
+//! held in [`Secret`], whose `Debug` never shows the value.
+//!
+//! ```toml
+//! user_pool_id = "eu-west-1_AbCdEf123"
+//! region = "eu-west-1"
+//!
+//! [hasura]
+//! endpoint = "https://hasura.example.com/v1/graphql"
+//! admin_secret = "..."        # or jwt = "..."
+//! retries = 8
+//!
+//! [backfill]
+//! shards = 16
+//! cognito_rps = 25.0
+//! batch_size = 500
+//! concurrency = 4
+//! ```
+
+use std::fmt;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::cli::{BackfillArgs, ConnectionArgs};
+
+/// Default parallel ListUsers scans.
+pub const DEFAULT_SHARDS: usize = 16;
+/// Default Cognito read rate: under the 30 RPS ListUsers/ListUsersInGroup account quota.
+pub const DEFAULT_COGNITO_RPS: f64 = 25.0;
+/// Default users per Hasura upsert.
+pub const DEFAULT_BATCH_SIZE: usize = 500;
+/// Default Hasura write requests in flight.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Largest upsert accepted: bigger requests only risk Hasura's body limit and long transactions.
+pub const MAX_BATCH_SIZE: usize = 5000;
+
+/// A credential: shown as `<redacted>` by `Debug`, read only through [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// How requests to Hasura authenticate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HasuraAuth {
+    /// `x-hasura-admin-secret`.
+    AdminSecret(Secret),
+    /// `Authorization: Bearer <jwt>`.
+    Bearer(Secret),
+}
+
+/// Where Hasura is and how to talk to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HasuraSettings {
+    /// The full GraphQL URL, ending in `/v1/graphql`.
+    pub endpoint: String,
+    pub auth: HasuraAuth,
+    /// Retries of a retryable failure.
+    pub retries: usize,
+}
+
+/// Connection settings shared by every subcommand. Each is optional here: a subcommand asks
+/// for what it needs with the `require_*` methods, which say how to set what is missing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Settings {
+    pub user_pool_id: Option<String>,
+    /// Set explicitly; otherwise the AWS configuration decides, then the pool id's prefix.
+    pub region: Option<String>,
+    pub hasura_endpoint: Option<String>,
+    pub hasura_admin_secret: Option<Secret>,
+    pub hasura_jwt: Option<Secret>,
+    /// Retries of a retryable Hasura failure.
+    pub hasura_retries: usize,
+    /// The `[backfill]` table of the config file, for [`BackfillSettings::resolve`].
+    pub backfill_file: BackfillFile,
+}
+
+/// Tuning of a backfill, defaults applied.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BackfillSettings {
+    pub shards: usize,
+    pub cognito_rps: f64,
+    pub batch_size: usize,
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    user_pool_id: Option<String>,
+    region: Option<String>,
+    #[serde(default)]
+    hasura: HasuraFile,
+    #[serde(default)]
+    backfill: BackfillFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HasuraFile {
+    endpoint: Option<String>,
+    admin_secret: Option<Secret>,
+    jwt: Option<Secret>,
+    retries: Option<usize>,
+}
+
+/// The `[backfill]` table of a config file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillFile {
+    shards: Option<usize>,
+    cognito_rps: Option<f64>,
+    batch_size: Option<usize>,
+    concurrency: Option<usize>,
+}
+
+impl Settings {
+    /// Resolves the connection flags (environment already folded in by clap) over the
+    /// `--config` file, if any.
+    pub fn load(args: &ConnectionArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        Ok(Self::merge(args, file))
+    }
+
+    /// Resolves from a config file's text instead of a path (used by tests).
+    pub fn from_toml(args: &ConnectionArgs, text: &str) -> anyhow::Result<Self> {
+        let file: FileConfig = toml::from_str(text).context("invalid config file")?;
+        Ok(Self::merge(args, file))
+    }
+
+    fn merge(args: &ConnectionArgs, file: FileConfig) -> Self {
+        let nonempty = |v: &Option<String>| v.as_ref().filter(|s| !s.trim().is_empty()).cloned();
+        Settings {
+            user_pool_id: nonempty(&args.user_pool_id).or(file.user_pool_id),
+            region: nonempty(&args.region).or(file.region),
+            hasura_endpoint: nonempty(&args.hasura_endpoint).or(file.hasura.endpoint),
+            hasura_admin_secret: nonempty(&args.hasura_admin_secret)
+                .map(Secret)
+                .or(file.hasura.admin_secret),
+            hasura_jwt: nonempty(&args.hasura_jwt).map(Secret).or(file.hasura.jwt),
+            hasura_retries: args
+                .hasura_retries
+                .or(file.hasura.retries)
+                .unwrap_or(crate::hasura::DEFAULT_RETRIES),
+            backfill_file: file.backfill,
+        }
+    }
+
+    /// The pool id, or an error saying how to set it.
+    pub fn require_pool(&self) -> anyhow::Result<&str> {
+        match self.user_pool_id.as_deref() {
+            Some(pool) => Ok(pool),
+            None => bail!("no user pool configured: set --user-pool-id or COGNITO_USER_POOL_ID"),
+        }
+    }
+
+    /// The region explicitly configured, else the one a pool id starts with (`eu-west-1_...`).
+    pub fn region_or_pool_prefix(&self) -> Option<String> {
+        self.region.clone().or_else(|| {
+            self.user_pool_id
+                .as_deref()
+                .and_then(|pool| pool.split_once('_'))
+                .map(|(region, _)| region.to_owned())
+                .filter(|region| !region.is_empty())
+        })
+    }
+
+    /// Hasura's endpoint and credentials, or an error saying what is missing.
+    pub fn require_hasura(&self) -> anyhow::Result<HasuraSettings> {
+        let Some(endpoint) = self.hasura_endpoint.clone() else {
+            bail!(
+                "no Hasura endpoint configured: set --hasura-endpoint or HASURA_GRAPHQL_ENDPOINT (the full /v1/graphql URL)"
+            );
+        };
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            bail!("Hasura endpoint {endpoint:?} is not an http(s) URL");
+        }
+        let auth = match (&self.hasura_admin_secret, &self.hasura_jwt) {
+            (Some(secret), _) => HasuraAuth::AdminSecret(secret.clone()),
+            (None, Some(jwt)) => HasuraAuth::Bearer(jwt.clone()),
+            (None, None) => bail!(
+                "no Hasura credentials configured: set --hasura-admin-secret or HASURA_GRAPHQL_ADMIN_SECRET (or HASURA_GRAPHQL_JWT)"
+            ),
+        };
+        Ok(HasuraSettings {
+            endpoint,
+            auth,
+            retries: self.hasura_retries,
+        })
+    }
+}
+
+impl BackfillSettings {
+    /// Flags over the config file over the defaults, validated.
+    pub fn resolve(args: &BackfillArgs, file: &BackfillFile) -> anyhow::Result<Self> {
+        let settings = BackfillSettings {
+            shards: args.shards.or(file.shards).unwrap_or(DEFAULT_SHARDS),
+            cognito_rps: args
+                .cognito_rps
+                .or(file.cognito_rps)
+                .unwrap_or(DEFAULT_COGNITO_RPS),
+            batch_size: args
+                .batch_size
+                .or(file.batch_size)
+                .unwrap_or(DEFAULT_BATCH_SIZE),
+            concurrency: args
+                .concurrency
+                .or(file.concurrency)
+                .unwrap_or(DEFAULT_CONCURRENCY),
+        };
+        if !matches!(settings.shards, 1 | 16 | 256) {
+            bail!("--shards must be 1, 16 or 256, not {}", settings.shards);
+        }
+        if !(settings.cognito_rps.is_finite() && settings.cognito_rps > 0.0) {
+            bail!(
+                "--cognito-rps must be a positive number, not {}",
+                settings.cognito_rps
+            );
+        }
+        if !(1..=MAX_BATCH_SIZE).contains(&settings.batch_size) {
+            bail!(
+                "--batch-size must be between 1 and {MAX_BATCH_SIZE}, not {}",
+                settings.batch_size
+            );
+        }
+        if !(1..=64).contains(&settings.concurrency) {
+            bail!(
+                "--concurrency must be between 1 and 64, not {}",
+                settings.concurrency
+            );
+        }
+        Ok(settings)
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+        user_pool_id = "eu-west-1_FromFile"
+        [hasura]
+        endpoint = "http://file:8080/v1/graphql"
+        admin_secret = "file-secret"
+        [backfill]
+        shards = 256
+        batch_size = 1000
+    "#;
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let args = ConnectionArgs {
+            user_pool_id: Some("us-east-1_FromFlag".into()),
+            hasura_admin_secret: Some("flag-secret".into()),
+            ..Default::default()
+        };
+        let settings = Settings::from_toml(&args, FILE).unwrap();
+        assert_eq!(settings.require_pool().unwrap(), "us-east-1_FromFlag");
+        let hasura = settings.require_hasura().unwrap();
+        assert_eq!(hasura.endpoint, "http://file:8080/v1/graphql");
+        assert_eq!(
+            hasura.auth,
+            HasuraAuth::AdminSecret(Secret::new("flag-secret"))
+        );
+        assert_eq!(
+            settings.region_or_pool_prefix().as_deref(),
+            Some("us-east-1")
+        );
+
+        let backfill = BackfillSettings::resolve(
+            &BackfillArgs {
+                batch_size: Some(700),
+                ..Default::default()
+            },
+            &settings.backfill_file,
+        )
+        .unwrap();
+        assert_eq!(backfill.shards, 256);
+        assert_eq!(backfill.batch_size, 700);
+        assert_eq!(backfill.concurrency, DEFAULT_CONCURRENCY);
+        assert_eq!(backfill.cognito_rps, DEFAULT_COGNITO_RPS);
+    }
+
+    #[test]
+    fn missing_settings_say_how_to_set_them() {
+        let settings = Settings::from_toml(&ConnectionArgs::default(), "").unwrap();
+        assert!(
+            settings
+                .require_pool()
+                .unwrap_err()
+                .to_string()
+                .contains("COGNITO_USER_POOL_ID")
+        );
+        assert!(
+            settings
+                .require_hasura()
+                .unwrap_err()
+                .to_string()
+                .contains("HASURA_GRAPHQL_ENDPOINT")
+        );
+        let no_secret = Settings {
+            hasura_endpoint: Some("http://h/v1/graphql".into()),
+            ..settings
+        };
+        assert!(
+            no_secret
+                .require_hasura()
+                .unwrap_err()
+                .to_string()
+                .contains("HASURA_GRAPHQL_ADMIN_SECRET")
+        );
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let args = ConnectionArgs {
+            hasura_jwt: Some("eyJ-secret-token".into()),
+            ..Default::default()
+        };
+        let settings = Settings::from_toml(&args, FILE).unwrap();
+        let shown = format!(
+            "{settings:?} {:?} {args:?}",
+            settings.require_hasura().unwrap()
+        );
+        assert!(!shown.contains("file-secret"), "{shown}");
+        assert!(!shown.contains("eyJ-secret-token"), "{shown}");
+    }
+
+    #[test]
+    fn invalid_tuning_and_unknown_keys_are_rejected() {
+        for args in [
+            BackfillArgs {
+                shards: Some(8),
+                ..Default::default()
+            },
+            BackfillArgs {
+                batch_size: Some(0),
+                ..Default::default()
+            },
+            BackfillArgs {
+                concurrency: Some(0),
+                ..Default::default()
+            },
+            BackfillArgs {
+                cognito_rps: Some(0.0),
+                ..Default::default()
+            },
+        ] {
+            assert!(
+                BackfillSettings::resolve(&args, &BackfillFile::default()).is_err(),
+                "{args:?}"
+            );
+        }
+        assert!(Settings::from_toml(&ConnectionArgs::default(), "user_pool = \"x\"").is_err());
+    }
+}

@@ -1,0 +1,417 @@
+//! Writing and reading the mirror through Hasura: typed GraphQL operations and one client that sends them.
+//!
+//! [`HasuraClient::post`] is the only place a request is made: it sends a typed operation,
+//! checks the HTTP status, decodes the response and turns GraphQL `errors` into a
+//! [`HasuraError`] carrying Hasura's `extensions.code` and `path`. One classifier,
+//! [`HasuraError::is_retryable`], decides what is retried with backoff (connection failures,
+//! timeouts, 5xx, 429, code `unexpected`); everything else (validation-failed, access-denied,
+//! constraint-violation, data-exception, invalid-jwt, ...) stops the caller with a clear message.
+
+pub mod daemon_ops;
+pub mod operations;
+pub mod reconcile_ops;
+pub mod records;
+pub mod scalars;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use graphql_client::GraphQLQuery;
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde::Serialize;
+
+use crate::config::{HasuraAuth, HasuraSettings};
+use crate::telemetry::hasura::{HasuraRequestCompleted, HasuraRetry};
+
+/// Retries of a request failing with a retryable error, by default.
+pub const DEFAULT_RETRIES: usize = 8;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A Hasura request that failed for good (after retries, when retryable).
+#[derive(Debug, thiserror::Error)]
+pub enum HasuraError {
+    #[error("cannot reach Hasura at {endpoint} ({operation}): {message}")]
+    Unreachable {
+        endpoint: String,
+        operation: String,
+        message: String,
+        timeout: bool,
+    },
+    #[error("Hasura answered {operation} with HTTP {status}: {body}")]
+    Status {
+        operation: String,
+        status: u16,
+        body: String,
+    },
+    #[error("Hasura rejected {operation}: {message} (code {code}{}){}", path_suffix(.path), hint(.code, .message))]
+    GraphQl {
+        operation: String,
+        code: String,
+        path: Option<String>,
+        message: String,
+    },
+    #[error("unusable response from Hasura to {operation}: {message}")]
+    Decode { operation: String, message: String },
+}
+
+fn path_suffix(path: &Option<String>) -> String {
+    path.as_ref()
+        .map(|p| format!(", path {p}"))
+        .unwrap_or_default()
+}
+
+/// What to do about a Hasura error code, told to whoever reads the error.
+fn hint(code: &str, message: &str) -> &'static str {
+    match code {
+        "access-denied" | "invalid-headers"
+            if message.contains("secret") || message.contains("access-key") =>
+        {
+            "; check HASURA_GRAPHQL_ADMIN_SECRET"
+        }
+        "invalid-jwt" | "jwt-invalid-claims" => "; check HASURA_GRAPHQL_JWT",
+        "validation-failed" if message.contains("not found in type") => {
+            "; are the deploy/hasura migrations applied and the metadata reloaded?"
+        }
+        _ => "",
+    }
+}
+
+impl HasuraError {
+    /// The one classifier: whether sending the same request again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            HasuraError::Unreachable { .. } | HasuraError::Decode { .. } => true,
+            HasuraError::Status { status, .. } => *status >= 500 || *status == 429,
+            // `unexpected` covers Hasura's own failures (database connection lost, ...);
+            // the other codes describe the request itself and would fail again.
+            HasuraError::GraphQl { code, .. } => {
+                matches!(code.as_str(), "unexpected" | "connection-error")
+            }
+        }
+    }
+
+    /// Hasura's `extensions.code`, when it answered with GraphQL errors.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            HasuraError::GraphQl { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// Requests sent per operation name, retries and failures: for the run summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HasuraStats {
+    pub requests: BTreeMap<String, u64>,
+    pub retries: u64,
+    pub failures: u64,
+}
+
+impl HasuraStats {
+    pub fn total_requests(&self) -> u64 {
+        self.requests.values().sum()
+    }
+}
+
+/// Sends typed operations to one Hasura endpoint. Cheap to clone; clones share statistics.
+#[derive(Clone)]
+pub struct HasuraClient {
+    http: reqwest::Client,
+    endpoint: String,
+    retries: usize,
+    stats: Arc<Mutex<HasuraStats>>,
+}
+
+impl fmt::Debug for HasuraClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HasuraClient")
+            .field("endpoint", &self.endpoint)
+            .field("retries", &self.retries)
+            .finish()
+    }
+}
+
+/// The body of a Hasura answer: `data` and/or `errors`.
+#[derive(serde::Deserialize)]
+struct Answer<T> {
+    data: Option<T>,
+    errors: Option<Vec<AnswerError>>,
+}
+
+#[derive(serde::Deserialize)]
+struct AnswerError {
+    message: String,
+    #[serde(default)]
+    extensions: Option<AnswerExtensions>,
+}
+
+#[derive(serde::Deserialize)]
+struct AnswerExtensions {
+    code: Option<String>,
+    path: Option<String>,
+}
+
+impl HasuraClient {
+    /// A client for `settings`, retrying retryable failures `settings.retries` times.
+    pub fn new(settings: &HasuraSettings) -> anyhow::Result<Self> {
+        Self::with_retries(settings, settings.retries)
+    }
+
+    /// A client retrying retryable failures `retries` times (0: never).
+    pub fn with_retries(settings: &HasuraSettings, retries: usize) -> anyhow::Result<Self> {
+        let mut headers = HeaderMap::new();
+        let (name, value) = match &settings.auth {
+            HasuraAuth::AdminSecret(secret) => {
+                ("x-hasura-admin-secret", secret.expose().to_owned())
+            }
+            HasuraAuth::Bearer(jwt) => ("authorization", format!("Bearer {}", jwt.expose())),
+        };
+        let mut value = HeaderValue::from_str(&value).map_err(|_| {
+            anyhow::anyhow!(
+                "the Hasura credential contains characters not allowed in an HTTP header"
+            )
+        })?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .user_agent(concat!("cognito-hasura-sync/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(HasuraClient {
+            http,
+            endpoint: settings.endpoint.clone(),
+            retries,
+            stats: Arc::default(),
+        })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// A snapshot of the requests sent so far by this client and its clones.
+    pub fn stats(&self) -> HasuraStats {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sends `Q`, retrying retryable failures with jittered exponential backoff.
+    pub async fn post<Q: GraphQLQuery>(
+        &self,
+        variables: Q::Variables,
+    ) -> Result<Q::ResponseData, HasuraError> {
+        let body = Q::build_query(variables);
+        let operation = body.operation_name;
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(10))
+            .with_max_times(self.retries)
+            .with_jitter()
+            .build();
+        let mut attempt = 0;
+        loop {
+            let started = Instant::now();
+            let result = self.send_once::<Q>(operation, &body).await;
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(e) if e.is_retryable() => "transient",
+                Err(_) => "error",
+            };
+            self.count(operation, outcome);
+            HasuraRequestCompleted {
+                operation,
+                outcome,
+                elapsed: started.elapsed(),
+            }
+            .emit();
+            match result {
+                Err(err) if err.is_retryable() => match delays.next() {
+                    Some(delay) => {
+                        attempt += 1;
+                        HasuraRetry {
+                            operation,
+                            attempt,
+                            delay,
+                            error: &err.to_string(),
+                        }
+                        .emit();
+                        tokio::time::sleep(delay).await;
+                    }
+                    None => return Err(err),
+                },
+                other => return other,
+            }
+        }
+    }
+
+    fn count(&self, operation: &str, outcome: &str) {
+        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        *stats.requests.entry(operation.to_owned()).or_default() += 1;
+        match outcome {
+            "transient" => stats.retries += 1,
+            "error" => stats.failures += 1,
+            _ => {}
+        }
+    }
+
+    async fn send_once<Q: GraphQLQuery>(
+        &self,
+        operation: &str,
+        body: &graphql_client::QueryBody<Q::Variables>,
+    ) -> Result<Q::ResponseData, HasuraError> {
+        let unreachable = |err: reqwest::Error| HasuraError::Unreachable {
+            endpoint: self.endpoint.clone(),
+            operation: operation.to_owned(),
+            message: error_chain(&err),
+            timeout: err.is_timeout(),
+        };
+        let response = self
+            .http
+            .post(&self.endpoint)
+            .json(body)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(unreachable)?;
+        decode::<Q::ResponseData>(operation, status.as_u16(), &bytes)
+    }
+}
+
+/// Turns an HTTP answer into data or a typed error. GraphQL errors win over the status, since
+/// Hasura says what went wrong in them whatever the status.
+fn decode<T: serde::de::DeserializeOwned>(
+    operation: &str,
+    status: u16,
+    body: &[u8],
+) -> Result<T, HasuraError> {
+    match serde_json::from_slice::<Answer<T>>(body) {
+        Ok(Answer {
+            errors: Some(errors),
+            ..
+        }) if !errors.is_empty() => {
+            let first = &errors[0];
+            let extensions = first.extensions.as_ref();
+            Err(HasuraError::GraphQl {
+                operation: operation.to_owned(),
+                code: extensions
+                    .and_then(|e| e.code.clone())
+                    .unwrap_or_else(|| "unknown".to_owned()),
+                path: extensions.and_then(|e| e.path.clone()),
+                message: first.message.clone(),
+            })
+        }
+        Ok(Answer {
+            data: Some(data), ..
+        }) if (200..300).contains(&status) => Ok(data),
+        Ok(_) if (200..300).contains(&status) => Err(HasuraError::Decode {
+            operation: operation.to_owned(),
+            message: "neither data nor errors in the response".to_owned(),
+        }),
+        Err(err) if (200..300).contains(&status) => Err(HasuraError::Decode {
+            operation: operation.to_owned(),
+            message: err.to_string(),
+        }),
+        _ => Err(HasuraError::Status {
+            operation: operation.to_owned(),
+            status,
+            body: String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+        }),
+    }
+}
+
+/// reqwest's top-level message hides the cause ("error sending request"); show the chain.
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Rows {
+        affected_rows: i64,
+    }
+
+    #[test]
+    fn graphql_errors_carry_code_and_path() {
+        let body = br#"{"errors":[{"extensions":{"path":"$.selectionSet.insert_cognito_users.args.objects[0].nope","code":"validation-failed"},"message":"field 'nope' not found in type: 'cognito_users_insert_input'"}]}"#;
+        let err = decode::<Rows>("UpsertUsers", 200, body).unwrap_err();
+        assert_eq!(err.code(), Some("validation-failed"));
+        assert!(!err.is_retryable());
+        let text = err.to_string();
+        assert!(
+            text.contains("UpsertUsers") && text.contains("objects[0].nope"),
+            "{text}"
+        );
+        assert!(text.contains("migrations"), "{text}");
+    }
+
+    #[test]
+    fn the_classifier_retries_only_what_can_succeed_later() {
+        let gql = |code: &str| HasuraError::GraphQl {
+            operation: "Op".into(),
+            code: code.into(),
+            path: None,
+            message: "m".into(),
+        };
+        assert!(gql("unexpected").is_retryable());
+        for code in [
+            "validation-failed",
+            "access-denied",
+            "constraint-violation",
+            "data-exception",
+            "invalid-jwt",
+        ] {
+            assert!(!gql(code).is_retryable(), "{code}");
+        }
+        let status = |status| HasuraError::Status {
+            operation: "Op".into(),
+            status,
+            body: String::new(),
+        };
+        assert!(status(502).is_retryable());
+        assert!(status(429).is_retryable());
+        assert!(!status(404).is_retryable());
+        let unreachable = HasuraError::Unreachable {
+            endpoint: "http://x".into(),
+            operation: "Op".into(),
+            message: "refused".into(),
+            timeout: false,
+        };
+        assert!(unreachable.is_retryable());
+    }
+
+    #[test]
+    fn data_and_status_errors_decode() {
+        let rows: Rows = decode("Op", 200, br#"{"data":{"affected_rows":3}}"#).unwrap();
+        assert_eq!(rows.affected_rows, 3);
+        let err = decode::<Rows>("Op", 503, b"upstream down").unwrap_err();
+        assert!(matches!(err, HasuraError::Status { status: 503, .. }));
+        assert!(err.is_retryable());
+        let denied = decode::<Rows>(
+            "Op",
+            200,
+            br#"{"errors":[{"extensions":{"path":"$","code":"access-denied"},"message":"invalid x-hasura-admin-secret/x-hasura-access-key"}]}"#,
+        )
+        .unwrap_err();
+        assert!(!denied.is_retryable());
+        assert!(
+            denied.to_string().contains("HASURA_GRAPHQL_ADMIN_SECRET"),
+            "{denied}"
+        );
+    }
+}

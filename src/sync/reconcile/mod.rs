@@ -1,0 +1,657 @@
+//! `reconcile`: diffs Cognito against the mirror and writes only the difference,
+//! tombstoning users gone from Cognito, behind a safety brake.
+//!
+//! 1. Note the start time `started_at`, record a `reconcile` run, and read the mirror's
+//!    digests of the pool by key ([`mirror::read_mirror`]).
+//! 2. Scan the pool as backfill does: groups and their members, then ListUsers over
+//!    `--shards` parallel shards under the reader's shared rate limit. Each user is compared
+//!    with its digest as it arrives ([`plan::Differ`]); only users that differ are kept.
+//! 3. The plan: insert, update, revive, and tombstone the live rows Cognito no longer has
+//!    that were observed before `started_at` (a user written meanwhile by an event is left
+//!    alone). Groups the same way.
+//! 4. The safety brake ([`plan::Plan::brake`]) refuses a plan that empties the pool or
+//!    tombstones more than `--max-delete-fraction` of it, unless `--allow-mass-delete`.
+//! 5. Write ([`mirror::apply`]), or with `--dry-run` only print the plan.
+//!
+//! An unchanged pool costs the scan's Cognito calls, ceil(rows / page) Hasura reads, and no
+//! write to the mirror: the only mutations are the two of the run record.
+//!
+//! [`schedule`] runs reconcile on a cron schedule inside the daemon, under a lease.
+
+pub mod mirror;
+pub mod plan;
+pub mod schedule;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, anyhow, bail};
+use chrono::{DateTime, DurationRound, Utc};
+use clap::Args;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::BackfillArgs;
+use crate::cognito::{CallStats, CognitoError, CognitoReader, Memberships, Shard};
+use crate::commands;
+use crate::config::{BackfillSettings, Settings};
+use crate::hasura::{HasuraClient, HasuraStats};
+use crate::model::UserRecord;
+use crate::state::{RunKind, RunStatus, RunStore};
+use crate::telemetry::reconcile::{ReconcileBraked, ReconcileFinished};
+
+pub use plan::{OnDelete, Plan};
+
+/// Groups whose member lists are read at once (as backfill).
+const MEMBERSHIP_CONCURRENCY: usize = 4;
+/// User digests per Hasura read: small rows (about 150 bytes), so a page stays under 1 MB.
+pub const DIGEST_PAGE_SIZE: usize = 5000;
+/// Default largest share of the mirror's live users one run may tombstone.
+pub const DEFAULT_MAX_DELETE_FRACTION: f64 = 0.1;
+
+/// `reconcile`: repair drift between Cognito and the mirror.
+#[derive(Debug, Clone, Args)]
+pub struct ReconcileArgs {
+    /// What to do with users (and groups) of the pool that Cognito no longer has.
+    /// `tombstone` sets `deleted_at` and keeps the row; `delete` removes the row (and rows
+    /// tombstoned by earlier runs); `scrub` tombstones and blanks the personal data
+    /// (username, email, phone number, names, attributes) of these and earlier tombstones,
+    /// keeping `id`, groups and dates. Only rows read before the scan started are touched.
+    #[arg(long, value_enum, default_value_t = OnDelete::Tombstone)]
+    pub on_delete: OnDelete,
+
+    /// Safety brake: write nothing (and exit non-zero) when more than this share of the
+    /// mirror's live users would be tombstoned, or when Cognito returns no users at all.
+    #[arg(long, default_value_t = DEFAULT_MAX_DELETE_FRACTION, value_name = "FRACTION")]
+    pub max_delete_fraction: f64,
+
+    /// Release the safety brake: tombstone however many users Cognito no longer has.
+    #[arg(long)]
+    pub allow_mass_delete: bool,
+
+    /// Read everything and print the plan, without writing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// With --dry-run, list the users that would be inserted, updated, revived and tombstoned.
+    #[arg(long)]
+    pub verbose: bool,
+
+    /// Print the report (and with --dry-run the full plan) as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Parallel ListUsers scans, split by the first hex digits of `sub`: 1, 16 or 256 [default: 16].
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
+
+    /// Cognito read requests per second over all scans [default: 25, under the 30 RPS ListUsers quota].
+    #[arg(long, value_name = "RPS")]
+    pub cognito_rps: Option<f64>,
+
+    /// Users per Hasura upsert, tombstone or delete [default: 500].
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+}
+
+/// How to run a reconcile.
+#[derive(Debug, Clone, Copy)]
+pub struct ReconcileOptions {
+    pub shards: usize,
+    pub batch_size: usize,
+    /// User digests per Hasura read.
+    pub page_size: usize,
+    pub on_delete: OnDelete,
+    pub max_delete_fraction: f64,
+    pub allow_mass_delete: bool,
+    /// Plan only: no write, no run record.
+    pub dry_run: bool,
+}
+
+impl Default for ReconcileOptions {
+    fn default() -> Self {
+        ReconcileOptions {
+            shards: crate::config::DEFAULT_SHARDS,
+            batch_size: crate::config::DEFAULT_BATCH_SIZE,
+            page_size: DIGEST_PAGE_SIZE,
+            on_delete: OnDelete::Tombstone,
+            max_delete_fraction: DEFAULT_MAX_DELETE_FRACTION,
+            allow_mass_delete: false,
+            dry_run: false,
+        }
+    }
+}
+
+/// The counters of a reconcile, as stored in its run record. In a dry run, what would be.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ReconcileCounters {
+    pub scanned: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub revived: u64,
+    pub tombstoned: u64,
+    pub unchanged: u64,
+    /// Absent from Cognito but written after the scan started: left for the next run.
+    pub kept_newer: u64,
+    /// Sent, but the mirror already had a newer state (row guard).
+    pub skipped_older: u64,
+    /// Tombstones of earlier runs removed (`--on-delete delete`) or scrubbed (`scrub`).
+    pub purged: u64,
+    pub groups_scanned: u64,
+    pub groups_written: u64,
+    pub groups_tombstoned: u64,
+}
+
+/// What one reconcile did (or, in a dry run, would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReconcileReport {
+    pub user_pool_id: String,
+    pub run_id: Option<uuid::Uuid>,
+    pub dry_run: bool,
+    pub on_delete: OnDelete,
+    /// `succeeded`, `braked` or `dry_run` (a dry run says in `brake` whether it would brake).
+    pub result: &'static str,
+    /// Why the safety brake stopped the run (in a dry run: would stop it).
+    pub brake: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub counters: ReconcileCounters,
+    /// The users and groups concerned; filled by a dry run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    pub cognito: CallStats,
+    pub hasura: HasuraStats,
+    /// Hasura requests that read the mirror's digests.
+    pub mirror_reads: u64,
+    pub elapsed_seconds: f64,
+}
+
+impl ReconcileReport {
+    pub fn braked(&self) -> bool {
+        self.brake.is_some()
+    }
+}
+
+/// Builds the clients from `settings`, runs one reconcile and prints its report on stdout.
+/// Fails (non-zero exit) when the safety brake stopped it, after printing the report.
+pub async fn run_reconcile(
+    settings: &Settings,
+    args: &ReconcileArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ReconcileReport> {
+    let tuning = BackfillSettings::resolve(
+        &BackfillArgs {
+            shards: args.shards,
+            cognito_rps: args.cognito_rps,
+            batch_size: args.batch_size,
+            ..Default::default()
+        },
+        &settings.backfill_file,
+    )?;
+    if !(0.0..=1.0).contains(&args.max_delete_fraction) {
+        bail!(
+            "--max-delete-fraction must be between 0 and 1, not {}",
+            args.max_delete_fraction
+        );
+    }
+    let hasura = HasuraClient::new(&settings.require_hasura()?)?;
+    let sdk = commands::aws_config(settings).await;
+    let reader = commands::cognito_reader(&sdk, settings, tuning.cognito_rps)?;
+    let options = ReconcileOptions {
+        shards: tuning.shards,
+        batch_size: tuning.batch_size,
+        page_size: DIGEST_PAGE_SIZE,
+        on_delete: args.on_delete,
+        max_delete_fraction: args.max_delete_fraction,
+        allow_mass_delete: args.allow_mass_delete,
+        dry_run: args.dry_run,
+    };
+    let mut report = reconcile(reader, hasura, options, shutdown).await?;
+    if !(args.verbose || args.json) {
+        report.plan = None;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{report}");
+    }
+    if let Some(reason) = &report.brake {
+        bail!("safety brake: {reason}");
+    }
+    Ok(report)
+}
+
+/// Reconciles the reader's pool into the mirror once. A run stopped by the safety brake
+/// returns `Ok` with [`ReconcileReport::brake`] set and nothing written.
+pub async fn reconcile(
+    reader: CognitoReader,
+    hasura: HasuraClient,
+    options: ReconcileOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ReconcileReport> {
+    let clock = Instant::now();
+    let pool = reader.user_pool_id().to_owned();
+    // Truncated to what PostgreSQL stores, so every state read after it compares as later.
+    let started_at = Utc::now()
+        .duration_trunc(chrono::Duration::microseconds(1))
+        .unwrap_or_else(|_| Utc::now());
+    let run_id = if options.dry_run {
+        None
+    } else {
+        Some(
+            RunStore::new(hasura.clone())
+                .begin(
+                    RunKind::Reconcile,
+                    &pool,
+                    Some(started_at),
+                    None,
+                    &ReconcileCounters::default(),
+                )
+                .await
+                .context("cannot record the run in Hasura")?,
+        )
+    };
+    let planned = plan(&reader, &hasura, &pool, started_at, options, &shutdown).await;
+    let (plan, mirror_reads) = match planned {
+        Ok(planned) => planned,
+        Err(err) => {
+            return Err(fail(
+                &hasura,
+                &pool,
+                run_id,
+                clock,
+                err,
+                &ReconcileCounters::default(),
+            )
+            .await);
+        }
+    };
+    let mut counters = ReconcileCounters {
+        scanned: plan.scanned,
+        inserted: plan.insert.len() as u64,
+        updated: plan.update.len() as u64,
+        revived: plan.revive.len() as u64,
+        tombstoned: plan.tombstone.len() as u64,
+        unchanged: plan.unchanged,
+        kept_newer: plan.kept_newer,
+        skipped_older: 0,
+        purged: plan.purge.len() as u64,
+        groups_scanned: plan.groups.scanned,
+        groups_written: plan.groups.upsert.len() as u64,
+        groups_tombstoned: plan.groups.tombstone.len() as u64,
+    };
+    let brake = plan
+        .brake(&pool, options.max_delete_fraction)
+        .filter(|_| !options.allow_mass_delete);
+    if let Some(reason) = &brake {
+        ReconcileBraked {
+            pool: &pool,
+            reason,
+        }
+        .emit();
+    }
+    let (result, kept_plan) = if options.dry_run {
+        ("dry_run", Some(plan))
+    } else if let Some(reason) = &brake {
+        if let Some(id) = run_id {
+            RunStore::new(hasura.clone())
+                .finish(
+                    id,
+                    RunStatus::Failed,
+                    None,
+                    Some(&counters),
+                    Some(format!("safety brake: {reason}")),
+                )
+                .await
+                .context("cannot finish the run record")?;
+        }
+        ("braked", None)
+    } else {
+        let applied = mirror::apply(
+            &hasura,
+            &pool,
+            plan,
+            options.on_delete,
+            started_at,
+            options.batch_size,
+        )
+        .await;
+        let applied = match applied {
+            Ok(applied) => applied,
+            Err(err) => return Err(fail(&hasura, &pool, run_id, clock, err, &counters).await),
+        };
+        counters.skipped_older = applied.skipped_older;
+        counters.tombstoned = applied.tombstoned;
+        counters.purged = applied.deleted + applied.scrubbed;
+        counters.groups_written = applied.groups_written;
+        counters.groups_tombstoned = applied.groups_tombstoned;
+        if let Some(id) = run_id {
+            RunStore::new(hasura.clone())
+                .finish(id, RunStatus::Succeeded, None, Some(&counters), None)
+                .await
+                .context("cannot finish the run record")?;
+        }
+        ("succeeded", None)
+    };
+    emit_finished(&pool, result, clock, &counters);
+    Ok(ReconcileReport {
+        user_pool_id: pool,
+        run_id,
+        dry_run: options.dry_run,
+        on_delete: options.on_delete,
+        result,
+        brake,
+        started_at,
+        counters,
+        plan: kept_plan,
+        cognito: reader.stats(),
+        hasura: hasura.stats(),
+        mirror_reads,
+        elapsed_seconds: clock.elapsed().as_secs_f64(),
+    })
+}
+
+/// Records a failed run and counts it; returns the error.
+async fn fail(
+    hasura: &HasuraClient,
+    pool: &str,
+    run_id: Option<uuid::Uuid>,
+    clock: Instant,
+    err: anyhow::Error,
+    counters: &ReconcileCounters,
+) -> anyhow::Error {
+    if let Some(id) = run_id {
+        if let Err(save) = RunStore::new(hasura.clone())
+            .finish(
+                id,
+                RunStatus::Failed,
+                None,
+                Some(counters),
+                Some(format!("{err:#}")),
+            )
+            .await
+        {
+            tracing::warn!(
+                error = format!("{save:#}"),
+                "cannot record the failure in Hasura"
+            );
+        }
+    }
+    emit_finished(pool, "failed", clock, counters);
+    err
+}
+
+fn emit_finished(pool: &str, result: &'static str, clock: Instant, counters: &ReconcileCounters) {
+    ReconcileFinished {
+        pool,
+        result,
+        duration: clock.elapsed(),
+        scanned: counters.scanned,
+        inserted: counters.inserted,
+        updated: counters.updated,
+        revived: counters.revived,
+        tombstoned: counters.tombstoned,
+        unchanged: counters.unchanged,
+    }
+    .emit();
+}
+
+/// Reads the mirror, scans the pool and diffs them; returns the plan and the mirror reads.
+async fn plan(
+    reader: &CognitoReader,
+    hasura: &HasuraClient,
+    pool: &str,
+    started_at: DateTime<Utc>,
+    options: ReconcileOptions,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(Plan, u64)> {
+    let snapshot = mirror::read_mirror(hasura, pool, options.page_size).await?;
+    tracing::info!(
+        pool,
+        rows = snapshot.users.len(),
+        groups = snapshot.groups.len(),
+        "read the mirror's digests"
+    );
+    let groups = reader
+        .list_groups()
+        .await
+        .context("cannot list the pool's groups")?;
+    let memberships = Arc::new(
+        reader
+            .memberships(&groups, MEMBERSHIP_CONCURRENCY)
+            .await
+            .context("cannot read group memberships")?,
+    );
+    let group_plan = plan::diff_groups(groups, snapshot.groups, started_at);
+    let mut differ = plan::Differ::new(snapshot.users, started_at, options.on_delete);
+
+    let shards = Shard::split(options.shards)?;
+    let (tx, mut rx) = mpsc::channel::<Vec<UserRecord>>(64);
+    let cancel = shutdown.child_token();
+    let mut scans = JoinSet::new();
+    for shard in shards {
+        scans.spawn(scan_shard(
+            reader.clone(),
+            shard,
+            memberships.clone(),
+            tx.clone(),
+            cancel.clone(),
+        ));
+    }
+    drop(tx);
+    let mut failure: Option<anyhow::Error> = None;
+    loop {
+        tokio::select! {
+            page = rx.recv() => match page {
+                Some(users) => users.into_iter().for_each(|u| differ.observe(u)),
+                None => break,
+            },
+            Some(joined) = scans.join_next(), if !scans.is_empty() => {
+                let err = match joined {
+                    Ok(Ok(())) => None,
+                    Ok(Err(err)) => Some(anyhow!(err).context("reading users from Cognito failed")),
+                    Err(join) => Some(anyhow!("a shard scan panicked: {join}")),
+                };
+                if let Some(err) = err {
+                    failure.get_or_insert(err);
+                    cancel.cancel();
+                }
+            }
+        }
+    }
+    while let Some(joined) = scans.join_next().await {
+        if let Ok(Err(err)) = joined {
+            failure.get_or_insert(anyhow!(err).context("reading users from Cognito failed"));
+        }
+    }
+    if let Some(err) = failure {
+        return Err(err);
+    }
+    if shutdown.is_cancelled() {
+        bail!("interrupted before the scan finished; nothing was written");
+    }
+    let mut plan = differ.finish();
+    plan.groups = group_plan;
+    Ok((plan, snapshot.reads))
+}
+
+/// Pages through one shard, joining groups, until done, cancelled or failed. A rejected
+/// pagination token starts the shard over; the differ keeps one verdict per user.
+async fn scan_shard(
+    reader: CognitoReader,
+    shard: Shard,
+    memberships: Arc<Memberships>,
+    tx: mpsc::Sender<Vec<UserRecord>>,
+    cancel: CancellationToken,
+) -> Result<(), CognitoError> {
+    let mut token: Option<String> = None;
+    loop {
+        let page = tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            page = reader.list_users_page(&shard, token.clone()) => page,
+        };
+        match page {
+            Ok(page) => {
+                let mut users = page.users;
+                for user in &mut users {
+                    if let Some(groups) = memberships.get(&user.id) {
+                        user.set_groups(groups.clone());
+                    }
+                }
+                if tx.send(users).await.is_err() {
+                    return Ok(());
+                }
+                match page.next_token {
+                    Some(next) => token = Some(next),
+                    None => return Ok(()),
+                }
+            }
+            Err(CognitoError::PaginationTokenRejected { .. }) if token.is_some() => {
+                tracing::warn!(shard = %shard, "pagination token rejected; restarting the shard");
+                token = None;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+impl fmt::Display for ReconcileReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.counters;
+        let would = if self.dry_run { "would be " } else { "" };
+        writeln!(
+            f,
+            "reconcile of {}{}",
+            self.user_pool_id,
+            if self.dry_run {
+                " (dry run: nothing written)"
+            } else {
+                ""
+            }
+        )?;
+        let mut row = |label: &str, value: String| writeln!(f, "  {label:<24} {value}");
+        if let Some(id) = self.run_id {
+            row("run", id.to_string())?;
+        }
+        row("result", self.result.to_owned())?;
+        if let Some(reason) = &self.brake {
+            row("safety brake", reason.clone())?;
+        }
+        row("users scanned", c.scanned.to_string())?;
+        row(&format!("{would}inserted"), c.inserted.to_string())?;
+        row(&format!("{would}updated"), c.updated.to_string())?;
+        row(&format!("{would}revived"), c.revived.to_string())?;
+        let gone = match self.on_delete {
+            OnDelete::Tombstone => "tombstoned",
+            OnDelete::Delete => "deleted",
+            OnDelete::Scrub => "tombstoned + scrubbed",
+        };
+        row(&format!("{would}{gone}"), c.tombstoned.to_string())?;
+        if c.purged > 0 {
+            row(&format!("{would}purged (earlier)"), c.purged.to_string())?;
+        }
+        row("unchanged", c.unchanged.to_string())?;
+        if c.kept_newer > 0 {
+            row("kept (written meanwhile)", c.kept_newer.to_string())?;
+        }
+        if c.skipped_older > 0 {
+            row(
+                "kept newer",
+                format!("{} (the mirror already had a later state)", c.skipped_older),
+            )?;
+        }
+        row(
+            "groups",
+            format!(
+                "{} seen, {} {would}written, {} {would}tombstoned",
+                c.groups_scanned, c.groups_written, c.groups_tombstoned
+            ),
+        )?;
+        let calls: Vec<String> = self
+            .cognito
+            .calls
+            .iter()
+            .map(|(op, n)| format!("{op} {n}"))
+            .collect();
+        row(
+            "cognito calls",
+            format!("{} ({})", self.cognito.total_calls(), calls.join(", ")),
+        )?;
+        let requests: Vec<String> = self
+            .hasura
+            .requests
+            .iter()
+            .map(|(op, n)| format!("{op} {n}"))
+            .collect();
+        row(
+            "hasura requests",
+            format!("{} ({})", self.hasura.total_requests(), requests.join(", ")),
+        )?;
+        row("elapsed", format!("{:.1}s", self.elapsed_seconds))?;
+        if let Some(plan) = &self.plan {
+            let lists = [
+                ("insert", &plan.insert),
+                ("update", &plan.update),
+                ("revive", &plan.revive),
+                (gone, &plan.tombstone),
+                ("purge", &plan.purge),
+            ];
+            for (action, users) in lists {
+                for user in users {
+                    writeln!(f, "  {action:<10} {}  {}", user.id, user.username)?;
+                }
+            }
+            for name in &plan.groups.upsert {
+                writeln!(f, "  {:<10} group {name}", "upsert")?;
+            }
+            for name in &plan.groups.tombstone {
+                writeln!(f, "  {:<10} group {name}", "tombstone")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    /// `reconcile`'s flags as the binary parses them (the subcommand lives in `cli`).
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ReconcileArgs,
+    }
+
+    #[test]
+    fn flags_parse_with_their_defaults() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["reconcile"]).unwrap();
+        assert_eq!(cli.args.on_delete, OnDelete::Tombstone);
+        assert_eq!(cli.args.max_delete_fraction, DEFAULT_MAX_DELETE_FRACTION);
+        assert!(!cli.args.allow_mass_delete && !cli.args.dry_run);
+        let cli = Cli::try_parse_from([
+            "reconcile",
+            "--on-delete",
+            "scrub",
+            "--max-delete-fraction",
+            "0.25",
+            "--allow-mass-delete",
+            "--dry-run",
+            "--json",
+            "--shards",
+            "256",
+        ])
+        .unwrap();
+        assert_eq!(cli.args.on_delete, OnDelete::Scrub);
+        assert_eq!(cli.args.max_delete_fraction, 0.25);
+        assert_eq!(cli.args.shards, Some(256));
+        assert!(Cli::try_parse_from(["reconcile", "--on-delete", "purge"]).is_err());
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("blanks the personal data"), "{help}");
+    }
+}

@@ -1,0 +1,448 @@
+//! The diff of a Cognito scan against the mirror's digests: which users and groups to
+//! insert, update, revive and tombstone, and the safety brake that refuses a mass delete.
+//!
+//! Pure: no I/O, so every rule is unit-tested here.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use clap::ValueEnum;
+use serde::Serialize;
+
+use crate::model::{GroupRecord, UserRecord};
+
+/// The `content_hash` a scrubbed row carries: no Cognito state hashes to it (hashes are hex).
+pub const SCRUB_MARKER: &str = "scrubbed";
+
+/// What happens to a mirrored user (or group) that Cognito no longer has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDelete {
+    /// Set `deleted_at`; the row stays for the apps that join to it.
+    #[default]
+    Tombstone,
+    /// Remove the row, and rows tombstoned by earlier runs.
+    Delete,
+    /// Tombstone, then blank its personal data (username, email, phone, names, attributes),
+    /// and that of rows tombstoned by earlier runs.
+    Scrub,
+}
+
+/// What the mirror holds for one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserDigest {
+    pub id: uuid::Uuid,
+    pub username: String,
+    pub content_hash: String,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub observed_at: DateTime<Utc>,
+}
+
+/// What the mirror holds for one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDigest {
+    pub name: String,
+    pub content_hash: String,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub observed_at: DateTime<Utc>,
+}
+
+/// A user named in a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedUser {
+    pub id: uuid::Uuid,
+    pub username: String,
+}
+
+/// How a scanned user compares with the mirror.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Insert,
+    Update,
+    Revive,
+    Unchanged,
+}
+
+/// Everything reconcile would write.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Plan {
+    /// Users read from Cognito (each once).
+    pub scanned: u64,
+    /// Rows of the pool in the mirror, tombstones included.
+    pub mirror_rows: u64,
+    /// Rows of the pool in the mirror that are not tombstoned.
+    pub mirror_live: u64,
+    pub insert: Vec<PlannedUser>,
+    pub update: Vec<PlannedUser>,
+    pub revive: Vec<PlannedUser>,
+    /// Live rows Cognito no longer has, read before the scan started.
+    pub tombstone: Vec<PlannedUser>,
+    /// Rows tombstoned earlier that `--on-delete delete|scrub` also removes or scrubs.
+    pub purge: Vec<PlannedUser>,
+    pub unchanged: u64,
+    /// Live rows Cognito does not have but that were written after the scan started (by an
+    /// event): left alone, the next run decides.
+    pub kept_newer: u64,
+    pub groups: GroupPlan,
+    /// The users to upsert (insert, update and revive).
+    #[serde(skip)]
+    pub upserts: Vec<UserRecord>,
+}
+
+/// Everything reconcile would write to the groups.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GroupPlan {
+    pub scanned: u64,
+    pub upsert: Vec<String>,
+    pub tombstone: Vec<String>,
+    pub unchanged: u64,
+    #[serde(skip)]
+    pub records: Vec<GroupRecord>,
+}
+
+/// Compares scanned users with the mirror's digests, one user at a time, keeping only the
+/// users that differ.
+#[derive(Debug)]
+pub struct Differ {
+    started_at: DateTime<Utc>,
+    on_delete: OnDelete,
+    mirror: HashMap<uuid::Uuid, UserDigest>,
+    /// Every scanned user's verdict, and its record when it is to be written. A shard that
+    /// starts over brings users twice: the later read wins.
+    seen: HashMap<uuid::Uuid, (Change, DateTime<Utc>, Option<UserRecord>)>,
+}
+
+impl Differ {
+    /// `started_at`: when the scan started; only rows observed before it can be tombstoned.
+    pub fn new(mirror: Vec<UserDigest>, started_at: DateTime<Utc>, on_delete: OnDelete) -> Self {
+        let mirror = mirror.into_iter().map(|d| (d.id, d)).collect();
+        Differ {
+            started_at,
+            on_delete,
+            mirror,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// One user read from Cognito, groups joined.
+    pub fn observe(&mut self, user: UserRecord) {
+        if let Some((_, observed_at, _)) = self.seen.get(&user.id) {
+            if *observed_at > user.observed_at {
+                return;
+            }
+        }
+        let change = match self.mirror.get(&user.id) {
+            None => Change::Insert,
+            Some(row) if row.deleted_at.is_some() => Change::Revive,
+            Some(row) if row.content_hash != user.content_hash => Change::Update,
+            Some(_) => Change::Unchanged,
+        };
+        let record = (change != Change::Unchanged).then_some(user.clone());
+        self.seen
+            .insert(user.id, (change, user.observed_at, record));
+    }
+
+    /// The plan for the users: what differs, and the rows Cognito no longer has.
+    pub fn finish(self) -> Plan {
+        let mut plan = Plan {
+            scanned: self.seen.len() as u64,
+            mirror_rows: self.mirror.len() as u64,
+            ..Plan::default()
+        };
+        for row in self.mirror.into_values() {
+            if row.deleted_at.is_none() {
+                plan.mirror_live += 1;
+            }
+            if self.seen.contains_key(&row.id) {
+                continue;
+            }
+            let planned = PlannedUser {
+                id: row.id,
+                username: row.username,
+            };
+            match row.deleted_at {
+                None if row.observed_at < self.started_at => plan.tombstone.push(planned),
+                None => plan.kept_newer += 1,
+                Some(_) => match self.on_delete {
+                    OnDelete::Tombstone => {}
+                    OnDelete::Delete => plan.purge.push(planned),
+                    OnDelete::Scrub if row.content_hash != SCRUB_MARKER => plan.purge.push(planned),
+                    OnDelete::Scrub => {}
+                },
+            }
+        }
+        for (id, (change, _, record)) in self.seen {
+            let username = record
+                .as_ref()
+                .map(|r| r.username.clone())
+                .unwrap_or_default();
+            let planned = PlannedUser { id, username };
+            match change {
+                Change::Insert => plan.insert.push(planned),
+                Change::Update => plan.update.push(planned),
+                Change::Revive => plan.revive.push(planned),
+                Change::Unchanged => plan.unchanged += 1,
+            }
+            plan.upserts.extend(record);
+        }
+        // Stable output for people and for diffs of dry runs.
+        for list in [
+            &mut plan.insert,
+            &mut plan.update,
+            &mut plan.revive,
+            &mut plan.tombstone,
+            &mut plan.purge,
+        ] {
+            list.sort_by(|a, b| a.username.cmp(&b.username).then(a.id.cmp(&b.id)));
+        }
+        plan.upserts.sort_by_key(|u| u.id);
+        plan
+    }
+}
+
+/// The groups to upsert (new, changed or tombstoned but back) and to tombstone (gone from
+/// Cognito and read before the scan started).
+pub fn diff_groups(
+    groups: Vec<GroupRecord>,
+    mirror: Vec<GroupDigest>,
+    started_at: DateTime<Utc>,
+) -> GroupPlan {
+    let mut mirror: HashMap<String, GroupDigest> =
+        mirror.into_iter().map(|g| (g.name.clone(), g)).collect();
+    let mut plan = GroupPlan {
+        scanned: groups.len() as u64,
+        ..GroupPlan::default()
+    };
+    for group in groups {
+        match mirror.remove(&group.name) {
+            Some(row) if row.deleted_at.is_none() && row.content_hash == group.content_hash => {
+                plan.unchanged += 1
+            }
+            _ => {
+                plan.upsert.push(group.name.clone());
+                plan.records.push(group);
+            }
+        }
+    }
+    plan.tombstone = mirror
+        .into_values()
+        .filter(|row| row.deleted_at.is_none() && row.observed_at < started_at)
+        .map(|row| row.name)
+        .collect();
+    plan.upsert.sort();
+    plan.tombstone.sort();
+    plan
+}
+
+impl Plan {
+    /// Why the safety brake refuses this plan, if it does: Cognito returned no users while
+    /// the mirror has live ones (a wrong pool or credential), or more than `max_fraction` of
+    /// the mirror's live users would be tombstoned.
+    pub fn brake(&self, pool: &str, max_fraction: f64) -> Option<String> {
+        if self.scanned == 0 && self.mirror_live > 0 {
+            return Some(format!(
+                "Cognito returned no users for pool {pool} while the mirror has {} live users: a wrong pool id, \
+                 region or credential? Nothing was written; pass --allow-mass-delete if the pool really is empty",
+                self.mirror_live
+            ));
+        }
+        let gone = self.tombstone.len() as f64;
+        if gone > max_fraction * self.mirror_live as f64 {
+            return Some(format!(
+                "{} of the mirror's {} live users of pool {pool} are gone from Cognito ({:.1}%, more than the \
+                 --max-delete-fraction of {:.1}%). Nothing was written; check the pool and credentials, or pass \
+                 --allow-mass-delete",
+                self.tombstone.len(),
+                self.mirror_live,
+                100.0 * gone / (self.mirror_live.max(1) as f64),
+                100.0 * max_fraction
+            ));
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn at(minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 1, 1, 0, minute, 0).unwrap()
+    }
+
+    fn user(n: u128, name: &str, observed: u32) -> UserRecord {
+        let mut record = UserRecord {
+            id: uuid::Uuid::from_u128(n),
+            user_pool_id: "us-east-1_P".into(),
+            username: name.into(),
+            email: None,
+            email_verified: None,
+            phone_number: None,
+            given_name: None,
+            family_name: None,
+            name: None,
+            enabled: true,
+            status: "CONFIRMED".into(),
+            attributes: BTreeMap::new(),
+            groups: Vec::new(),
+            cognito_created_at: None,
+            cognito_updated_at: None,
+            observed_at: at(observed),
+            content_hash: String::new(),
+        };
+        record.content_hash = record.compute_hash();
+        record
+    }
+
+    fn digest(u: &UserRecord, deleted: bool, observed: u32) -> UserDigest {
+        UserDigest {
+            id: u.id,
+            username: u.username.clone(),
+            content_hash: u.content_hash.clone(),
+            deleted_at: deleted.then(|| at(observed)),
+            observed_at: at(observed),
+        }
+    }
+
+    fn names(users: &[PlannedUser]) -> Vec<&str> {
+        users.iter().map(|u| u.username.as_str()).collect()
+    }
+
+    #[test]
+    fn every_kind_of_drift_is_planned() {
+        let same = user(1, "same", 1);
+        let mut changed = user(2, "changed", 1);
+        let back = user(3, "back", 1);
+        let gone = user(4, "gone", 1);
+        let fresh = user(5, "fresh", 1);
+        let written_meanwhile = user(6, "meanwhile", 1);
+        let mirror = vec![
+            digest(&same, false, 1),
+            digest(&changed, false, 1),
+            digest(&back, true, 1),
+            digest(&gone, false, 1),
+            digest(&written_meanwhile, false, 30),
+        ];
+        changed.enabled = false;
+        changed.content_hash = changed.compute_hash();
+        let mut differ = Differ::new(mirror, at(10), OnDelete::Tombstone);
+        for u in [same, changed, back, fresh] {
+            differ.observe(u);
+        }
+        let plan = differ.finish();
+        assert_eq!(plan.scanned, 4);
+        assert_eq!((plan.mirror_rows, plan.mirror_live), (5, 4));
+        assert_eq!(names(&plan.insert), ["fresh"]);
+        assert_eq!(names(&plan.update), ["changed"]);
+        assert_eq!(names(&plan.revive), ["back"]);
+        assert_eq!(names(&plan.tombstone), ["gone"]);
+        assert_eq!(plan.unchanged, 1);
+        assert_eq!(
+            plan.kept_newer, 1,
+            "a row written after the scan started is never tombstoned"
+        );
+        assert!(plan.purge.is_empty());
+        let upserted: Vec<&str> = plan.upserts.iter().map(|u| u.username.as_str()).collect();
+        assert_eq!(upserted, ["changed", "back", "fresh"]);
+        assert_eq!(plan.brake("p", 0.5), None);
+        assert!(plan.brake("p", 0.2).is_some(), "1 of 4 live is over 20%");
+    }
+
+    #[test]
+    fn a_user_read_twice_keeps_the_later_read() {
+        let old = user(1, "jane", 1);
+        let mut newer = user(1, "jane", 5);
+        newer.enabled = false;
+        newer.content_hash = newer.compute_hash();
+        let mut differ = Differ::new(vec![digest(&old, false, 0)], at(10), OnDelete::Tombstone);
+        differ.observe(newer.clone());
+        differ.observe(old.clone());
+        let plan = differ.finish();
+        assert_eq!(plan.scanned, 1);
+        assert_eq!(names(&plan.update), ["jane"]);
+        assert_eq!(plan.upserts, vec![newer]);
+    }
+
+    #[test]
+    fn delete_and_scrub_also_purge_earlier_tombstones() {
+        let dead = user(1, "dead", 1);
+        let mut scrubbed = digest(&user(2, "", 1), true, 1);
+        scrubbed.content_hash = SCRUB_MARKER.into();
+        let mirror = vec![digest(&dead, true, 1), scrubbed];
+        let plan = |mode| Differ::new(mirror.clone(), at(10), mode).finish();
+        assert!(plan(OnDelete::Tombstone).purge.is_empty());
+        assert_eq!(plan(OnDelete::Delete).purge.len(), 2);
+        assert_eq!(
+            names(&plan(OnDelete::Scrub).purge),
+            ["dead"],
+            "scrubbed once"
+        );
+    }
+
+    #[test]
+    fn the_brake_fires_on_an_empty_pool_and_a_mass_delete() {
+        let users: Vec<UserRecord> = (0..20).map(|i| user(i, &format!("u{i:02}"), 1)).collect();
+        let mirror: Vec<UserDigest> = users.iter().map(|u| digest(u, false, 1)).collect();
+        let empty = Differ::new(mirror.clone(), at(10), OnDelete::Tombstone).finish();
+        assert!(
+            empty.brake("p", 1.0).unwrap().contains("no users"),
+            "even with fraction 1"
+        );
+
+        let run = |kept: usize| {
+            let mut differ = Differ::new(mirror.clone(), at(10), OnDelete::Tombstone);
+            users
+                .iter()
+                .take(kept)
+                .cloned()
+                .for_each(|u| differ.observe(u));
+            differ.finish()
+        };
+        assert_eq!(run(18).brake("p", 0.1), None, "2 of 20 is 10%: allowed");
+        let mass = run(17);
+        assert_eq!(mass.tombstone.len(), 3);
+        assert!(
+            mass.brake("p", 0.1)
+                .unwrap()
+                .contains("3 of the mirror's 20")
+        );
+        assert_eq!(
+            Differ::new(Vec::new(), at(10), OnDelete::Tombstone)
+                .finish()
+                .brake("p", 0.1),
+            None
+        );
+    }
+
+    #[test]
+    fn groups_diff_like_users() {
+        let group = |name: &str| GroupRecord::new("p", name, None, None, None, None, None, at(1));
+        let row = |g: &GroupRecord, deleted: bool, observed: u32| GroupDigest {
+            name: g.name.clone(),
+            content_hash: g.content_hash.clone(),
+            deleted_at: deleted.then(|| at(observed)),
+            observed_at: at(observed),
+        };
+        let (same, back, gone, meanwhile, fresh) = (
+            group("same"),
+            group("back"),
+            group("gone"),
+            group("meanwhile"),
+            group("fresh"),
+        );
+        let mirror = vec![
+            row(&same, false, 1),
+            row(&back, true, 1),
+            row(&gone, false, 1),
+            row(&meanwhile, false, 30),
+        ];
+        let plan = diff_groups(vec![same, back, fresh], mirror, at(10));
+        assert_eq!(plan.upsert, ["back", "fresh"]);
+        assert_eq!(plan.tombstone, ["gone"]);
+        assert_eq!((plan.scanned, plan.unchanged), (3, 1));
+    }
+}

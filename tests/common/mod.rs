@@ -1,0 +1,186 @@
+//! Shared by the integration tests: running the real binary against a test bed, and checking
+//! that the mirror holds exactly what Cognito holds.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::collections::BTreeMap;
+use std::process::Output;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, ensure};
+use testbed::TestBed;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cognito-hasura-sync");
+
+/// The binary, configured for `bed` through the environment as an operator would, with
+/// Cognito reached at `aws_endpoint` (moto, or a proxy in front of it) and Hasura at
+/// `hasura_endpoint`.
+pub fn command(
+    bed: &TestBed,
+    aws_endpoint: &str,
+    hasura_endpoint: &str,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(BIN);
+    for var in [
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "COGNITO_HASURA_SYNC_CONFIG",
+        "HASURA_GRAPHQL_JWT",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("AWS_ENDPOINT_URL", aws_endpoint)
+        .env("AWS_REGION", testbed::AWS_REGION)
+        .env("AWS_ACCESS_KEY_ID", testbed::AWS_ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", testbed::AWS_SECRET_ACCESS_KEY)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("COGNITO_USER_POOL_ID", &bed.pool_id)
+        .env("HASURA_GRAPHQL_ENDPOINT", hasura_endpoint)
+        .env("HASURA_GRAPHQL_ADMIN_SECRET", &bed.hasura.admin_secret)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Runs the command to completion (bounded), returning its output.
+pub async fn run(mut cmd: tokio::process::Command) -> anyhow::Result<Output> {
+    let output = tokio::time::timeout(Duration::from_secs(600), cmd.output())
+        .await
+        .context("the binary ran for more than 10 minutes")?
+        .context("cannot start the binary")?;
+    Ok(output)
+}
+
+/// Runs `backfill --json` and returns its summary; fails with the binary's stderr if it failed.
+pub async fn backfill(
+    mut cmd: tokio::process::Command,
+    extra: &[&str],
+) -> anyhow::Result<serde_json::Value> {
+    cmd.args(["backfill", "--json", "--progress", "never"])
+        .args(extra);
+    let output = run(cmd).await?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(
+        output.status.success(),
+        "backfill failed ({}):\n{stderr}",
+        output.status
+    );
+    serde_json::from_slice(&output.stdout).with_context(|| {
+        format!(
+            "backfill printed no JSON summary: {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+/// Asserts that the mirror holds exactly the pool's users: same subs, usernames, attributes,
+/// status, enabled flag and groups (`groups` by username; absent = none), nothing tombstoned.
+pub async fn assert_exact_mirror(
+    bed: &TestBed,
+    groups: &BTreeMap<String, Vec<String>>,
+) -> anyhow::Result<usize> {
+    let cognito = bed.cognito_users().await?;
+    let mirror = bed.mirror_users().await?;
+    ensure!(
+        cognito.len() == mirror.len(),
+        "Cognito has {} users, the mirror {}",
+        cognito.len(),
+        mirror.len()
+    );
+    let mirror: BTreeMap<&str, &testbed::MirrorUser> =
+        mirror.iter().map(|u| (u.username.as_str(), u)).collect();
+    for user in &cognito {
+        let username = user
+            .username()
+            .ok_or_else(|| anyhow!("a Cognito user without a username"))?;
+        let row = mirror
+            .get(username)
+            .ok_or_else(|| anyhow!("{username} is not mirrored"))?;
+        let attributes: serde_json::Map<String, serde_json::Value> = user
+            .attributes()
+            .iter()
+            .map(|a| {
+                (
+                    a.name().to_owned(),
+                    serde_json::Value::from(a.value().unwrap_or_default()),
+                )
+            })
+            .collect();
+        ensure!(
+            row.attributes == serde_json::Value::Object(attributes.clone()),
+            "{username}: attributes {} != {:?}",
+            row.attributes,
+            attributes
+        );
+        let sub = attributes
+            .get("sub")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        ensure!(
+            row.id.to_string() == sub,
+            "{username}: id {} != sub {sub}",
+            row.id
+        );
+        ensure!(
+            row.enabled == user.enabled(),
+            "{username}: enabled {} != {}",
+            row.enabled,
+            user.enabled()
+        );
+        let status = user
+            .user_status()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default();
+        ensure!(
+            row.status == status,
+            "{username}: status {} != {status}",
+            row.status
+        );
+        ensure!(
+            row.email.as_deref() == attributes.get("email").and_then(|v| v.as_str()),
+            "{username}: email"
+        );
+        ensure!(
+            row.given_name.as_deref() == attributes.get("given_name").and_then(|v| v.as_str()),
+            "{username}: given_name"
+        );
+        ensure!(row.deleted_at.is_none(), "{username} is tombstoned");
+        let mut want = groups.get(username).cloned().unwrap_or_default();
+        want.sort();
+        want.dedup();
+        ensure!(
+            row.group_names() == want,
+            "{username}: groups {:?} != {want:?}",
+            row.group_names()
+        );
+    }
+    Ok(cognito.len())
+}
+
+/// `(id, xmin, synced_at)` of every mirrored user: unchanged by a run that writes nothing.
+pub async fn row_versions(
+    bed: &TestBed,
+) -> anyhow::Result<Vec<(uuid::Uuid, String, chrono::DateTime<chrono::Utc>)>> {
+    let client = bed.db.client().await?;
+    let rows = client
+        .query(
+            "SELECT id, xmin::text, synced_at FROM cognito_users ORDER BY id",
+            &[],
+        )
+        .await
+        .context("reading row versions")?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}
+
+/// The JSON number at `path` (e.g. `["cognito", "calls", "ListUsers"]`), 0 when absent.
+pub fn num(summary: &serde_json::Value, path: &[&str]) -> u64 {
+    path.iter()
+        .fold(summary, |v, key| &v[*key])
+        .as_u64()
+        .unwrap_or(0)
+}
