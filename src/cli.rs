@@ -103,6 +103,8 @@ pub enum Command {
     Check,
     /// Print the HASURA_GRAPHQL_JWT_SECRET JSON for the pool (no network, no credentials).
     JwtSecret(JwtSecretArgs),
+    /// Apply change events from SQS within seconds and run the scheduled reconcile; serves /healthz, /readyz and /metrics.
+    Daemon(crate::daemon::DaemonArgs),
     /// Diff Cognito against the mirror and write only the difference; tombstones users gone from Cognito.
     Reconcile(crate::sync::reconcile::ReconcileArgs),
 }

@@ -52,6 +52,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print!("{}", status.render());
             }
         }
+        Command::Daemon(args) => {
+            cognito_hasura_sync::daemon::run(&settings, args, shutdown_on_signal()).await?;
+        }
         Command::Reconcile(args) => {
             reconcile::run_reconcile(&settings, &args, shutdown_on_signal()).await?;
         }

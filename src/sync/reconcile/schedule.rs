@@ -38,7 +38,7 @@ pub const DEFAULT_SCHEDULE: &str = "0 0 * * * *";
 pub struct ScheduleArgs {
     /// When to reconcile, in cron syntax with a seconds field (`sec min hour day month weekday`,
     /// UTC), e.g. `0 */15 * * * *` for every 15 minutes; `off` disables the scheduled reconcile.
-    #[arg(long, default_value = DEFAULT_SCHEDULE, value_name = "CRON")]
+    #[arg(long, env = "RECONCILE_SCHEDULE", default_value = DEFAULT_SCHEDULE, value_name = "CRON")]
     pub reconcile_schedule: String,
 
     /// How long the reconcile lease outlives its last renewal: another replica takes over

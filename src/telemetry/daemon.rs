@@ -1,0 +1,231 @@
+//! Telemetry events of the daemon: messages received, applied, acknowledged, failed; batches
+//! committed; queue backlog; readiness; early reconcile requests.
+//!
+//! One struct per event; its `emit()` logs with `tracing` and updates its `metrics` series.
+//! Events about one message are emitted inside that message's span (message id, user), so
+//! every log line about a message carries them.
+
+use std::time::Duration;
+
+/// A message came off the queue and was decoded (`format` is `undecodable` when it was not).
+#[derive(Debug)]
+pub struct MessageReceived<'a> {
+    pub format: &'a str,
+    pub receive_count: u32,
+}
+
+impl MessageReceived<'_> {
+    pub fn emit(&self) {
+        tracing::debug!(
+            format = self.format,
+            receive_count = self.receive_count,
+            "message received"
+        );
+        metrics::counter!("daemon_messages_received_total", "format" => self.format.to_owned())
+            .increment(1);
+    }
+}
+
+/// A message's effect is committed in Hasura and the message deleted.
+#[derive(Debug)]
+pub struct MessageApplied<'a> {
+    pub format: &'a str,
+    /// From the message's `SentTimestamp` to the commit, when SQS gave one.
+    pub latency: Option<Duration>,
+}
+
+impl MessageApplied<'_> {
+    pub fn emit(&self) {
+        let latency_ms = self.latency.map(|l| l.as_millis() as u64);
+        tracing::info!(format = self.format, latency_ms, "message applied");
+        metrics::counter!("daemon_messages_applied_total", "format" => self.format.to_owned())
+            .increment(1);
+        if let Some(latency) = self.latency {
+            metrics::histogram!("daemon_apply_latency_seconds").record(latency.as_secs_f64());
+        }
+    }
+}
+
+/// A message that changes nothing here was deleted: ignored, of another pool, or a
+/// pool-wide request handed to the reconcile.
+#[derive(Debug)]
+pub struct MessageAcknowledged<'a> {
+    pub format: &'a str,
+    /// `ignored`, `other_pool` or `pool_wide`.
+    pub reason: &'static str,
+    pub detail: &'a str,
+}
+
+impl MessageAcknowledged<'_> {
+    pub fn emit(&self) {
+        tracing::info!(
+            format = self.format,
+            reason = self.reason,
+            detail = self.detail,
+            "message acknowledged"
+        );
+        metrics::counter!(
+            "daemon_messages_ignored_total",
+            "format" => self.format.to_owned(),
+            "reason" => self.reason
+        )
+        .increment(1);
+    }
+}
+
+/// A message body could not be decoded: it is left for the dead-letter queue.
+#[derive(Debug)]
+pub struct MessageUndecodable<'a> {
+    pub receive_count: u32,
+    pub error: &'a str,
+}
+
+impl MessageUndecodable<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(
+            receive_count = self.receive_count,
+            error = self.error,
+            "undecodable message left for the dead-letter queue"
+        );
+        metrics::counter!(
+            "daemon_messages_failed_total",
+            "format" => "undecodable",
+            "reason" => "undecodable"
+        )
+        .increment(1);
+    }
+}
+
+/// A message could not be applied now; it returns to the queue after `retry_in`.
+#[derive(Debug)]
+pub struct MessageFailed<'a> {
+    pub format: &'a str,
+    /// `cognito` or `hasura`: which dependency failed.
+    pub reason: &'static str,
+    pub receive_count: u32,
+    pub retry_in: Duration,
+    pub error: &'a str,
+}
+
+impl MessageFailed<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(
+            format = self.format,
+            reason = self.reason,
+            receive_count = self.receive_count,
+            retry_in_s = self.retry_in.as_secs(),
+            error = self.error,
+            "message not applied; it returns to the queue"
+        );
+        metrics::counter!(
+            "daemon_messages_failed_total",
+            "format" => self.format.to_owned(),
+            "reason" => self.reason
+        )
+        .increment(1);
+    }
+}
+
+/// One batch's mutation was committed.
+#[derive(Debug)]
+pub struct BatchCommitted {
+    pub messages: usize,
+    pub users_written: u64,
+    pub users_tombstoned: u64,
+    pub groups_written: u64,
+    pub groups_tombstoned: u64,
+    pub elapsed: Duration,
+}
+
+impl BatchCommitted {
+    pub fn emit(&self) {
+        tracing::debug!(
+            messages = self.messages,
+            users_written = self.users_written,
+            users_tombstoned = self.users_tombstoned,
+            groups_written = self.groups_written,
+            groups_tombstoned = self.groups_tombstoned,
+            elapsed_ms = self.elapsed.as_millis() as u64,
+            "batch committed"
+        );
+        metrics::counter!("daemon_batches_committed_total").increment(1);
+        metrics::counter!("daemon_users_written_total").increment(self.users_written);
+        metrics::counter!("daemon_users_tombstoned_total").increment(self.users_tombstoned);
+        metrics::counter!("daemon_groups_written_total").increment(self.groups_written);
+        metrics::counter!("daemon_groups_tombstoned_total").increment(self.groups_tombstoned);
+    }
+}
+
+/// An SQS call failed (ReceiveMessage, DeleteMessageBatch, ChangeMessageVisibilityBatch,
+/// GetQueueAttributes), or some entries of a batch call did.
+#[derive(Debug)]
+pub struct QueueCallFailed<'a> {
+    pub operation: &'static str,
+    pub error: &'a str,
+}
+
+impl QueueCallFailed<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(
+            operation = self.operation,
+            error = self.error,
+            "sqs call failed"
+        );
+        metrics::counter!("daemon_sqs_errors_total", "operation" => self.operation).increment(1);
+    }
+}
+
+/// The queue's backlog, as `ApproximateNumberOfMessages*` says.
+#[derive(Debug)]
+pub struct QueueBacklog {
+    pub visible: u64,
+    pub in_flight: u64,
+}
+
+impl QueueBacklog {
+    pub fn emit(&self) {
+        tracing::debug!(
+            visible = self.visible,
+            in_flight = self.in_flight,
+            "queue backlog"
+        );
+        metrics::gauge!("daemon_queue_messages_visible").set(self.visible as f64);
+        metrics::gauge!("daemon_queue_messages_in_flight").set(self.in_flight as f64);
+    }
+}
+
+/// `/readyz` changed its answer.
+#[derive(Debug)]
+pub struct ReadinessChanged<'a> {
+    pub ready: bool,
+    pub why: &'a str,
+}
+
+impl ReadinessChanged<'_> {
+    pub fn emit(&self) {
+        if self.ready {
+            tracing::info!(why = self.why, "daemon ready");
+        } else {
+            tracing::warn!(why = self.why, "daemon not ready");
+        }
+        metrics::gauge!("daemon_ready").set(if self.ready { 1.0 } else { 0.0 });
+    }
+}
+
+/// Events asked for a pool-wide reconcile; `signalled` is false when folded into a pending one.
+#[derive(Debug)]
+pub struct ReconcileRequested<'a> {
+    pub reason: &'a str,
+    pub signalled: bool,
+}
+
+impl ReconcileRequested<'_> {
+    pub fn emit(&self) {
+        tracing::info!(
+            reason = self.reason,
+            signalled = self.signalled,
+            "early reconcile requested"
+        );
+        metrics::counter!("daemon_reconcile_requests_total").increment(1);
+    }
+}
