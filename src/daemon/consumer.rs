@@ -34,7 +34,7 @@ use crate::cognito::{CognitoError, CognitoReader};
 use crate::events::{self, DecodedEvent, EventAction, Plan, UserRef};
 use crate::hasura::HasuraClient;
 use crate::hasura::daemon_ops::{
-    ApplyEvents, DaemonProbe, apply_events, daemon_probe, group_input, user_input,
+    ApplyEvents, DaemonProbe, apply_events, daemon_probe,
 };
 use crate::model::{GroupRecord, UserRecord};
 use crate::telemetry::daemon::{
@@ -397,12 +397,12 @@ impl Consumer {
         if let Some(Ok(named)) = &reads.groups {
             for (name, group) in named {
                 match group {
-                    Some(group) => groups.push(group_input(group)),
+                    Some(group) => groups.push(group.into()),
                     None => gone_groups.push(name.clone()),
                 }
             }
         }
-        let users: Vec<_> = latest.values().map(|u| user_input(u)).collect();
+        let users: Vec<_> = latest.values().map(|user| (*user).into()).collect();
         let variables = apply_events::Variables {
             pool: pool.to_owned(),
             users,

@@ -29,7 +29,6 @@ use crate::cli::ProgressMode;
 use crate::cognito::{CallStats, CognitoError, CognitoReader, Memberships, Shard};
 use crate::config::BackfillSettings;
 use crate::hasura::operations::{GroupDigests, UpsertGroups, group_digests, upsert_groups};
-use crate::hasura::records::group_input;
 use crate::hasura::{HasuraClient, HasuraError, HasuraStats};
 use crate::model::{GroupRecord, UserRecord};
 use crate::state::{Checkpoint, RunCounters, RunKind, RunStatus, RunStore};
@@ -574,7 +573,7 @@ async fn sync_groups(
     }
     let mut written = 0;
     for chunk in changed.chunks(500) {
-        let objects = chunk.iter().map(|g| group_input(g)).collect();
+        let objects = chunk.iter().map(|group| (*group).into()).collect();
         let data = hasura
             .post::<UpsertGroups>(upsert_groups::Variables { objects })
             .await

@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::hasura::operations::{UpsertUsers, UserDigests, upsert_users, user_digests};
-use crate::hasura::records::user_input;
 use crate::hasura::{HasuraClient, HasuraError};
 use crate::model::UserRecord;
 use crate::state::{Checkpoint, RunCounters, ShardCheckpoint};
@@ -62,11 +61,11 @@ pub async fn write_users(
         match mirror.get(&user.id) {
             None => {
                 outcome.inserted += 1;
-                changed.push(user_input(user));
+                changed.push(user.into());
             }
             Some(row) if row.content_hash != user.content_hash || row.deleted_at.is_some() => {
                 outcome.updated += 1;
-                changed.push(user_input(user));
+                changed.push(user.into());
             }
             Some(_) => outcome.unchanged += 1,
         }

@@ -14,7 +14,6 @@ use crate::hasura::reconcile_ops::{
     reconcile_user_digests, scrub_users_reconcile, tombstone_groups_reconcile,
     tombstone_users_reconcile,
 };
-use crate::hasura::records::group_input;
 use crate::model::UserRecord;
 use crate::sync::reconcile::plan::{
     GroupDigest, OnDelete, Plan, PlannedUser, SCRUB_MARKER, UserDigest,
@@ -138,7 +137,7 @@ pub async fn apply(
     let mut applied = Applied::default();
     let now = Utc::now();
     for chunk in plan.groups.records.chunks(batch_size) {
-        let objects = chunk.iter().map(group_input).collect();
+        let objects = chunk.iter().map(Into::into).collect();
         let data = hasura
             .post::<UpsertGroups>(upsert_groups::Variables { objects })
             .await
