@@ -109,8 +109,9 @@ pub enum Command {
     Reconcile(crate::sync::reconcile::ReconcileArgs),
 }
 
+/// How a whole-pool scan is tuned; `backfill` and `reconcile` share these flags.
 #[derive(Debug, Clone, Default, Args)]
-pub struct BackfillArgs {
+pub struct ScanArgs {
     /// Parallel ListUsers scans, split by the first hex digits of `sub`: 1, 16 or 256 [default: 16].
     #[arg(long, value_name = "N")]
     pub shards: Option<usize>,
@@ -119,9 +120,15 @@ pub struct BackfillArgs {
     #[arg(long, value_name = "RPS")]
     pub cognito_rps: Option<f64>,
 
-    /// Users per Hasura upsert [default: 500].
+    /// Users per Hasura write: upsert, tombstone or delete [default: 500].
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct BackfillArgs {
+    #[command(flatten)]
+    pub scan: ScanArgs,
 
     /// Hasura write requests in flight at once [default: 4].
     #[arg(long, value_name = "N")]
@@ -237,7 +244,7 @@ mod tests {
         );
         match cli.command {
             Command::Backfill(args) => {
-                assert_eq!(args.shards, Some(256));
+                assert_eq!(args.scan.shards, Some(256));
                 assert!(args.dry_run);
             }
             other => panic!("parsed as {other:?}"),

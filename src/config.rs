@@ -217,12 +217,14 @@ impl BackfillSettings {
     /// Flags over the config file over the defaults, validated.
     pub fn resolve(args: &BackfillArgs, file: &BackfillFile) -> anyhow::Result<Self> {
         let settings = BackfillSettings {
-            shards: args.shards.or(file.shards).unwrap_or(DEFAULT_SHARDS),
+            shards: args.scan.shards.or(file.shards).unwrap_or(DEFAULT_SHARDS),
             cognito_rps: args
+                .scan
                 .cognito_rps
                 .or(file.cognito_rps)
                 .unwrap_or(DEFAULT_COGNITO_RPS),
             batch_size: args
+                .scan
                 .batch_size
                 .or(file.batch_size)
                 .unwrap_or(DEFAULT_BATCH_SIZE),
@@ -265,6 +267,7 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::ScanArgs;
 
     const FILE: &str = r#"
         user_pool_id = "eu-west-1_FromFile"
@@ -298,7 +301,10 @@ mod tests {
 
         let backfill = BackfillSettings::resolve(
             &BackfillArgs {
-                batch_size: Some(700),
+                scan: ScanArgs {
+                    batch_size: Some(700),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             &settings.backfill_file,
@@ -359,11 +365,17 @@ mod tests {
     fn invalid_tuning_and_unknown_keys_are_rejected() {
         for args in [
             BackfillArgs {
-                shards: Some(8),
+                scan: ScanArgs {
+                    shards: Some(8),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             BackfillArgs {
-                batch_size: Some(0),
+                scan: ScanArgs {
+                    batch_size: Some(0),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             BackfillArgs {
@@ -371,7 +383,10 @@ mod tests {
                 ..Default::default()
             },
             BackfillArgs {
-                cognito_rps: Some(0.0),
+                scan: ScanArgs {
+                    cognito_rps: Some(0.0),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         ] {

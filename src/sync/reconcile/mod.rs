@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::BackfillArgs;
+use crate::cli::{BackfillArgs, ScanArgs};
 use crate::cognito::{CallStats, CognitoError, CognitoReader, Memberships, Shard};
 use crate::commands;
 use crate::config::{BackfillSettings, Settings};
@@ -84,17 +84,8 @@ pub struct ReconcileArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Parallel ListUsers scans, split by the first hex digits of `sub`: 1, 16 or 256 [default: 16].
-    #[arg(long, value_name = "N")]
-    pub shards: Option<usize>,
-
-    /// Cognito read requests per second over all scans [default: 25, under the 30 RPS ListUsers quota].
-    #[arg(long, value_name = "RPS")]
-    pub cognito_rps: Option<f64>,
-
-    /// Users per Hasura upsert, tombstone or delete [default: 500].
-    #[arg(long, value_name = "N")]
-    pub batch_size: Option<usize>,
+    #[command(flatten)]
+    pub scan: ScanArgs,
 }
 
 /// How to run a reconcile.
@@ -183,9 +174,7 @@ pub async fn run_reconcile(
 ) -> anyhow::Result<ReconcileReport> {
     let tuning = BackfillSettings::resolve(
         &BackfillArgs {
-            shards: args.shards,
-            cognito_rps: args.cognito_rps,
-            batch_size: args.batch_size,
+            scan: args.scan.clone(),
             ..Default::default()
         },
         &settings.backfill_file,
@@ -649,7 +638,7 @@ mod tests {
         .unwrap();
         assert_eq!(cli.args.on_delete, OnDelete::Scrub);
         assert_eq!(cli.args.max_delete_fraction, 0.25);
-        assert_eq!(cli.args.shards, Some(256));
+        assert_eq!(cli.args.scan.shards, Some(256));
         assert!(Cli::try_parse_from(["reconcile", "--on-delete", "purge"]).is_err());
         let help = Cli::command().render_long_help().to_string();
         assert!(help.contains("blanks the personal data"), "{help}");
