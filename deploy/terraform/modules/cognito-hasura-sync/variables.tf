@@ -186,9 +186,9 @@ variable "queue_visibility_timeout_seconds" {
 }
 
 variable "queue_max_receive_count" {
-  description = "Receives before a message moves to the dead-letter queue."
+  description = "Receives before a message moves to the dead-letter queue. The daemon retries a failing message with backoff (5 s doubling to 300 s), so 10 receives ride out about 20 minutes of Hasura or Cognito outage."
   type        = number
-  default     = 5
+  default     = 10
 
   validation {
     condition     = var.queue_max_receive_count >= 1 && var.queue_max_receive_count <= 1000
