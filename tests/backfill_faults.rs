@@ -157,12 +157,20 @@ async fn backfill_under_quota_and_injected_errors_is_exact() -> anyhow::Result<(
     Ok(())
 }
 
-/// A backfill killed with SIGKILL after its first checkpoint resumes from it (reading less
-/// than the whole pool again) and ends with exactly Cognito's state.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_backfill_resumes_to_the_exact_result() -> anyhow::Result<()> {
+/// What the interruption tests start from: a backfill running, some pages committed.
+struct Interrupted {
+    bed: TestBed,
+    groups: BTreeMap<String, Vec<String>>,
+    proxy: FaultProxy,
+    child: tokio::process::Child,
+    db: tokio_postgres::Client,
+}
+
+/// A pool of `users` and a backfill of it, slowed by 50 ms per Cognito call, that has
+/// committed `pages` pages.
+async fn backfill_past_its_first_pages(users: usize, pages: u64) -> anyhow::Result<Interrupted> {
     let bed = TestBed::start().await?;
-    let specs = population(1_200);
+    let specs = population(users);
     let groups = groups_of(&specs);
     bed.create_users(specs).await?;
     let proxy = FaultProxy::start_with(
@@ -173,10 +181,29 @@ async fn killed_backfill_resumes_to_the_exact_result() -> anyhow::Result<()> {
         },
     )
     .await?;
-
     let mut child = slow_backfill(&bed, &proxy)?;
     let db = bed.db.client().await?;
-    wait_for_committed_pages(&db, &mut child, 3).await?;
+    wait_for_committed_pages(&db, &mut child, pages).await?;
+    Ok(Interrupted {
+        bed,
+        groups,
+        proxy,
+        child,
+        db,
+    })
+}
+
+/// A backfill killed with SIGKILL after its first checkpoint resumes from it (reading less
+/// than the whole pool again) and ends with exactly Cognito's state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_backfill_resumes_to_the_exact_result() -> anyhow::Result<()> {
+    let Interrupted {
+        bed,
+        groups,
+        proxy,
+        mut child,
+        db,
+    } = backfill_past_its_first_pages(1_200, 3).await?;
     child.start_kill()?; // SIGKILL: no cleanup, no final checkpoint
     child.wait().await?;
     let partial = bed.mirror_users().await?.len();
@@ -241,21 +268,13 @@ async fn rejected_pagination_tokens_restart_their_shards() -> anyhow::Result<()>
 /// the run is marked failed ("interrupted"), the exit is non-zero; the next run resumes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_saves_the_checkpoint_and_the_next_run_resumes() -> anyhow::Result<()> {
-    let bed = TestBed::start().await?;
-    let specs = population(900);
-    let groups = groups_of(&specs);
-    bed.create_users(specs).await?;
-    let proxy = FaultProxy::start_with(
-        &bed.aws_endpoint,
-        ProxySettings {
-            latency: Duration::from_millis(50),
-            ..ProxySettings::default()
-        },
-    )
-    .await?;
-    let mut child = slow_backfill(&bed, &proxy)?;
-    let db = bed.db.client().await?;
-    wait_for_committed_pages(&db, &mut child, 2).await?;
+    let Interrupted {
+        bed,
+        groups,
+        proxy,
+        child,
+        db,
+    } = backfill_past_its_first_pages(900, 2).await?;
     let pid = child.id().context("the child has no pid")?;
     let status = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
