@@ -78,17 +78,7 @@ pub struct BackfillSummary {
 
 impl fmt::Display for BackfillSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let would = if self.dry_run { "would be " } else { "" };
-        writeln!(
-            f,
-            "backfill of {}{}",
-            self.user_pool_id,
-            if self.dry_run {
-                " (dry run: nothing written)"
-            } else {
-                ""
-            }
-        )?;
+        let would = super::report_header(f, "backfill", &self.user_pool_id, self.dry_run)?;
         let mut row = |label: &str, value: String| writeln!(f, "  {label:<24} {value}");
         if let Some(id) = self.run_id {
             row(

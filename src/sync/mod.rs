@@ -12,3 +12,18 @@ pub mod reconcile;
 pub mod writer;
 
 pub use backfill::{BackfillOptions, BackfillSummary, backfill};
+
+use std::fmt;
+
+/// Writes the first line of a run's report; returns the prefix its counts take ("would be "
+/// in a dry run).
+fn report_header(
+    f: &mut fmt::Formatter<'_>,
+    kind: &str,
+    pool: &str,
+    dry_run: bool,
+) -> Result<&'static str, fmt::Error> {
+    let suffix = if dry_run { " (dry run: nothing written)" } else { "" };
+    writeln!(f, "{kind} of {pool}{suffix}")?;
+    Ok(if dry_run { "would be " } else { "" })
+}

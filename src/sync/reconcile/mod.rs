@@ -509,17 +509,7 @@ async fn scan_shard(
 impl fmt::Display for ReconcileReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.counters;
-        let would = if self.dry_run { "would be " } else { "" };
-        writeln!(
-            f,
-            "reconcile of {}{}",
-            self.user_pool_id,
-            if self.dry_run {
-                " (dry run: nothing written)"
-            } else {
-                ""
-            }
-        )?;
+        let would = crate::sync::report_header(f, "reconcile", &self.user_pool_id, self.dry_run)?;
         let mut row = |label: &str, value: String| writeln!(f, "  {label:<24} {value}");
         if let Some(id) = self.run_id {
             row("run", id.to_string())?;
