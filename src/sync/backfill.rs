@@ -26,13 +26,14 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::ProgressMode;
-use crate::cognito::{CallStats, CognitoError, CognitoReader, Memberships, Shard};
+use crate::cognito::{CallStats, CognitoReader, Memberships, Shard};
 use crate::config::BackfillSettings;
 use crate::hasura::operations::{GroupDigests, UpsertGroups, group_digests, upsert_groups};
 use crate::hasura::{HasuraClient, HasuraError, HasuraStats};
 use crate::model::{GroupRecord, UserRecord};
 use crate::state::{Checkpoint, RunCounters, RunKind, RunStatus, RunStore};
 use crate::sync::progress::Progress;
+use crate::sync::scan::{ShardEvent, scan_shard};
 use crate::sync::writer::{BatchOutcome, CommitTracker, PageRef, write_users};
 
 /// Groups whose member lists are read at once.
@@ -154,17 +155,6 @@ impl fmt::Display for BackfillSummary {
 /// One upsert in flight: the pages it commits, and how it went.
 type BatchWrite = BoxFuture<'static, (Vec<PageRef>, Result<BatchOutcome, HasuraError>)>;
 
-/// A message from a shard scan to the writer.
-enum ShardEvent {
-    Page {
-        shard: String,
-        users: Vec<UserRecord>,
-        next_token: Option<String>,
-    },
-    /// The shard's token was rejected; it starts over from its first page.
-    Restarted { shard: String },
-}
-
 /// Runs a backfill of the reader's pool into the mirror until done, failed or `shutdown`.
 pub async fn backfill(
     reader: CognitoReader,
@@ -231,7 +221,13 @@ pub async fn backfill(
                 let checkpoint = fresh_checkpoint(settings.shards)?;
                 let counters = RunCounters::default();
                 let id = runs
-                    .begin(RunKind::Backfill, &pool_id, None, Some(&checkpoint), &counters)
+                    .begin(
+                        RunKind::Backfill,
+                        &pool_id,
+                        None,
+                        Some(&checkpoint),
+                        &counters,
+                    )
                     .await
                     .context("cannot record the run in Hasura")?;
                 tracing::info!(run = %id, pool = pool_id, estimated_users = pool.estimated_users, "backfill started");
@@ -478,59 +474,6 @@ fn add(total: &mut BatchOutcome, outcome: &BatchOutcome) {
 fn fresh_checkpoint(shards: usize) -> anyhow::Result<Checkpoint> {
     let prefixes = Shard::split(shards)?.into_iter().map(|s| s.prefix);
     Ok(Checkpoint::new(prefixes, shards))
-}
-
-/// Pages through one shard from `token`, joining groups, until done, cancelled or failed.
-async fn scan_shard(
-    reader: CognitoReader,
-    shard: Shard,
-    mut token: Option<String>,
-    memberships: Arc<Memberships>,
-    tx: mpsc::Sender<ShardEvent>,
-    cancel: CancellationToken,
-) -> Result<(), CognitoError> {
-    loop {
-        let page = tokio::select! {
-            _ = cancel.cancelled() => return Ok(()),
-            page = reader.list_users_page(&shard, token.clone()) => page,
-        };
-        match page {
-            Ok(page) => {
-                let mut users = page.users;
-                for user in &mut users {
-                    if let Some(groups) = memberships.get(&user.id) {
-                        user.set_groups(groups.clone());
-                    }
-                }
-                let done = page.next_token.is_none();
-                let event = ShardEvent::Page {
-                    shard: shard.prefix.clone(),
-                    users,
-                    next_token: page.next_token.clone(),
-                };
-                if tx.send(event).await.is_err() || done {
-                    return Ok(());
-                }
-                token = page.next_token;
-            }
-            // Expired or stale token (e.g. from a checkpoint over an hour old): start the shard
-            // over. Harmless: the pages already written are rewritten quietly.
-            Err(CognitoError::PaginationTokenRejected { .. }) if token.is_some() => {
-                tracing::warn!(shard = %shard, "pagination token rejected; restarting the shard");
-                if tx
-                    .send(ShardEvent::Restarted {
-                        shard: shard.prefix.clone(),
-                    })
-                    .await
-                    .is_err()
-                {
-                    return Ok(());
-                }
-                token = None;
-            }
-            Err(err) => return Err(err),
-        }
-    }
 }
 
 /// Upserts the groups that are new or changed; returns how many (would) change.

@@ -4,11 +4,13 @@
 //! - [`writer`]: one batch compared with the mirror and upserted; the commit tracker behind
 //!   the checkpoint.
 //! - [`reconcile`]: the diff of Cognito against the mirror that repairs drift.
+//! - [`scan`]: one shard's paged ListUsers scan, shared by both.
 //! - [`progress`]: progress bar or periodic log line.
 
 pub mod backfill;
 pub mod progress;
 pub mod reconcile;
+pub mod scan;
 pub mod writer;
 
 pub use backfill::{BackfillOptions, BackfillSummary, backfill};

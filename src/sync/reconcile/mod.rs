@@ -35,12 +35,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{BackfillArgs, ScanArgs};
-use crate::cognito::{CallStats, CognitoError, CognitoReader, Memberships, Shard};
+use crate::cognito::{CallStats, CognitoReader, Shard};
 use crate::commands;
 use crate::config::{BackfillSettings, Settings};
 use crate::hasura::{HasuraClient, HasuraStats};
-use crate::model::UserRecord;
 use crate::state::{RunKind, RunStatus, RunStore};
+use crate::sync::scan::{ShardEvent, scan_shard};
 use crate::telemetry::reconcile::{ReconcileBraked, ReconcileFinished};
 
 pub use plan::{OnDelete, Plan};
@@ -417,13 +417,14 @@ async fn plan(
     let mut differ = plan::Differ::new(snapshot.users, started_at, options.on_delete);
 
     let shards = Shard::split(options.shards)?;
-    let (tx, mut rx) = mpsc::channel::<Vec<UserRecord>>(64);
+    let (tx, mut rx) = mpsc::channel::<ShardEvent>(64);
     let cancel = shutdown.child_token();
     let mut scans = JoinSet::new();
     for shard in shards {
         scans.spawn(scan_shard(
             reader.clone(),
             shard,
+            None,
             memberships.clone(),
             tx.clone(),
             cancel.clone(),
@@ -434,7 +435,9 @@ async fn plan(
     loop {
         tokio::select! {
             page = rx.recv() => match page {
-                Some(users) => users.into_iter().for_each(|u| differ.observe(u)),
+                Some(ShardEvent::Page { users, .. }) => users.into_iter().for_each(|u| differ.observe(u)),
+                // The shard's pages come again; the differ keeps one verdict per user.
+                Some(ShardEvent::Restarted { .. }) => {}
                 None => break,
             },
             Some(joined) = scans.join_next(), if !scans.is_empty() => {
@@ -464,46 +467,6 @@ async fn plan(
     let mut plan = differ.finish();
     plan.groups = group_plan;
     Ok((plan, snapshot.reads))
-}
-
-/// Pages through one shard, joining groups, until done, cancelled or failed. A rejected
-/// pagination token starts the shard over; the differ keeps one verdict per user.
-async fn scan_shard(
-    reader: CognitoReader,
-    shard: Shard,
-    memberships: Arc<Memberships>,
-    tx: mpsc::Sender<Vec<UserRecord>>,
-    cancel: CancellationToken,
-) -> Result<(), CognitoError> {
-    let mut token: Option<String> = None;
-    loop {
-        let page = tokio::select! {
-            _ = cancel.cancelled() => return Ok(()),
-            page = reader.list_users_page(&shard, token.clone()) => page,
-        };
-        match page {
-            Ok(page) => {
-                let mut users = page.users;
-                for user in &mut users {
-                    if let Some(groups) = memberships.get(&user.id) {
-                        user.set_groups(groups.clone());
-                    }
-                }
-                if tx.send(users).await.is_err() {
-                    return Ok(());
-                }
-                match page.next_token {
-                    Some(next) => token = Some(next),
-                    None => return Ok(()),
-                }
-            }
-            Err(CognitoError::PaginationTokenRejected { .. }) if token.is_some() => {
-                tracing::warn!(shard = %shard, "pagination token rejected; restarting the shard");
-                token = None;
-            }
-            Err(err) => return Err(err),
-        }
-    }
 }
 
 impl fmt::Display for ReconcileReport {
