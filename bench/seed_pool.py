@@ -5,12 +5,21 @@ and the benchmark: groups, custom attributes, disabled users, non-ASCII names.
 Users are created in parallel (moto_server is threaded). Prints the pool id on stdout.
 
     .venv/bin/python bench/seed_pool.py --endpoint http://127.0.0.1:5055 --users 3000
+
+With --bulk the same users (same attributes, groups, disabled flags, and the
+FORCE_CHANGE_PASSWORD status AdminCreateUser leaves them in) are sent in one request to
+cognito-lite's bulk import instead (the benchmarks' in-memory Cognito; moto has no import):
+
+    .venv/bin/python bench/seed_pool.py --bulk --endpoint http://127.0.0.1:PORT --users 100000
 """
 
 import argparse
 import concurrent.futures
+import json
 import sys
 import time
+import urllib.error
+import urllib.request
 
 import boto3
 from botocore.config import Config
@@ -49,6 +58,42 @@ def user_spec(i):
     return f"user-{i:06}", attributes, groups, i % 97 == 0
 
 
+def bulk_import(endpoint, pool_name, users):
+    """Sends the whole pool to cognito-lite's POST /__cognito-lite/import; returns the pool id."""
+    user_list = []
+    for i in range(users):
+        username, attributes, groups, disabled = user_spec(i)
+        user_list.append(
+            {
+                "username": username,
+                "attributes": attributes,
+                "groups": groups,
+                "enabled": not disabled,
+                "status": "FORCE_CHANGE_PASSWORD",
+            }
+        )
+    body = {
+        "pool_name": pool_name,
+        "custom_attributes": ["tenant", "plan"],
+        "groups": [
+            {"name": name, "description": description, "precedence": precedence}
+            for name, description, precedence in GROUPS
+        ],
+        "users": user_list,
+    }
+    request = urllib.request.Request(
+        endpoint.rstrip("/") + "/__cognito-lite/import",
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            return json.load(response)["user_pool_id"]
+    except urllib.error.HTTPError as error:
+        sys.exit(f"import failed: HTTP {error.code}: {error.read().decode(errors='replace')}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--endpoint", required=True, help="Cognito endpoint, e.g. moto's URL")
@@ -56,7 +101,21 @@ def main():
     parser.add_argument("--users", type=int, default=3000)
     parser.add_argument("--pool-name", default="demo-pool")
     parser.add_argument("--threads", type=int, default=32)
+    parser.add_argument(
+        "--bulk", action="store_true", help="one cognito-lite import request instead of boto3 calls"
+    )
     args = parser.parse_args()
+
+    if args.bulk:
+        started = time.monotonic()
+        pool_id = bulk_import(args.endpoint, args.pool_name, args.users)
+        print(
+            f"imported pool {pool_id} with {args.users} users in {len(GROUPS)} groups "
+            f"in {time.monotonic() - started:.1f}s",
+            file=sys.stderr,
+        )
+        print(pool_id)
+        return
 
     client = boto3.client(
         "cognito-idp",

@@ -19,20 +19,29 @@
 //! - [`proxy`]: [`FaultProxy`], an HTTP proxy that counts calls per AWS operation and
 //!   GraphQL request and injects what the emulators do not: Cognito's `Limit` validation,
 //!   request-rate quotas, latency and server errors. Also a binary, `testbed-proxy`.
+//! - [`cognito_lite`]: [`CognitoLite`], a fast in-memory Cognito user pool emulator for
+//!   benchmarks only (moto is too slow to list 100,000 users; the tests keep using moto):
+//!   the Cognito operations the sync engine uses over the AWS JSON protocol, indexed by
+//!   `sub`, plus a bulk import ([`PoolImport`]) that seeds any pool, federated users
+//!   included. Also a binary, `cognito-lite`.
+//! - [`programs`]: what the two binaries share (logging, running until SIGINT or SIGTERM).
 
 pub mod aws;
 pub mod bed;
+pub mod cognito_lite;
 pub mod hasura;
 pub mod mirror;
 pub mod moto;
 pub mod pool;
 pub mod postgres;
+pub mod programs;
 pub mod proxy;
 
 use std::path::PathBuf;
 
 pub use aws::{AWS_ACCESS_KEY_ID, AWS_REGION, AWS_SECRET_ACCESS_KEY, sdk_config};
 pub use bed::{TestBed, TestBedOptions};
+pub use cognito_lite::{CognitoLite, GroupImport, Imported, PoolImport, UserImport};
 pub use hasura::HasuraLite;
 pub use mirror::{MirrorGroup, MirrorUser};
 pub use moto::moto_endpoint;

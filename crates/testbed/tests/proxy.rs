@@ -318,6 +318,23 @@ async fn fails_a_seeded_fraction_with_500() {
             .await
             .is_err()
     );
+
+    // Only requests whose body contains the text fail.
+    proxy.set_fail_ops(None);
+    proxy.set_fail_matching(Some("text no request carries"));
+    let groups = cognito
+        .list_groups()
+        .user_pool_id(&pool.pool_id)
+        .send()
+        .await;
+    assert!(groups.is_ok(), "{groups:?}");
+    proxy.set_fail_matching(Some(&pool.pool_id));
+    let groups = cognito
+        .list_groups()
+        .user_pool_id(&pool.pool_id)
+        .send()
+        .await;
+    assert!(groups.is_err(), "{groups:?}");
 }
 
 /// Whether each of 40 calls succeeded, with the failure dice seeded the same way.

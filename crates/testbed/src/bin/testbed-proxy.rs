@@ -44,6 +44,9 @@ struct Cli {
     /// Only fail these operations (repeatable; `GraphQL` for GraphQL requests).
     #[arg(long = "fail-op", value_name = "OP")]
     fail_ops: Vec<String>,
+    /// Only fail requests whose body contains this text (for example one user's sub).
+    #[arg(long, value_name = "TEXT")]
+    fail_matching: Option<String>,
     /// Do not reject `Limit` above 60 on Cognito list operations.
     #[arg(long)]
     no_limit_check: bool,
@@ -51,12 +54,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    testbed::programs::init_logging();
     let cli = Cli::parse();
     let settings = settings(&cli)?;
     let listener = tokio::net::TcpListener::bind(&cli.listen)
@@ -68,12 +66,7 @@ async fn main() -> anyhow::Result<()> {
         serde_json::json!({ "listening": proxy.url(), "upstream": proxy.upstream() })
     );
 
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result.context("waiting for SIGINT")?,
-        _ = terminate.recv() => {}
-    }
+    testbed::programs::stop_signal().await?;
     let stats = proxy.stats();
     proxy.stop().await?;
     println!(
@@ -101,6 +94,7 @@ fn settings(cli: &Cli) -> anyhow::Result<ProxySettings> {
         },
         fail_ops: (!cli.fail_ops.is_empty())
             .then(|| cli.fail_ops.iter().cloned().collect::<BTreeSet<_>>()),
+        fail_matching: cli.fail_matching.clone(),
         quotas: Vec::new(),
         enforce_limits: !cli.no_limit_check,
     };

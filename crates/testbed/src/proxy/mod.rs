@@ -83,6 +83,9 @@ pub struct ProxySettings {
     pub fail_point: FailPoint,
     /// Operations failures apply to (for example `ListUsers`, [`GRAPHQL_OP`]); all when `None`.
     pub fail_ops: Option<BTreeSet<String>>,
+    /// Only requests whose body contains this text can fail (one user's reads, say); any
+    /// request when `None`.
+    pub fail_matching: Option<String>,
     /// Request-rate quotas: operations sharing one bucket, and its requests per second.
     pub quotas: Vec<(Vec<String>, f64)>,
     /// Reject `Limit` outside 0..=60 on [`LIMITED_OPERATIONS`] as Cognito does.
@@ -97,6 +100,7 @@ impl Default for ProxySettings {
             fail_seed: None,
             fail_point: FailPoint::BeforeUpstream,
             fail_ops: None,
+            fail_matching: None,
             quotas: Vec::new(),
             enforce_limits: true,
         }
@@ -172,6 +176,7 @@ struct Inner {
     fail_fraction: f64,
     fail_point: FailPoint,
     fail_ops: Option<BTreeSet<String>>,
+    fail_matching: Option<String>,
     rng: StdRng,
     enforce_limits: bool,
     /// Buckets by key (the sorted operation names joined with `+`).
@@ -224,6 +229,7 @@ impl FaultProxy {
             fail_fraction: settings.fail_fraction,
             fail_point: settings.fail_point,
             fail_ops: settings.fail_ops,
+            fail_matching: settings.fail_matching,
             rng,
             enforce_limits: settings.enforce_limits,
             buckets: HashMap::new(),
@@ -290,6 +296,11 @@ impl FaultProxy {
     /// Limits injected failures to these operations (all operations when `None`).
     pub fn set_fail_ops(&self, ops: Option<&[&str]>) {
         self.shared.lock().fail_ops = ops.map(|ops| ops.iter().map(|op| op.to_string()).collect());
+    }
+
+    /// Limits injected failures to requests whose body contains `text` (any request when `None`).
+    pub fn set_fail_matching(&self, text: Option<&str>) {
+        self.shared.lock().fail_matching = text.map(str::to_owned);
     }
 
     /// A request-rate quota of `rps` requests per second on one operation.
@@ -441,7 +452,7 @@ impl Inner {
     }
 
     /// Counts the call and decides its fate.
-    fn admit(&mut self, call: &Call) -> Verdict {
+    fn admit(&mut self, call: &Call, body: &[u8]) -> Verdict {
         let stats = self.stats.ops.entry(call.op.clone()).or_default();
         stats.calls += 1;
         if call.limit.is_some() {
@@ -489,7 +500,11 @@ impl Inner {
         let applies = self
             .fail_ops
             .as_ref()
-            .is_none_or(|ops| ops.contains(&call.op));
+            .is_none_or(|ops| ops.contains(&call.op))
+            && self.fail_matching.as_ref().is_none_or(|text| {
+                let text = text.as_bytes();
+                !text.is_empty() && body.windows(text.len()).any(|window| window == text)
+            });
         if applies && self.fail_fraction > 0.0 && self.rng.random::<f64>() < self.fail_fraction {
             return Verdict::Fail(self.fail_point);
         }
@@ -526,7 +541,7 @@ async fn proxy_handler(State(shared): State<Arc<Shared>>, request: Request) -> R
     let call = classify::classify(&parts.method, parts.uri.path(), &parts.headers, &body);
     let (verdict, latency) = {
         let mut inner = shared.lock();
-        (inner.admit(&call), inner.latency)
+        (inner.admit(&call, &body), inner.latency)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -623,8 +638,8 @@ fn end_to_end(headers: &HeaderMap) -> HeaderMap {
         .collect()
 }
 
-/// An AWS JSON protocol error as Cognito sends it.
-fn aws_error(status: StatusCode, code: &str, message: &str) -> Response {
+/// An AWS JSON protocol error as Cognito sends it (cognito-lite answers with it too).
+pub(crate) fn aws_error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = json!({ "__type": code, "message": message }).to_string();
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
@@ -663,18 +678,22 @@ fn throttled_response(call: &Call) -> Response {
 }
 
 fn limit_response(limit: i64) -> Response {
+    aws_error(
+        StatusCode::BAD_REQUEST,
+        "InvalidParameterException",
+        &limit_message(limit),
+    )
+}
+
+/// Cognito's validation message for a `Limit` outside 0..=[`COGNITO_MAX_LIMIT`].
+pub(crate) fn limit_message(limit: i64) -> String {
     let constraint = if limit < 0 {
         "Member must have value greater than or equal to 0".to_string()
     } else {
         format!("Member must have value less than or equal to {COGNITO_MAX_LIMIT}")
     };
-    let message = format!(
+    format!(
         "1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: {constraint}"
-    );
-    aws_error(
-        StatusCode::BAD_REQUEST,
-        "InvalidParameterException",
-        &message,
     )
 }
 
