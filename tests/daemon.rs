@@ -1,6 +1,7 @@
 //! The daemon against the test bed (moto SQS + Cognito, PostgreSQL, hasura-lite), run
 //! in-process: every event shape drives the mirror, duplicates and reordering leave the right
-//! state, poison messages reach the dead-letter queue, a Hasura outage loses nothing, a
+//! state, poison messages reach the dead-letter queue, one failed read does not hold back its
+//! batch, a slow batch keeps its messages invisible, a Hasura outage loses nothing, a
 //! shutdown in a busy stream loses nothing, and the ops endpoints tell the truth.
 
 use std::path::PathBuf;
@@ -62,6 +63,16 @@ async fn start(
     cognito_endpoint: &str,
     hasura_endpoint: &str,
 ) -> anyhow::Result<Running> {
+    start_tuned(bed, cognito_endpoint, hasura_endpoint, |_| {}).await
+}
+
+/// [`start`], with the daemon's flags changed by `tune` first.
+async fn start_tuned(
+    bed: &TestBed,
+    cognito_endpoint: &str,
+    hasura_endpoint: &str,
+    tune: impl FnOnce(&mut DaemonArgs),
+) -> anyhow::Result<Running> {
     // The daemon's log lines, shown by the test harness when a test fails.
     let _ = tracing_subscriber::fmt()
         .with_env_filter("cognito_hasura_sync=info")
@@ -81,7 +92,7 @@ async fn start(
         auth: HasuraAuth::AdminSecret(Secret::new(&bed.hasura.admin_secret)),
         retries: 1,
     };
-    let args = DaemonArgs {
+    let mut args = DaemonArgs {
         queue_url: bed.queue_url.clone(),
         pollers: 2,
         listen: "127.0.0.1:0".parse()?,
@@ -100,6 +111,7 @@ async fn start(
             reconcile_lease_ttl: 60,
         },
     };
+    tune(&mut args);
     let daemon = Daemon::new(
         bed.sqs.clone(),
         reader,
@@ -465,6 +477,94 @@ async fn poison_messages_reach_the_dlq_while_good_ones_flow() -> anyhow::Result<
         ),
         "{metrics}"
     );
+    daemon.stop().await
+}
+
+/// One message whose user cannot be read from Cognito fails alone: the rest of its batch is
+/// applied and deleted, it stays on the queue, and it is applied once Cognito answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_read_does_not_hold_back_its_batch() -> anyhow::Result<()> {
+    let bed = TestBed::start_with(TestBedOptions::default().max_receive_count(50)).await?;
+    let users = bed.create_users((0..6).map(UserSpec::numbered)).await?;
+    let victim = &users[2];
+    let proxy = FaultProxy::start(&bed.aws_endpoint).await?;
+    proxy.set_fail_matching(Some(&victim.sub.to_string()));
+    proxy.set_fail_fraction(1.0);
+    for created in &users {
+        bed.send_event(&format!(
+            r#"{{"user_pool_id":"{}","sub":"{}"}}"#,
+            bed.pool_id, created.sub
+        ))
+        .await?;
+    }
+    let daemon = start(&bed, proxy.url(), &bed.hasura.endpoint).await?;
+    eventually("every other user applied", async || {
+        Ok(bed.mirror_users().await?.len() == users.len() - 1)
+    })
+    .await?;
+    eventually("the victim's read failed", async || {
+        let (_, metrics) = daemon.get("/metrics").await?;
+        Ok(metrics.contains("daemon_messages_failed_total{format=\"native\",reason=\"cognito\"}"))
+    })
+    .await?;
+    assert!(bed.mirror_user(victim.sub).await?.is_none());
+    let (visible, in_flight) = bed.queue_depth(&bed.queue_url).await?;
+    assert_eq!(visible + in_flight, 1, "only the victim's message is left");
+    assert!(
+        proxy.failed("ListUsers") > 0,
+        "the fault was never injected"
+    );
+
+    proxy.set_fail_fraction(0.0);
+    eventually("the victim applied and the queue drained", async || {
+        Ok(bed.mirror_user(victim.sub).await?.is_some() && queue_empty(&bed).await?)
+    })
+    .await?;
+    assert_eq!(bed.queue_depth(&bed.dlq_url).await?, (0, 0));
+    daemon.stop().await
+}
+
+/// A batch that takes longer than the visibility timeout (a slow Hasura) keeps its messages
+/// invisible: the other poller never receives them again, each is received and written once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_batch_keeps_its_messages_invisible() -> anyhow::Result<()> {
+    let bed = TestBed::start().await?;
+    let users = bed.create_users((0..3).map(UserSpec::numbered)).await?;
+    let proxy = FaultProxy::start(bed.hasura.base_url()).await?;
+    let hasura = format!("{}/v1/graphql", proxy.url());
+    let daemon = start_tuned(&bed, &bed.aws_endpoint, &hasura, |args| {
+        args.visibility_timeout = 2;
+    })
+    .await?;
+    // Every Hasura request now outlasts the visibility timeout twice over.
+    proxy.set_latency(Duration::from_secs(5));
+    for created in &users {
+        bed.send_event(&format!(
+            r#"{{"user_pool_id":"{}","sub":"{}"}}"#,
+            bed.pool_id, created.sub
+        ))
+        .await?;
+    }
+    eventually("every user applied and the queue drained", async || {
+        Ok(bed.mirror_users().await?.len() == users.len() && queue_empty(&bed).await?)
+    })
+    .await?;
+    let (_, metrics) = daemon.get("/metrics").await?;
+    let received: u64 = metrics
+        .lines()
+        .filter(|line| line.starts_with("daemon_messages_received_total"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(
+        received,
+        users.len() as u64,
+        "a message was received twice:\n{metrics}"
+    );
+    assert!(
+        metrics.contains("daemon_visibility_extensions_total"),
+        "{metrics}"
+    );
+    proxy.set_latency(Duration::ZERO);
     daemon.stop().await
 }
 

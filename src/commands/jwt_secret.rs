@@ -94,10 +94,9 @@ mod tests {
             claims_namespace: Some(HASURA_CLAIMS_NAMESPACE.into()),
             ..args
         };
-        let json = serde_json::to_value(
-            jwt_secret(&settings("us-east-1_X"), &default_namespace).unwrap(),
-        )
-        .unwrap();
+        let json =
+            serde_json::to_value(jwt_secret(&settings("us-east-1_X"), &default_namespace).unwrap())
+                .unwrap();
         assert!(json.get("claims_namespace").is_none());
     }
 

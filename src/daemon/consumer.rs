@@ -7,12 +7,15 @@
 //! 2. reduce each message to what it names; other-pool and ignored ones are acknowledged,
 //!    pool-wide ones ask the reconcile for an early run ([`ReconcileRequests`]);
 //! 3. re-read every named user (each once) and, if groups are named, the pool's groups;
-//! 4. write everything read in ONE `ApplyEvents` mutation (one Hasura transaction);
+//! 4. write everything read in ONE `ApplyEvents` mutation (one Hasura transaction); while
+//!    steps 3 and 4 run, the batch's visibility timeout is renewed every half timeout, so a
+//!    slow dependency never lets another poller receive the same messages;
 //! 5. delete the messages whose effect is committed, plus the acknowledged ones, in one
 //!    `DeleteMessageBatch`; messages whose read or write failed get their visibility set to a
 //!    backoff delay growing with their receive count, and are never deleted.
 
 use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,13 +36,11 @@ use super::reconcile::ReconcileRequests;
 use crate::cognito::{CognitoError, CognitoReader};
 use crate::events::{self, DecodedEvent, EventAction, Plan, UserRef};
 use crate::hasura::HasuraClient;
-use crate::hasura::daemon_ops::{
-    ApplyEvents, DaemonProbe, apply_events, daemon_probe,
-};
+use crate::hasura::daemon_ops::{ApplyEvents, DaemonProbe, apply_events, daemon_probe};
 use crate::model::{GroupRecord, UserRecord};
 use crate::telemetry::daemon::{
     BatchCommitted, MessageAcknowledged, MessageApplied, MessageFailed, MessageReceived,
-    MessageUndecodable, QueueBacklog, QueueCallFailed,
+    MessageUndecodable, QueueBacklog, QueueCallFailed, VisibilityExtended,
 };
 
 /// Users re-read from Cognito at once within a batch (all under the reader's shared limit).
@@ -177,43 +178,13 @@ impl Consumer {
             }
         }
 
-        let reads = self.read(&plan).await;
-        for item in items.iter_mut().filter(|i| i.outcome == Outcome::Pending) {
-            let Ok((_, message_plan)) = &item.decoded else {
-                continue;
-            };
-            if let Some(error) = reads.error_for(message_plan) {
-                item.outcome = Outcome::Failed {
-                    reason: "cognito",
-                    error,
-                };
-            }
-        }
-
         let mut report = BatchReport::default();
-        let writes_needed = items.iter().any(|i| i.outcome == Outcome::Pending);
-        if writes_needed {
-            match self.write(&pool, &reads).await {
-                Ok(()) => {
-                    for item in items.iter_mut().filter(|i| i.outcome == Outcome::Pending) {
-                        item.outcome = Outcome::Applied;
-                    }
-                }
-                Err(error) => {
-                    report.dependency_failed = true;
-                    for item in items.iter_mut().filter(|i| i.outcome == Outcome::Pending) {
-                        item.outcome = Outcome::Failed {
-                            reason: "hasura",
-                            error: error.clone(),
-                        };
-                    }
-                }
-            }
-        }
+        let receipt_handles: Vec<String> = items.iter().map(|i| i.receipt_handle.clone()).collect();
+        report.dependency_failed = tokio::select! {
+            failed = self.apply(&pool, &plan, &mut items) => failed,
+            never = self.keep_invisible(&receipt_handles) => match never {},
+        };
         let committed_at = Utc::now();
-        if !plan.users.is_empty() && reads.users.values().all(Result::is_err) {
-            report.dependency_failed = true;
-        }
 
         self.delete(&items).await;
         self.release(&items).await;
@@ -250,6 +221,41 @@ impl Consumer {
             }
         }
         report
+    }
+
+    /// Steps 3 and 4: re-reads what the batch names and writes it, marking each pending
+    /// message applied or failed. True when a dependency failed the batch as a whole.
+    async fn apply(&self, pool: &str, plan: &Plan, items: &mut [Item]) -> bool {
+        let reads = self.read(plan).await;
+        for item in items.iter_mut().filter(|i| i.outcome == Outcome::Pending) {
+            let Ok((_, message_plan)) = &item.decoded else {
+                continue;
+            };
+            if let Some(error) = reads.error_for(message_plan) {
+                item.outcome = Outcome::Failed {
+                    reason: "cognito",
+                    error,
+                };
+            }
+        }
+        let mut dependency_failed =
+            !plan.users.is_empty() && reads.users.values().all(Result::is_err);
+        if items.iter().any(|i| i.outcome == Outcome::Pending) {
+            let outcome = match self.write(pool, &reads).await {
+                Ok(()) => Outcome::Applied,
+                Err(error) => {
+                    dependency_failed = true;
+                    Outcome::Failed {
+                        reason: "hasura",
+                        error,
+                    }
+                }
+            };
+            for item in items.iter_mut().filter(|i| i.outcome == Outcome::Pending) {
+                item.outcome = outcome.clone();
+            }
+        }
+        dependency_failed
     }
 
     /// Decodes one message inside its span. Messages SQS sent without a receipt handle cannot
@@ -510,6 +516,41 @@ impl Consumer {
                     .ok()
             })
             .collect();
+        self.set_visibility(entries).await;
+    }
+
+    /// Keeps a batch's messages invisible while it is applied (a slow Cognito or Hasura can
+    /// outlast the receive's visibility timeout): every half timeout, the timeout is set
+    /// again for all of them. Never returns; dropped when the batch is done.
+    async fn keep_invisible(&self, receipt_handles: &[String]) -> Infallible {
+        let timeout = self.options.visibility_timeout_seconds;
+        let period = Duration::from_millis(u64::try_from(timeout).unwrap_or(1).max(1) * 500);
+        loop {
+            tokio::time::sleep(period).await;
+            let entries = receipt_handles
+                .iter()
+                .enumerate()
+                .filter_map(|(n, handle)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(n.to_string())
+                        .receipt_handle(handle)
+                        .visibility_timeout(timeout)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            VisibilityExtended {
+                messages: receipt_handles.len(),
+                seconds: timeout,
+            }
+            .emit();
+            self.set_visibility(entries).await;
+        }
+    }
+
+    /// One `ChangeMessageVisibilityBatch`; failures are logged and counted. If it fails the
+    /// messages still return, after the visibility timeout they have.
+    async fn set_visibility(&self, entries: Vec<ChangeMessageVisibilityBatchRequestEntry>) {
         if entries.is_empty() {
             return;
         }
@@ -520,7 +561,6 @@ impl Consumer {
             .set_entries(Some(entries))
             .send()
             .await;
-        // If this fails the messages still return, after the receive's visibility timeout.
         match result {
             Ok(out) => {
                 for failed in out.failed() {

@@ -25,7 +25,11 @@ fn report_header(
     pool: &str,
     dry_run: bool,
 ) -> Result<&'static str, fmt::Error> {
-    let suffix = if dry_run { " (dry run: nothing written)" } else { "" };
+    let suffix = if dry_run {
+        " (dry run: nothing written)"
+    } else {
+        ""
+    };
     writeln!(f, "{kind} of {pool}{suffix}")?;
     Ok(if dry_run { "would be " } else { "" })
 }

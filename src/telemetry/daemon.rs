@@ -73,6 +73,25 @@ impl MessageAcknowledged<'_> {
     }
 }
 
+/// A batch took half its visibility timeout: its messages were made invisible for another
+/// full timeout, so that no other poller receives them while it is applied.
+#[derive(Debug)]
+pub struct VisibilityExtended {
+    pub messages: usize,
+    pub seconds: i32,
+}
+
+impl VisibilityExtended {
+    pub fn emit(&self) {
+        tracing::info!(
+            messages = self.messages,
+            seconds = self.seconds,
+            "batch still being applied: visibility extended"
+        );
+        metrics::counter!("daemon_visibility_extensions_total").increment(1);
+    }
+}
+
 /// A message body could not be decoded: it is left for the dead-letter queue.
 #[derive(Debug)]
 pub struct MessageUndecodable<'a> {

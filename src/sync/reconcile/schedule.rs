@@ -176,7 +176,10 @@ async fn run_leased(
     heartbeat.abort();
     match result {
         Ok(report) if report.braked() => {}
-        Ok(report) => tracing::debug!(run = ?report.run_id, "scheduled reconcile done"),
+        Ok(report) => tracing::debug!(
+            run = report.run_id.map(|id| id.to_string()),
+            "scheduled reconcile done"
+        ),
         Err(err) => tracing::error!(error = format!("{err:#}"), "scheduled reconcile failed"),
     }
 }
