@@ -286,6 +286,7 @@ pub async fn backfill(
         let mut tracker = CommitTracker::new(&checkpoint);
         let mut batch_users: Vec<UserRecord> = Vec::new();
         let mut batch_pages: Vec<PageRef> = Vec::new();
+        let mut batch_started = Instant::now();
         let mut inflight: FuturesUnordered<BatchWrite> = FuturesUnordered::new();
         let mut channel_open = true;
         let mut failure: Option<anyhow::Error> = None;
@@ -345,13 +346,25 @@ pub async fn backfill(
                         counters.users_seen += count;
                         let page = tracker.page_read(&shard, next_token);
                         if failure.is_none() {
-                            if !batch_users.is_empty() && batch_users.len() + users.len() > settings.batch_size {
-                                dispatch(&mut batch_users, &mut batch_pages, &mut inflight);
-                            }
-                            batch_users.extend(users);
-                            batch_pages.push(page);
-                            if batch_users.len() >= settings.batch_size {
-                                dispatch(&mut batch_users, &mut batch_pages, &mut inflight);
+                            // Batches are filled to exactly batch_size: a page that does not
+                            // fit is split, and counts as committed once both parts are.
+                            let mut users = users;
+                            loop {
+                                let room = settings.batch_size - batch_users.len();
+                                let rest = users.split_off(users.len().min(room));
+                                if batch_users.is_empty() {
+                                    batch_started = Instant::now();
+                                }
+                                batch_users.append(&mut users);
+                                batch_pages.push(page.clone());
+                                if batch_users.len() >= settings.batch_size {
+                                    dispatch(&mut batch_users, &mut batch_pages, &mut inflight);
+                                }
+                                if rest.is_empty() {
+                                    break;
+                                }
+                                tracker.split(&page);
+                                users = rest;
                             }
                         }
                     }
@@ -368,8 +381,11 @@ pub async fn backfill(
                     }
                 },
                 _ = tick.tick() => {
-                    // A partial batch is written once a second, so slow reads still checkpoint.
-                    if failure.is_none() && !batch_pages.is_empty() && inflight.len() < settings.concurrency {
+                    // A partial batch is written once it has waited SAVE_EVERY, so slow reads
+                    // still checkpoint while fast ones fill whole batches.
+                    if failure.is_none() && !batch_pages.is_empty() && inflight.len() < settings.concurrency
+                        && batch_started.elapsed() >= SAVE_EVERY
+                    {
                         dispatch(&mut batch_users, &mut batch_pages, &mut inflight);
                     }
                     let due = (tracker.is_dirty() && last_save.elapsed() >= SAVE_EVERY) || last_save.elapsed() >= HEARTBEAT_EVERY;

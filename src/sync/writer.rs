@@ -119,8 +119,9 @@ struct ShardTrack {
     /// Bumped when the shard restarts; pages of older generations no longer move the checkpoint.
     generation: u64,
     next_seq: u64,
-    /// Pages read but not yet part of the checkpoint, in read order: (seq, next token, committed).
-    pending: VecDeque<(u64, Option<String>, bool)>,
+    /// Pages read but not yet part of the checkpoint, in read order: (seq, next token,
+    /// batches holding some of its users that have not committed yet).
+    pending: VecDeque<(u64, Option<String>, u32)>,
     checkpoint: ShardCheckpoint,
 }
 
@@ -161,11 +162,19 @@ impl CommitTracker {
         let track = self.shards.entry(shard.to_owned()).or_default();
         let seq = track.next_seq;
         track.next_seq += 1;
-        track.pending.push_back((seq, next_token, false));
+        track.pending.push_back((seq, next_token, 1));
         PageRef {
             shard: shard.to_owned(),
             generation: track.generation,
             seq,
+        }
+    }
+
+    /// The page's users are split over one more batch: it counts as committed only once
+    /// every batch holding some of them has committed.
+    pub fn split(&mut self, page: &PageRef) {
+        if let Some(entry) = self.pending_entry(page) {
+            entry.2 += 1;
         }
     }
 
@@ -181,23 +190,16 @@ impl CommitTracker {
     /// Marks pages committed and advances their shards' checkpoints over committed prefixes.
     pub fn committed(&mut self, pages: &[PageRef]) {
         for page in pages {
+            if let Some(entry) = self.pending_entry(page) {
+                entry.2 = entry.2.saturating_sub(1);
+            }
             let Some(track) = self.shards.get_mut(&page.shard) else {
                 continue;
             };
-            if track.generation != page.generation {
-                continue;
-            }
-            if let Some(entry) = track
-                .pending
-                .iter_mut()
-                .find(|(seq, _, _)| *seq == page.seq)
-            {
-                entry.2 = true;
-            }
             while track
                 .pending
                 .front()
-                .is_some_and(|(_, _, committed)| *committed)
+                .is_some_and(|(_, _, outstanding)| *outstanding == 0)
             {
                 let (_, next_token, _) = track.pending.pop_front().expect("front exists");
                 track.checkpoint.pages += 1;
@@ -209,6 +211,18 @@ impl CommitTracker {
     }
 
     /// Whether the checkpoint moved since the last [`CommitTracker::take_checkpoint`].
+    /// The pending entry of a page of the shard's current chain.
+    fn pending_entry(&mut self, page: &PageRef) -> Option<&mut (u64, Option<String>, u32)> {
+        let track = self.shards.get_mut(&page.shard)?;
+        if track.generation != page.generation {
+            return None;
+        }
+        track
+            .pending
+            .iter_mut()
+            .find(|(seq, _, _)| *seq == page.seq)
+    }
+
     pub fn is_dirty(&self) -> bool {
         self.dirty
     }
@@ -273,6 +287,21 @@ mod tests {
             }
         );
         assert_eq!(t.checkpoint().shards["b"], ShardCheckpoint::default());
+    }
+
+    #[test]
+    fn a_page_split_over_two_batches_waits_for_both() {
+        let mut t = tracker();
+        let p1 = t.page_read("a", Some("t1".into()));
+        t.split(&p1);
+        t.committed(std::slice::from_ref(&p1));
+        assert_eq!(
+            t.checkpoint().shards["a"],
+            ShardCheckpoint::default(),
+            "the second half of page 1 is not committed yet"
+        );
+        t.committed(&[p1]);
+        assert_eq!(t.checkpoint().shards["a"].token.as_deref(), Some("t1"));
     }
 
     #[test]
