@@ -14,6 +14,7 @@ use cognito_hasura_sync::config::{HasuraAuth, HasuraSettings, Secret};
 use cognito_hasura_sync::daemon::reconcile::ReconcileRequests;
 use cognito_hasura_sync::daemon::{Daemon, DaemonArgs, DaemonOptions, install_metrics};
 use cognito_hasura_sync::hasura::HasuraClient;
+use cognito_hasura_sync::sync::reconcile::OnDelete;
 use cognito_hasura_sync::sync::reconcile::schedule::ScheduleArgs;
 use testbed::{FaultProxy, GroupSpec, MirrorUser, TestBed, TestBedOptions, UserSpec};
 use tokio::net::TcpListener;
@@ -109,6 +110,8 @@ async fn start_tuned(
         schedule: ScheduleArgs {
             reconcile_schedule: "off".into(),
             reconcile_lease_ttl: 60,
+            reconcile_on_delete: OnDelete::Tombstone,
+            reconcile_max_delete_fraction: 0.1,
         },
     };
     tune(&mut args);

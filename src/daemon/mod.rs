@@ -475,6 +475,7 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+    use crate::sync::reconcile::OnDelete;
 
     #[derive(Debug, Parser)]
     struct Cli {
@@ -532,6 +533,31 @@ mod tests {
         assert_eq!(options.backoff(1), Duration::from_secs(5));
         assert_eq!(options.backoff(3), Duration::from_secs(20));
         assert_eq!(options.backoff(30), Duration::from_secs(300));
+        let reconcile = options.scheduler.reconcile;
+        assert_eq!(reconcile.on_delete, OnDelete::Tombstone);
+        assert_eq!(reconcile.max_delete_fraction, 0.1);
+        assert!(!reconcile.allow_mass_delete);
+    }
+
+    #[test]
+    fn the_scheduled_reconcile_takes_its_delete_policy_but_never_releases_the_brake() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--queue-url",
+            "http://q",
+            "--reconcile-on-delete",
+            "scrub",
+            "--reconcile-max-delete-fraction",
+            "0.25",
+        ])
+        .unwrap();
+        let reconcile = DaemonOptions::from_args(&cli.daemon)
+            .unwrap()
+            .scheduler
+            .reconcile;
+        assert_eq!(reconcile.on_delete, OnDelete::Scrub);
+        assert_eq!(reconcile.max_delete_fraction, 0.25);
+        assert!(!reconcile.allow_mass_delete);
     }
 
     #[test]
@@ -542,6 +568,7 @@ mod tests {
             ["--pollers", "0"],
             ["--retry-backoff", "0"],
             ["--queue-url", " "],
+            ["--reconcile-max-delete-fraction", "1.5"],
         ] {
             let mut args = vec!["x"];
             args.extend(flags);
