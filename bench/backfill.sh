@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
-# Backfill benchmark on the local stack: creates N users in moto, then runs
-# `cognito-hasura-sync backfill` (default settings) twice through the test bed's
-# fault-injecting proxy (testbed-proxy):
+# Backfill benchmark on the local stack: creates N users, then runs
+# `cognito-hasura-sync backfill` through the test bed's fault-injecting proxy (testbed-proxy):
 #   1. plain: the proxy only counts calls (and rejects Limit > 60 as Cognito does);
 #   2. realistic: +50 ms per Cognito call and Cognito's 30 RPS quota shared by
-#      ListUsers and ListUsersInGroup.
-# A third run lifts the client-side rate limit to show what the local emulators themselves
-# can serve. Each run starts from an empty mirror. Prints users/s, Cognito calls per operation, Hasura
+#      ListUsers and ListUsersInGroup, default settings (--cognito-rps 25: headroom for the
+#      account's other callers);
+#   3. the same with --cognito-rps 30: the client-side limit at the quota itself;
+#   4. (cognito-lite) case 3 on a second pool of N users without groups, where only
+#      ListUsers spends the quota and the bound is the full 1800 users/s.
+# Each run starts from an empty mirror. Prints users/s, Cognito calls per operation, Hasura
 # requests, throttled responses, peak RSS and CPU seconds (/usr/bin/time -v), next to the
-# bound the quota sets (30 pages/s x 60 users = 1800 users/s).
+# bound the quota sets: 30 pages/s x 60 users = 1800 users/s when every call lists users,
+# and the bound for the calls this pool needs (ListUsersInGroup pages share the quota).
+#
+# Cognito is cognito-lite by default (the test bed's in-memory Cognito, seeded in one
+# request; 20 users per 23 belong to at least one group, every 13th is federated) so that the
+# quota, not the emulator, bounds the run; --moto uses moto, which serves ~21 list calls/s
+# at 10,000 users and so measures moto.
 #
 #   bench/backfill.sh               # 10,000 users
-#   bench/backfill.sh --large       # 100,000 users (moto needs a long time to create them)
-#   bench/backfill.sh --users N
+#   bench/backfill.sh --large       # 100,000 users
+#   bench/backfill.sh --users N [--moto]
 #
 # BENCH_PROFILE=debug uses the debug builds instead of release ones; BENCH_NO_BUILD=1 uses
 # the binaries already in target/ as they are.
@@ -22,11 +30,13 @@ ROOT=$(repo_root)
 cd "$ROOT"
 
 USERS=10000
+COGNITO=lite
 while [ $# -gt 0 ]; do
     case "$1" in
         --large) USERS=100000 ;;
         --users) USERS="$2"; shift ;;
-        -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --moto) COGNITO=moto ;;
+        -h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -63,12 +73,6 @@ else
 fi
 BIN="$ROOT/target/$PROFILE"
 
-MOTO_PORT=$(free_port)
-MOTO="http://127.0.0.1:$MOTO_PORT"
-"$ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
-PIDS+=($!)
-wait_for "$MOTO/moto-api/"
-
 psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $DB"
 SECRET="bench-$$-$RANDOM"
 HASURA_PORT=$(free_port)
@@ -78,22 +82,42 @@ HASURA_GRAPHQL_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" HASURA_GRAP
 PIDS+=($!)
 wait_for "http://127.0.0.1:$HASURA_PORT/healthz"
 
-log "creating $USERS users in moto"
-POOL=$("$ROOT/.venv/bin/python" bench/seed_pool.py --endpoint "$MOTO" --users "$USERS" --pool-name bench)
-
-# Starts a proxy in front of moto with the given flags; sets PROXY_URL.
-start_proxy() {
-    local out="$WORK/proxy.$RANDOM.out"
-    "$BIN/testbed-proxy" --upstream "$MOTO" "$@" >"$out" 2>"$out.err" &
-    PROXY_PID=$!
-    PIDS+=("$PROXY_PID")
+# Starts a program that prints {"listening": URL} first; sets LISTENING.
+start_listening() {
+    local out="$WORK/listen.$RANDOM.out"
+    "$@" >"$out" 2>"$out.err" &
+    PIDS+=($!)
+    LISTENING_PID=$!
     for _ in $(seq 1 100); do
-        PROXY_URL=$(head -n 1 "$out" 2>/dev/null | jq -r '.listening // empty' 2>/dev/null || true)
-        [ -n "$PROXY_URL" ] && return 0
+        LISTENING=$(head -n 1 "$out" 2>/dev/null | jq -r '.listening // empty' 2>/dev/null || true)
+        [ -n "$LISTENING" ] && return 0
         sleep 0.1
     done
-    echo "testbed-proxy did not start: $(cat "$out.err")" >&2
+    echo "$1 did not start: $(cat "$out.err")" >&2
     return 1
+}
+
+if [ "$COGNITO" = moto ]; then
+    MOTO_PORT=$(free_port)
+    UPSTREAM="http://127.0.0.1:$MOTO_PORT"
+    "$ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
+    PIDS+=($!)
+    wait_for "$UPSTREAM/moto-api/"
+    log "creating $USERS users in moto"
+    POOL=$("$ROOT/.venv/bin/python" bench/seed_pool.py --endpoint "$UPSTREAM" --users "$USERS" --pool-name bench)
+else
+    start_listening "$BIN/cognito-lite" --port 0
+    UPSTREAM=$LISTENING
+    log "importing $USERS users into cognito-lite, twice: with groups, and without"
+    POOL=$("$ROOT/.venv/bin/python" bench/seed_pool.py --bulk --endpoint "$UPSTREAM" --users "$USERS" --pool-name bench)
+    POOL_NO_GROUPS=$("$ROOT/.venv/bin/python" bench/seed_pool.py --bulk --no-groups --endpoint "$UPSTREAM" --users "$USERS" --pool-name bench-no-groups)
+fi
+
+# Starts a proxy in front of Cognito with the given flags; sets PROXY_URL.
+start_proxy() {
+    start_listening "$BIN/testbed-proxy" --upstream "$UPSTREAM" "$@"
+    PROXY_URL=$LISTENING
+    PROXY_PID=$LISTENING_PID
 }
 
 # Runs one backfill through the proxy and prints its figures.
@@ -103,7 +127,7 @@ run_case() {
     start_proxy "$@"
     log "backfill: $name"
     AWS_ENDPOINT_URL="$PROXY_URL" AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
-    AWS_EC2_METADATA_DISABLED=true COGNITO_USER_POOL_ID="$POOL" \
+    AWS_EC2_METADATA_DISABLED=true COGNITO_USER_POOL_ID="${BENCH_POOL:-$POOL}" \
     HASURA_GRAPHQL_ENDPOINT="http://127.0.0.1:$HASURA_PORT/v1/graphql" HASURA_GRAPHQL_ADMIN_SECRET="$SECRET" \
     RUST_LOG=warn \
         /usr/bin/time -v -o "$WORK/time.txt" "$BIN/cognito-hasura-sync" backfill --json --progress never \
@@ -114,13 +138,24 @@ run_case() {
     rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt")
     user=$(awk -F': ' '/User time \(seconds\)/ {print $2}' "$WORK/time.txt")
     sys=$(awk -F': ' '/System time \(seconds\)/ {print $2}' "$WORK/time.txt")
-    jq -r --arg name "$name" --arg rss "$rss" --arg user "$user" --arg sys "$sys" --slurpfile proxy "$WORK/proxy.json" '
+    # The fewest ListUsers calls a 16-shard scan can make: the sum over shards of ceil(n / 60).
+    local lower_bound
+    lower_bound=$(psql -qtA -h 127.0.0.1 -U postgres -d "$DB" -c \
+        "SELECT coalesce(sum(ceil(n / 60.0)), 0)::int FROM (SELECT count(*) n FROM cognito_users GROUP BY left(id::text, 1)) s")
+    jq -r --arg name "$name" --arg rss "$rss" --arg user "$user" --arg sys "$sys" \
+        --argjson bound "$lower_bound" --slurpfile proxy "$WORK/proxy.json" '
+        (.cognito.calls.ListUsers // 0) as $lu | (.cognito.calls.ListUsersInGroup // 0) as $lg |
+        (.users_seen * 30 / ([$lu + $lg, 1] | max)) as $call_bound |
         "\n== \($name) ==",
         "users                 \(.users_seen) in \(.elapsed_seconds * 10 | round / 10) s",
-        "users/s               \(.users_per_second | round)   (quota bound: 30 pages/s x 60 = 1800 users/s)",
+        "users/s               \(.users_per_second | round)",
+        "  quota bound         1800 users/s (30 pages/s x 60): \(.users_per_second / 1800 * 100 | round) %",
+        "  bound for its calls \($call_bound | round) users/s (\(.users_seen) users, \($lu) ListUsers + \($lg) ListUsersInGroup pages at 30/s): \(.users_per_second / $call_bound * 100 | round) %",
         "cognito calls         \(.cognito.calls | to_entries | map("\(.key) \(.value)") | join(", "))",
+        "ListUsers             \($lu) (lower bound: sum over shards of ceil(users in shard / 60) = \($bound))",
         "throttled             \(.cognito.throttled) seen by the reader, \($proxy[0].total.throttled) answered by the proxy",
         "hasura requests       \(.hasura.requests | to_entries | map("\(.key) \(.value)") | join(", ")) (total \(.hasura.requests | add))",
+        "  user upserts        \(.hasura.requests.UpsertUsers // 0) (ceil(users / 500) = \(.users_seen / 500 | ceil))",
         "peak RSS              \(($rss | tonumber) / 1024 | round) MiB",
         "CPU                   \($user) s user + \($sys) s system"
     ' "$WORK/summary.json"
@@ -129,6 +164,12 @@ run_case() {
 run_case "plain (no added latency, no quota)"
 run_case "50 ms per Cognito call, 30 RPS quota on ListUsers+ListUsersInGroup" \
     --latency-ms 50 --quota "ListUsers+ListUsersInGroup=30"
-BACKFILL_ARGS="--cognito-rps 1000" run_case "plain, client rate limit lifted (--cognito-rps 1000): what moto and hasura-lite can serve"
+BACKFILL_ARGS="--cognito-rps 30" run_case "50 ms per Cognito call, 30 RPS quota, client limit at the quota (--cognito-rps 30)" \
+    --latency-ms 50 --quota "ListUsers+ListUsersInGroup=30"
+if [ -n "${POOL_NO_GROUPS:-}" ]; then
+    BENCH_POOL=$POOL_NO_GROUPS BACKFILL_ARGS="--cognito-rps 30" \
+        run_case "pool without groups (ListUsers only), 50 ms per call, 30 RPS quota, --cognito-rps 30" \
+        --latency-ms 50 --quota "ListUsers+ListUsersInGroup=30"
+fi
 echo
-echo "Default settings: --shards 16 --cognito-rps 25 --batch-size 500 --concurrency 4 ($PROFILE build, $(nproc) cores)."
+echo "Cognito: $COGNITO. Default settings: --shards 16 --cognito-rps 25 --batch-size 500 --concurrency 4 ($PROFILE build, $(nproc) cores)."

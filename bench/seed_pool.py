@@ -6,9 +6,10 @@ Users are created in parallel (moto_server is threaded). Prints the pool id on s
 
     .venv/bin/python bench/seed_pool.py --endpoint http://127.0.0.1:5055 --users 3000
 
-With --bulk the same users (same attributes, groups, disabled flags, and the
-FORCE_CHANGE_PASSWORD status AdminCreateUser leaves them in) are sent in one request to
-cognito-lite's bulk import instead (the benchmarks' in-memory Cognito; moto has no import):
+With --bulk the same users (same attributes, groups and disabled flags, in the
+FORCE_CHANGE_PASSWORD status AdminCreateUser leaves them in, but every 13th one federated:
+EXTERNAL_PROVIDER, which moto cannot make) are sent in one request to cognito-lite's bulk
+import instead (the benchmarks' in-memory Cognito; moto has no import):
 
     .venv/bin/python bench/seed_pool.py --bulk --endpoint http://127.0.0.1:PORT --users 100000
 """
@@ -58,7 +59,7 @@ def user_spec(i):
     return f"user-{i:06}", attributes, groups, i % 97 == 0
 
 
-def bulk_import(endpoint, pool_name, users):
+def bulk_import(endpoint, pool_name, users, with_groups):
     """Sends the whole pool to cognito-lite's POST /__cognito-lite/import; returns the pool id."""
     user_list = []
     for i in range(users):
@@ -67,9 +68,10 @@ def bulk_import(endpoint, pool_name, users):
             {
                 "username": username,
                 "attributes": attributes,
-                "groups": groups,
+                "groups": groups if with_groups else [],
                 "enabled": not disabled,
-                "status": "FORCE_CHANGE_PASSWORD",
+                # Every 13th user signed in through an identity provider (moto cannot make these).
+                "status": "EXTERNAL_PROVIDER" if i % 13 == 0 else "FORCE_CHANGE_PASSWORD",
             }
         )
     body = {
@@ -77,7 +79,7 @@ def bulk_import(endpoint, pool_name, users):
         "custom_attributes": ["tenant", "plan"],
         "groups": [
             {"name": name, "description": description, "precedence": precedence}
-            for name, description, precedence in GROUPS
+            for name, description, precedence in (GROUPS if with_groups else [])
         ],
         "users": user_list,
     }
@@ -104,13 +106,18 @@ def main():
     parser.add_argument(
         "--bulk", action="store_true", help="one cognito-lite import request instead of boto3 calls"
     )
+    parser.add_argument(
+        "--no-groups", action="store_true", help="with --bulk: a pool without groups (only ListUsers reads it)"
+    )
     args = parser.parse_args()
+    if args.no_groups and not args.bulk:
+        parser.error("--no-groups needs --bulk")
 
     if args.bulk:
         started = time.monotonic()
-        pool_id = bulk_import(args.endpoint, args.pool_name, args.users)
+        pool_id = bulk_import(args.endpoint, args.pool_name, args.users, not args.no_groups)
         print(
-            f"imported pool {pool_id} with {args.users} users in {len(GROUPS)} groups "
+            f"imported pool {pool_id} with {args.users} users in {0 if args.no_groups else len(GROUPS)} groups "
             f"in {time.monotonic() - started:.1f}s",
             file=sys.stderr,
         )

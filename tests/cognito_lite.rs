@@ -443,8 +443,23 @@ async fn seed_pool_bulk_creates_the_boto3_population() -> anyhow::Result<()> {
         Some("free")
     );
     assert_eq!(
-        zero.status, "FORCE_CHANGE_PASSWORD",
+        zero.status, "EXTERNAL_PROVIDER",
+        "every 13th user is federated"
+    );
+    let one = users
+        .iter()
+        .find(|u| u.username == "user-000001")
+        .context("user-000001")?;
+    assert_eq!(
+        one.status, "FORCE_CHANGE_PASSWORD",
         "as AdminCreateUser leaves it"
+    );
+    assert_eq!(
+        users
+            .iter()
+            .filter(|u| u.status == "EXTERNAL_PROVIDER")
+            .count(),
+        16
     );
     let groups = reader.list_groups().await?;
     let editors = groups

@@ -1,11 +1,12 @@
 //! The reconcile benchmark (run by `bench/reconcile.sh`; ignored by a plain `cargo test`):
-//! a pool of `RECONCILE_BENCH_USERS` users (default 10,000) mirrored by a first reconcile,
-//! then an unchanged-pool reconcile and a reconcile after 1% drift, with Cognito and Hasura
-//! each behind a counting proxy. Prints time, Cognito calls by operation, and Hasura reads
-//! and mutations; fails if the unchanged run writes to the mirror.
+//! a pool of `RECONCILE_BENCH_USERS` users (default 10,000) in cognito-lite
+//! ([`testbed::BenchBed`]; moto would be measured instead) mirrored by a first reconcile,
+//! then an unchanged-pool reconcile and a reconcile after 1% drift, with Cognito (under its
+//! 30 RPS `UserList` quota) and Hasura each behind a counting proxy. Prints time, Cognito
+//! calls by operation next to the scan's lower bound, and Hasura reads and mutations; fails
+//! if the unchanged run writes to the mirror.
 
-mod common;
-
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use aws_sdk_cognitoidentityprovider::types::AttributeType;
@@ -14,21 +15,19 @@ use cognito_hasura_sync::config::{HasuraAuth, HasuraSettings, Secret};
 use cognito_hasura_sync::hasura::HasuraClient;
 use cognito_hasura_sync::sync::reconcile::{ReconcileOptions, ReconcileReport, reconcile};
 use futures::{StreamExt, TryStreamExt};
-use testbed::{FaultProxy, TestBed, UserSpec};
+use testbed::{BenchBed, UserSpec};
 use tokio_util::sync::CancellationToken;
 
 struct Case<'a> {
-    bed: &'a TestBed,
-    cognito: &'a FaultProxy,
-    hasura: &'a FaultProxy,
+    bed: &'a BenchBed,
     client: HasuraClient,
 }
 
 impl Case<'_> {
     async fn run(&self, name: &str) -> anyhow::Result<ReconcileReport> {
-        self.cognito.reset_counts();
-        self.hasura.reset_counts();
-        let sdk = testbed::sdk_config(self.cognito.url()).await;
+        self.bed.cognito.reset_counts();
+        self.bed.hasura.reset_counts();
+        let sdk = self.bed.sdk_config().await;
         let reader = CognitoReader::new(&sdk, &self.bed.pool_id, ReadLimits::default());
         let clock = Instant::now();
         let report = reconcile(
@@ -39,7 +38,7 @@ impl Case<'_> {
         )
         .await?;
         let c = &report.counters;
-        let ops = self.cognito.stats().ops;
+        let ops = self.bed.cognito.stats().ops;
         let cognito_ops = ops.iter().filter(|(op, _)| *op != "GraphQL");
         let total: u64 = cognito_ops.clone().map(|(_, s)| s.calls).sum();
         let calls: Vec<String> = cognito_ops
@@ -60,6 +59,7 @@ impl Case<'_> {
         );
         println!("cognito calls         {total} ({})", calls.join(", "));
         let by_name: Vec<String> = self
+            .bed
             .hasura
             .stats()
             .graphql_operations
@@ -68,8 +68,8 @@ impl Case<'_> {
             .collect();
         println!(
             "hasura requests       {} reads, {} mutations ({})",
-            self.hasura.graphql_queries(),
-            self.hasura.graphql_mutations(),
+            self.bed.hasura.graphql_queries(),
+            self.bed.hasura.graphql_mutations(),
             by_name.join(", ")
         );
         Ok(report)
@@ -77,9 +77,10 @@ impl Case<'_> {
 
     /// Mutations other than the run record's (InsertRun + UpdateRun).
     fn mirror_mutations(&self) -> u64 {
-        self.hasura.graphql_mutations()
-            - self.hasura.graphql_operation("InsertRun")
-            - self.hasura.graphql_operation("UpdateRun")
+        let hasura = &self.bed.hasura;
+        hasura.graphql_mutations()
+            - hasura.graphql_operation("InsertRun")
+            - hasura.graphql_operation("UpdateRun")
     }
 }
 
@@ -90,33 +91,48 @@ async fn reconcile_benchmark() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    let bed = TestBed::start().await?;
-    println!("creating {users} users in moto");
-    let specs = (0..users).map(|i| match i % 10 {
+    println!("importing {users} users into cognito-lite");
+    let spec = |i: usize| match i % 10 {
         0 => UserSpec::numbered(i).group("admins"),
         1..=3 => UserSpec::numbered(i).group("readers"),
         _ => UserSpec::numbered(i),
-    });
-    bed.create_users(specs).await?;
-    let cognito = FaultProxy::start(&bed.aws_endpoint).await?;
-    let hasura = FaultProxy::start(bed.hasura.base_url()).await?;
+    };
+    let bed = BenchBed::start(users, spec).await?;
+    bed.cognito.set_shared_quota(
+        &testbed::proxy::COGNITO_USER_LIST_OPERATIONS,
+        testbed::proxy::COGNITO_USER_LIST_RPS,
+    );
     let client = HasuraClient::new(&HasuraSettings {
-        endpoint: format!("{}/v1/graphql", hasura.url()),
-        auth: HasuraAuth::AdminSecret(Secret::new(bed.hasura.admin_secret.clone())),
+        endpoint: bed.hasura_endpoint(),
+        auth: HasuraAuth::AdminSecret(Secret::new(bed.hasura_lite.admin_secret.clone())),
         retries: 2,
     })?;
-    let case = Case {
-        bed: &bed,
-        cognito: &cognito,
-        hasura: &hasura,
-        client,
-    };
+    let case = Case { bed: &bed, client };
+
+    // The fewest list calls a 16-shard scan can make: ceil(n / 60) per shard and per group.
+    let mut per_shard: BTreeMap<char, u64> = BTreeMap::new();
+    for user in &bed.users {
+        let prefix = user.sub.to_string().chars().next().unwrap_or('0');
+        *per_shard.entry(prefix).or_default() += 1;
+    }
+    let mut per_group: BTreeMap<String, u64> = BTreeMap::new();
+    for group in (0..users).flat_map(|i| spec(i).groups) {
+        *per_group.entry(group).or_default() += 1;
+    }
+    fn pages<K>(counts: &BTreeMap<K, u64>) -> u64 {
+        counts.values().map(|n| n.div_ceil(60)).sum()
+    }
+    println!(
+        "scan lower bound      ListUsers {} (sum over shards of ceil(users / 60)), ListUsersInGroup {} (sum over groups of ceil(members / 60)), ListGroups 1",
+        pages(&per_shard),
+        pages(&per_group)
+    );
 
     case.run("first reconcile: empty mirror").await?;
-    let before = common::row_versions(&bed).await?;
+    let before = bed.row_versions().await?;
     let quiet = case.run("unchanged pool").await?;
     anyhow::ensure!(
-        common::row_versions(&bed).await? == before,
+        bed.row_versions().await? == before,
         "the unchanged run rewrote rows"
     );
     anyhow::ensure!(
@@ -136,7 +152,7 @@ async fn reconcile_benchmark() -> anyhow::Result<()> {
     let pool = bed.pool_id.as_str();
     futures::stream::iter(0..drift)
         .map(|i| {
-            let cognito = bed.cognito.clone();
+            let cognito = bed.cognito_client.clone();
             async move {
                 let username = format!("user-{i:06}");
                 if i % 2 == 0 {

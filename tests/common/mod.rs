@@ -19,6 +19,21 @@ pub fn command(
     aws_endpoint: &str,
     hasura_endpoint: &str,
 ) -> tokio::process::Command {
+    command_for(
+        &bed.pool_id,
+        aws_endpoint,
+        hasura_endpoint,
+        &bed.hasura.admin_secret,
+    )
+}
+
+/// [`command`] for any pool and Hasura.
+pub fn command_for(
+    pool_id: &str,
+    aws_endpoint: &str,
+    hasura_endpoint: &str,
+    admin_secret: &str,
+) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(BIN);
     for var in [
         "AWS_PROFILE",
@@ -35,9 +50,9 @@ pub fn command(
         .env("AWS_ACCESS_KEY_ID", testbed::AWS_ACCESS_KEY_ID)
         .env("AWS_SECRET_ACCESS_KEY", testbed::AWS_SECRET_ACCESS_KEY)
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("COGNITO_USER_POOL_ID", &bed.pool_id)
+        .env("COGNITO_USER_POOL_ID", pool_id)
         .env("HASURA_GRAPHQL_ENDPOINT", hasura_endpoint)
-        .env("HASURA_GRAPHQL_ADMIN_SECRET", &bed.hasura.admin_secret)
+        .env("HASURA_GRAPHQL_ADMIN_SECRET", admin_secret)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .kill_on_drop(true);
@@ -159,22 +174,9 @@ pub async fn assert_exact_mirror(
     Ok(cognito.len())
 }
 
-/// `(id, xmin, synced_at)` of every mirrored user: unchanged by a run that writes nothing.
-pub async fn row_versions(
-    bed: &TestBed,
-) -> anyhow::Result<Vec<(uuid::Uuid, String, chrono::DateTime<chrono::Utc>)>> {
-    let client = bed.db.client().await?;
-    let rows = client
-        .query(
-            "SELECT id, xmin::text, synced_at FROM cognito_users ORDER BY id",
-            &[],
-        )
-        .await
-        .context("reading row versions")?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect())
+/// The mirror's row versions ([`testbed::mirror::row_versions`]).
+pub async fn row_versions(bed: &TestBed) -> anyhow::Result<Vec<testbed::mirror::RowVersion>> {
+    testbed::mirror::row_versions(&bed.db.client().await?).await
 }
 
 /// The JSON number at `path` (e.g. `["cognito", "calls", "ListUsers"]`), 0 when absent.

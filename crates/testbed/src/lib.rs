@@ -16,6 +16,8 @@
 //! - [`mirror`]: reading the mirror tables back from PostgreSQL for assertions.
 //! - [`bed`]: [`TestBed`], all of the above wired together: a user pool, a sync queue with
 //!   its dead-letter queue, a database and hasura-lite.
+//! - [`bench`]: [`BenchBed`], what the benchmarks run against: a pool of any size imported
+//!   into cognito-lite, a database with hasura-lite, a counting proxy in front of each.
 //! - [`proxy`]: [`FaultProxy`], an HTTP proxy that counts calls per AWS operation and
 //!   GraphQL request and injects what the emulators do not: Cognito's `Limit` validation,
 //!   request-rate quotas, latency and server errors. Also a binary, `testbed-proxy`.
@@ -28,6 +30,7 @@
 
 pub mod aws;
 pub mod bed;
+pub mod bench;
 pub mod cognito_lite;
 pub mod hasura;
 pub mod mirror;
@@ -41,6 +44,7 @@ use std::path::PathBuf;
 
 pub use aws::{AWS_ACCESS_KEY_ID, AWS_REGION, AWS_SECRET_ACCESS_KEY, sdk_config};
 pub use bed::{TestBed, TestBedOptions};
+pub use bench::{BenchBed, BenchUser};
 pub use cognito_lite::{CognitoLite, GroupImport, Imported, PoolImport, UserImport};
 pub use hasura::HasuraLite;
 pub use mirror::{MirrorGroup, MirrorUser};

@@ -149,3 +149,23 @@ fn group_from_row(row: &tokio_postgres::Row) -> anyhow::Result<MirrorGroup> {
         synced_at: row.try_get("synced_at")?,
     })
 }
+
+/// One row version of `cognito_users`: `id`, `xmin` (changes with every update of the row)
+/// and `synced_at`.
+pub type RowVersion = (Uuid, String, DateTime<Utc>);
+
+/// Every row version of `cognito_users`, by id: equal before and after a run that changed no
+/// row (PostgreSQL's own record of updates).
+pub async fn row_versions(client: &tokio_postgres::Client) -> anyhow::Result<Vec<RowVersion>> {
+    let rows = client
+        .query(
+            "SELECT id, xmin::text, synced_at FROM cognito_users ORDER BY id",
+            &[],
+        )
+        .await
+        .context("reading row versions")?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}
