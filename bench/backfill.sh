@@ -36,7 +36,7 @@ while [ $# -gt 0 ]; do
         --large) USERS=100000 ;;
         --users) USERS="$2"; shift ;;
         --moto) COGNITO=moto ;;
-        -h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift

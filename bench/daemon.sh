@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Daemon benchmark on the local test bed (moto SQS + Cognito, PostgreSQL, hasura-lite), with
-# the daemon in-process and Cognito+SQS and Hasura each behind the test bed's counting proxy:
+# Daemon benchmark: the real `cognito-hasura-sync daemon` process against the benchmark bed
+# (a pool in cognito-lite, the sync queue and its dead-letter queue in sqs-lite, hasura-lite
+# over PostgreSQL), with Cognito, SQS and Hasura each behind the test bed's counting proxy:
 #   1. a steady stream of 100 events/s for 60 s;
 #   2. a burst of 10,000 events sent at once.
-# Each event names a user new to the mirror, by username (DAEMON_BENCH_BY=sub: by sub, which
-# moto answers by scanning the whole pool, so it measures moto more than the daemon). Prints p50/p99 apply latency from send to commit,
-# events/s, SQS and Hasura requests per event, CPU seconds and peak RSS (of the test process,
-# which also runs hasura-lite and the load generator; moto is a separate process).
-# The client-side Cognito rate limit is lifted (moto has no quota): against real Cognito,
-# re-reading users by sub is bounded by the ListUsers quota (30 RPS per account).
+# Each event names a user new to the mirror, by sub as CloudTrail events do
+# (DAEMON_BENCH_BY=username: by username, as trigger events do). Prints p50/p99 apply latency
+# from send to commit, events/s, SQS, Cognito and Hasura requests per event and per applied
+# batch, and the daemon process's own CPU seconds and peak RSS.
+# cognito-lite and sqs-lite stand in for moto, whose SQS takes tens of milliseconds per call
+# and seconds per receive under a backlog: against moto the benchmark measured moto.
+# The client-side Cognito rate limit is lifted (--cognito-rps 5000): against real Cognito,
+# re-reading distinct users is bounded by the account's quotas (ListUsers 30 RPS for subs,
+# AdminGetUser/AdminListGroupsForUser 120 RPS by default), whatever the daemon does.
 #
 #   bench/daemon.sh                       # defaults above
 #   bench/daemon.sh --rate 200 --seconds 30 --burst 5000 --pollers 4
@@ -29,7 +33,7 @@ while [ $# -gt 0 ]; do
         --seconds) SECONDS_="$2"; shift ;;
         --burst) BURST="$2"; shift ;;
         --pollers) POLLERS="$2"; shift ;;
-        -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift

@@ -1,30 +1,27 @@
-//! The daemon benchmark (run by `bench/daemon.sh`; ignored by a plain `cargo test`): a steady
-//! stream of `DAEMON_BENCH_RATE` events/s (default 100) for `DAEMON_BENCH_SECONDS` (default
-//! 60), then a burst of `DAEMON_BENCH_BURST` events (default 10,000), each event naming a
-//! user new to the mirror. The daemon runs in-process with Cognito+SQS and Hasura each behind
-//! a counting proxy. Prints p50/p99 apply latency (send → the row's `synced_at`, stamped in
-//! the committing transaction), events/s, SQS and Hasura requests per event, CPU seconds and
-//! peak RSS of this process (which also runs hasura-lite and the load generator).
+//! The daemon benchmark (run by `bench/daemon.sh`; ignored by a plain `cargo test`): the real
+//! `cognito-hasura-sync daemon` process against the benchmark bed — a pool in cognito-lite
+//! ([`testbed::BenchBed`]), the sync queue and its dead-letter queue in sqs-lite, hasura-lite
+//! over PostgreSQL — with Cognito, SQS and Hasura each behind a counting proxy. moto would be
+//! measured instead: its SQS needs tens of milliseconds per call and slows as the queue grows.
 //!
-//! Events name users by username (AdminGetUser) unless `DAEMON_BENCH_BY=sub`: moto answers
-//! ListUsers `Filter: sub = "..."` by scanning the whole pool in Python, which measures moto,
-//! not the daemon, once the pool holds thousands of users.
+//! A steady stream of `DAEMON_BENCH_RATE` events/s (default 100) for `DAEMON_BENCH_SECONDS`
+//! (default 60), then a burst of `DAEMON_BENCH_BURST` events (default 10,000), each naming a
+//! user new to the mirror by sub (as CloudTrail events do; `DAEMON_BENCH_BY=username` for
+//! trigger-style events). Prints p50/p99 apply latency (send → the row's `synced_at`, stamped
+//! in the committing transaction), events/s, SQS, Cognito and Hasura requests per event, and
+//! the daemon process's own CPU seconds and peak RSS.
+
+mod common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use chrono::{DateTime, Utc};
-use cognito_hasura_sync::cognito::{CognitoReader, ReadLimits};
-use cognito_hasura_sync::config::{HasuraAuth, HasuraSettings, Secret};
-use cognito_hasura_sync::daemon::{Daemon, DaemonArgs, DaemonOptions, install_metrics};
-use cognito_hasura_sync::hasura::HasuraClient;
-use cognito_hasura_sync::sync::reconcile::schedule::ScheduleArgs;
 use futures::{StreamExt, TryStreamExt};
-use testbed::{CreatedUser, FaultProxy, TestBed, UserSpec};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use serde_json::json;
+use testbed::{BenchBed, BenchUser, FaultProxy, SqsLite, UserSpec};
 use uuid::Uuid;
 
 fn env_number(name: &str, default: usize) -> usize {
@@ -34,10 +31,17 @@ fn env_number(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// Where events are sent: the sync queue, straight to sqs-lite (not counted).
+struct Queue {
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    pool_id: String,
+}
+
 /// Sends one native event per user, ten per SendMessageBatch; returns when each was sent.
 async fn send(
-    bed: &TestBed,
-    users: &[CreatedUser],
+    queue: &Queue,
+    users: &[BenchUser],
     by_sub: bool,
 ) -> anyhow::Result<Vec<(Uuid, DateTime<Utc>)>> {
     let entries: Vec<SendMessageBatchRequestEntry> = users
@@ -51,19 +55,19 @@ async fn send(
             };
             SendMessageBatchRequestEntry::builder()
                 .id(n.to_string())
-                .message_body(format!(
-                    r#"{{"user_pool_id":"{}","{key}":"{value}","reason":"bench"}}"#,
-                    bed.pool_id
-                ))
+                .message_body(
+                    json!({ "user_pool_id": queue.pool_id, key: value, "reason": "bench" })
+                        .to_string(),
+                )
                 .build()
                 .context("entry")
         })
         .collect::<anyhow::Result<_>>()?;
     let sent_at = Utc::now();
-    let out = bed
+    let out = queue
         .sqs
         .send_message_batch()
-        .queue_url(&bed.queue_url)
+        .queue_url(&queue.url)
         .set_entries(Some(entries))
         .send()
         .await?;
@@ -73,8 +77,37 @@ async fn send(
     Ok(users.iter().map(|user| (user.sub, sent_at)).collect())
 }
 
+/// Creates the sync queue (redriving to a dead-letter queue after 10 receives, as the deploy
+/// does) in sqs-lite; returns its URL.
+async fn create_queues(sqs: &aws_sdk_sqs::Client) -> anyhow::Result<String> {
+    let dlq = sqs
+        .create_queue()
+        .queue_name("bench-sync-dlq")
+        .send()
+        .await?
+        .queue_url
+        .context("no dead-letter queue URL")?;
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .context("no dead-letter queue ARN")?;
+    let redrive = json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": "10" });
+    sqs.create_queue()
+        .queue_name("bench-sync")
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .send()
+        .await?
+        .queue_url
+        .context("no queue URL")
+}
+
 /// Waits until every sub is mirrored; returns each row's `synced_at`.
-async fn committed(bed: &TestBed, subs: &[Uuid]) -> anyhow::Result<HashMap<Uuid, DateTime<Utc>>> {
+async fn committed(bed: &BenchBed, subs: &[Uuid]) -> anyhow::Result<HashMap<Uuid, DateTime<Utc>>> {
     let db = bed.db.client().await?;
     let deadline = Instant::now() + Duration::from_secs(1800);
     loop {
@@ -102,9 +135,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted.get(rank).copied().unwrap_or(f64::NAN)
 }
 
-/// utime + stime of this process in seconds, and its peak RSS in MiB (Linux /proc).
-fn cpu_and_peak_rss() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+/// utime + stime of a process in seconds, and its peak RSS in MiB (Linux /proc).
+fn cpu_and_peak_rss(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit(')')
         .next()
@@ -119,7 +152,7 @@ fn cpu_and_peak_rss() -> (f64, f64) {
     };
     // After the command name: state is field 0, utime 11, stime 12; the clock is 100 Hz.
     let cpu = (ticks(11) + ticks(12)) / 100.0;
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let hwm_kib = status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -128,13 +161,22 @@ fn cpu_and_peak_rss() -> (f64, f64) {
     (cpu, hwm_kib / 1024.0)
 }
 
-fn report(
-    name: &str,
-    latencies: &mut [f64],
-    elapsed: Duration,
-    aws: &FaultProxy,
-    hasura: &FaultProxy,
-) {
+/// The proxies whose counts a report shows.
+struct Counted<'a> {
+    sqs: &'a FaultProxy,
+    cognito: &'a FaultProxy,
+    hasura: &'a FaultProxy,
+}
+
+impl Counted<'_> {
+    fn reset(&self) {
+        self.sqs.reset_counts();
+        self.cognito.reset_counts();
+        self.hasura.reset_counts();
+    }
+}
+
+fn report(name: &str, latencies: &mut [f64], elapsed: Duration, counted: &Counted<'_>) {
     latencies.sort_by(f64::total_cmp);
     let events = latencies.len() as f64;
     let per_event = |n: u64| n as f64 / events;
@@ -150,22 +192,23 @@ fn report(
         events / elapsed.as_secs_f64(),
         elapsed.as_secs_f64()
     );
-    for op in [
-        "ReceiveMessage",
-        "DeleteMessageBatch",
-        "ChangeMessageVisibilityBatch",
-        "GetQueueAttributes",
-        "ListUsers",
-        "AdminGetUser",
-        "AdminListGroupsForUser",
+    let receives = counted.sqs.calls("ReceiveMessage");
+    for (proxy, op) in [
+        (counted.sqs, "ReceiveMessage"),
+        (counted.sqs, "DeleteMessageBatch"),
+        (counted.sqs, "ChangeMessageVisibilityBatch"),
+        (counted.sqs, "GetQueueAttributes"),
+        (counted.cognito, "ListUsers"),
+        (counted.cognito, "AdminGetUser"),
+        (counted.cognito, "AdminListGroupsForUser"),
     ] {
         println!(
             "{op:<29} {:>7} ({:.3} per event)",
-            aws.calls(op),
-            per_event(aws.calls(op))
+            proxy.calls(op),
+            per_event(proxy.calls(op))
         );
     }
-    let apply = hasura.graphql_operation("ApplyEvents");
+    let apply = counted.hasura.graphql_operation("ApplyEvents");
     println!(
         "{:<29} {:>7} ({:.3} per event)",
         "Hasura ApplyEvents",
@@ -175,11 +218,16 @@ fn report(
     println!(
         "{:<29} {:>7} ({:.3} per event)",
         "Hasura requests (all)",
-        hasura.graphql_requests(),
-        per_event(hasura.graphql_requests())
+        counted.hasura.graphql_requests(),
+        per_event(counted.hasura.graphql_requests())
     );
-    let receives = aws.calls("ReceiveMessage").max(1) as f64;
-    println!("events per receive            {:.2}", events / receives);
+    let deletes = counted.sqs.calls("DeleteMessageBatch").max(1) as f64;
+    println!(
+        "per applied batch             {:.2} events, {:.2} receives, {:.2} ApplyEvents (a batch = one DeleteMessageBatch)",
+        events / deletes,
+        receives as f64 / deletes,
+        apply as f64 / deletes
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,78 +236,76 @@ async fn daemon_benchmark() -> anyhow::Result<()> {
     let rate = env_number("DAEMON_BENCH_RATE", 100);
     let seconds = env_number("DAEMON_BENCH_SECONDS", 60);
     let burst = env_number("DAEMON_BENCH_BURST", 10_000);
-    let bed = TestBed::start().await?;
+    let pollers = env_number("DAEMON_BENCH_POLLERS", 4);
+    let by_sub = std::env::var("DAEMON_BENCH_BY").map_or(true, |v| v != "username");
     let total = rate * seconds + burst;
-    println!("creating {total} users in moto");
-    let created = bed.populate(total, UserSpec::numbered).await?;
-    let (steady, bursty) = created.split_at(rate * seconds);
-    let subs = |users: &[CreatedUser]| users.iter().map(|u| u.sub).collect::<Vec<Uuid>>();
-    let by_sub = std::env::var("DAEMON_BENCH_BY").is_ok_and(|v| v == "sub");
+    println!("importing {total} users into cognito-lite");
+    let bed = BenchBed::start(total, UserSpec::numbered).await?;
+    let (steady, bursty) = bed.users.split_at(rate * seconds);
+    let subs = |users: &[BenchUser]| users.iter().map(|u| u.sub).collect::<Vec<Uuid>>();
 
-    let aws = FaultProxy::start(&bed.aws_endpoint).await?;
-    let hasura = FaultProxy::start(bed.hasura.base_url()).await?;
-    let sdk = testbed::sdk_config(aws.url()).await;
-    // moto has no quota: the client-side limit is lifted so that the daemon itself is measured.
-    // Against real Cognito a sub is re-read with ListUsers (30 RPS per account), which bounds
-    // distinct users per second whatever the daemon does.
-    let reader = CognitoReader::new(
-        &sdk,
+    let sqs_lite = SqsLite::start().await?;
+    let sqs_proxy = FaultProxy::start(sqs_lite.endpoint()).await?;
+    let sqs = aws_sdk_sqs::Client::new(&testbed::sdk_config(sqs_lite.endpoint()).await);
+    let queue = Queue {
+        url: create_queues(&sqs).await?,
+        sqs,
+        pool_id: bed.pool_id.clone(),
+    };
+    let counted = Counted {
+        sqs: &sqs_proxy,
+        cognito: &bed.cognito,
+        hasura: &bed.hasura,
+    };
+
+    // The client-side Cognito limit is lifted so that the daemon itself is measured: against
+    // real Cognito, re-reading distinct users is bounded by the account's quotas (ListUsers
+    // 30 RPS for subs; AdminGetUser and AdminListGroupsForUser 120 RPS by default).
+    let ops = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let mut daemon = common::command_for(
         &bed.pool_id,
-        ReadLimits {
-            rps: 2_000.0,
-            max_retries: Some(3),
-        },
-    );
-    let settings = HasuraSettings {
-        endpoint: format!("{}/v1/graphql", hasura.url()),
-        auth: HasuraAuth::AdminSecret(Secret::new(&bed.hasura.admin_secret)),
-        retries: 3,
-    };
-    let args = DaemonArgs {
-        queue_url: bed.queue_url.clone(),
-        pollers: env_number("DAEMON_BENCH_POLLERS", 4),
-        listen: "127.0.0.1:0".parse()?,
-        visibility_timeout: 60,
-        shutdown_timeout: 30,
-        wait_time: 20,
-        batch_size: 10,
-        cognito_rps: 2_000.0,
-        retry_backoff: 5,
-        retry_backoff_max: 300,
-        unready_after: 5,
-        probe_interval: 15,
-        reconcile_debounce: 60,
-        schedule: ScheduleArgs {
-            reconcile_schedule: "off".into(),
-            reconcile_lease_ttl: 60,
-        },
-    };
-    let daemon = Daemon::new(
-        aws_sdk_sqs::Client::new(&sdk),
-        reader,
-        HasuraClient::new(&settings)?,
-        HasuraClient::with_retries(&settings, 0)?,
-        DaemonOptions::from_args(&args)?,
-    );
-    let shutdown = CancellationToken::new();
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let task = tokio::spawn(daemon.serve(listener, install_metrics()?, shutdown.clone()));
-    let (cpu_start, _) = cpu_and_peak_rss();
+        bed.cognito.url(),
+        &bed.hasura_endpoint(),
+        &bed.hasura_lite.admin_secret,
+    )
+    .env("AWS_ENDPOINT_URL_SQS", sqs_proxy.url())
+    .env("SYNC_SQS_QUEUE_URL", &queue.url)
+    .env("RUST_LOG", "warn")
+    .args(["daemon", "--listen", &ops.to_string()])
+    .args(["--pollers", &pollers.to_string(), "--cognito-rps", "5000"])
+    .args(["--reconcile-schedule", "off"])
+    .stdout(std::process::Stdio::null())
+    .spawn()
+    .context("starting the daemon")?;
+    let pid = daemon.id().context("the daemon has no pid")?;
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !http
+        .get(format!("http://{ops}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        if let Some(status) = daemon.try_wait()? {
+            bail!("the daemon exited ({status}) before it was ready");
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the daemon never became ready");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (cpu_start, _) = cpu_and_peak_rss(pid);
 
     // Steady: rate/10 SendMessageBatch calls of 10 per second.
     let by = if by_sub { "sub" } else { "username" };
     println!(
-        "steady stream: {rate} events/s for {seconds} s (pollers {}, users named by {by})",
-        args.pollers
+        "steady stream: {rate} events/s for {seconds} s (pollers {pollers}, users named by {by})"
     );
-    aws.reset_counts();
-    hasura.reset_counts();
+    counted.reset();
     let started = Instant::now();
     let mut ticker = tokio::time::interval(Duration::from_millis(100));
     let mut sent = Vec::new();
     for chunk in steady.chunks((rate / 10).clamp(1, 10)) {
         ticker.tick().await;
-        sent.extend(send(&bed, chunk, by_sub).await?);
+        sent.extend(send(&queue, chunk, by_sub).await?);
     }
     let commits = committed(&bed, &subs(steady)).await?;
     let elapsed = started.elapsed();
@@ -267,15 +313,14 @@ async fn daemon_benchmark() -> anyhow::Result<()> {
         .iter()
         .map(|(sub, at)| (commits[sub] - *at).num_microseconds().unwrap_or(0) as f64 / 1e6)
         .collect();
-    report("steady", &mut latencies, elapsed, &aws, &hasura);
+    report("steady", &mut latencies, elapsed, &counted);
 
     // Burst: everything at once, 8 SendMessageBatch calls in flight.
     println!("\nburst: {burst} events");
-    aws.reset_counts();
-    hasura.reset_counts();
+    counted.reset();
     let started = Instant::now();
     let sent: Vec<(Uuid, DateTime<Utc>)> = futures::stream::iter(bursty.chunks(10))
-        .map(|chunk| send(&bed, chunk, by_sub))
+        .map(|chunk| send(&queue, chunk, by_sub))
         .buffer_unordered(8)
         .try_concat()
         .await?;
@@ -286,13 +331,20 @@ async fn daemon_benchmark() -> anyhow::Result<()> {
         .iter()
         .map(|(sub, at)| (commits[sub] - *at).num_microseconds().unwrap_or(0) as f64 / 1e6)
         .collect();
-    report("burst", &mut latencies, elapsed, &aws, &hasura);
+    report("burst", &mut latencies, elapsed, &counted);
 
-    shutdown.cancel();
-    task.await??;
-    let (cpu_end, peak_rss) = cpu_and_peak_rss();
+    let (cpu_end, peak_rss) = cpu_and_peak_rss(pid);
+    // SIGTERM, as ECS stops a task: the daemon drains and exits on its own.
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()?;
+    anyhow::ensure!(status.success(), "kill -TERM {pid} failed");
+    let exit = tokio::time::timeout(Duration::from_secs(60), daemon.wait())
+        .await
+        .context("the daemon did not stop within 60 s of SIGTERM")??;
+    anyhow::ensure!(exit.success(), "the daemon exited with {exit}");
     println!(
-        "\nCPU {:.1} s during both runs, peak RSS {:.0} MiB (this process: daemon + hasura-lite + load generator)",
+        "\ndaemon process: CPU {:.1} s during both runs, peak RSS {:.0} MiB",
         cpu_end - cpu_start,
         peak_rss
     );

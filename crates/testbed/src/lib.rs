@@ -26,6 +26,9 @@
 //!   the Cognito operations the sync engine uses over the AWS JSON protocol, indexed by
 //!   `sub`, plus a bulk import ([`PoolImport`]) that seeds any pool, federated users
 //!   included. Also a binary, `cognito-lite`.
+//! - [`sqs_lite`]: [`SqsLite`], a fast in-memory SQS (standard queues: visibility timeout,
+//!   receive counts, redrive to a dead-letter queue, long polling) for benchmarks only
+//!   (moto's SQS slows to seconds per receive under a backlog; the tests keep using moto).
 //! - [`programs`]: what the two binaries share (logging, running until SIGINT or SIGTERM).
 
 pub mod aws;
@@ -39,6 +42,7 @@ pub mod pool;
 pub mod postgres;
 pub mod programs;
 pub mod proxy;
+pub mod sqs_lite;
 
 use std::path::PathBuf;
 
@@ -52,6 +56,7 @@ pub use moto::moto_endpoint;
 pub use pool::{CreatedPool, CreatedUser, GroupSpec, PoolTarget, UserSpec, UserState};
 pub use postgres::TestDatabase;
 pub use proxy::{FailPoint, FaultProxy, OpStats, ProxySettings, ProxyStats};
+pub use sqs_lite::SqsLite;
 
 /// The root of the cargo workspace (the repository), found from this crate's location.
 pub fn workspace_root() -> PathBuf {
