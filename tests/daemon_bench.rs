@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
@@ -75,35 +75,6 @@ async fn send(
         bail!("SendMessageBatch failed for {} entries", out.failed().len());
     }
     Ok(users.iter().map(|user| (user.sub, sent_at)).collect())
-}
-
-/// Creates the sync queue (redriving to a dead-letter queue after 10 receives, as the deploy
-/// does) in sqs-lite; returns its URL.
-async fn create_queues(sqs: &aws_sdk_sqs::Client) -> anyhow::Result<String> {
-    let dlq = sqs
-        .create_queue()
-        .queue_name("bench-sync-dlq")
-        .send()
-        .await?
-        .queue_url
-        .context("no dead-letter queue URL")?;
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await?
-        .attributes
-        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-        .context("no dead-letter queue ARN")?;
-    let redrive = json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": "10" });
-    sqs.create_queue()
-        .queue_name("bench-sync")
-        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
-        .send()
-        .await?
-        .queue_url
-        .context("no queue URL")
 }
 
 /// Waits until every sub is mirrored; returns each row's `synced_at`.
@@ -248,7 +219,10 @@ async fn daemon_benchmark() -> anyhow::Result<()> {
     let sqs_proxy = FaultProxy::start(sqs_lite.endpoint()).await?;
     let sqs = aws_sdk_sqs::Client::new(&testbed::sdk_config(sqs_lite.endpoint()).await);
     let queue = Queue {
-        url: create_queues(&sqs).await?,
+        // Redriven after 10 receives and invisible for 60 s while applied, as deployed.
+        url: testbed::bed::create_queues(&sqs, "bench-sync", 10, Duration::from_secs(60))
+            .await?
+            .0,
         sqs,
         pool_id: bed.pool_id.clone(),
     };

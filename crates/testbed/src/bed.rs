@@ -96,7 +96,13 @@ impl TestBed {
         let db = TestDatabase::create().await?;
         let hasura = HasuraLite::start(db.url()).await?;
         let pool = create_pool(&cognito, &options.custom_attributes).await?;
-        let (queue_url, dlq_url) = create_queues(&sqs, &crate::unique_suffix(), &options).await?;
+        let (queue_url, dlq_url) = create_queues(
+            &sqs,
+            &format!("testbed-sync-{}", crate::unique_suffix()),
+            options.max_receive_count,
+            options.visibility_timeout,
+        )
+        .await?;
 
         Ok(TestBed {
             aws_endpoint,
@@ -217,14 +223,17 @@ impl TestBed {
     }
 }
 
-async fn create_queues(
+/// Creates the queue `name` redriving to a dead-letter queue `<name>-dlq` after
+/// `max_receive_count` receives, as the deploy does; returns (queue URL, dead-letter queue URL).
+pub async fn create_queues(
     sqs: &aws_sdk_sqs::Client,
-    suffix: &str,
-    options: &TestBedOptions,
+    name: &str,
+    max_receive_count: u32,
+    visibility_timeout: Duration,
 ) -> anyhow::Result<(String, String)> {
     let dlq_url = sqs
         .create_queue()
-        .queue_name(format!("testbed-sync-dlq-{suffix}"))
+        .queue_name(format!("{name}-dlq"))
         .send()
         .await
         .map_err(|e| anyhow!("CreateQueue (dead-letter): {}", DisplayErrorContext(e)))?
@@ -240,14 +249,15 @@ async fn create_queues(
         .attributes
         .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
         .context("the dead-letter queue has no QueueArn")?;
-    let redrive = json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": options.max_receive_count.to_string() });
+    let redrive =
+        json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count.to_string() });
     let queue_url = sqs
         .create_queue()
-        .queue_name(format!("testbed-sync-{suffix}"))
+        .queue_name(name)
         .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
         .attributes(
             QueueAttributeName::VisibilityTimeout,
-            options.visibility_timeout.as_secs().to_string(),
+            visibility_timeout.as_secs().to_string(),
         )
         .send()
         .await

@@ -42,6 +42,7 @@ pub mod pool;
 pub mod postgres;
 pub mod programs;
 pub mod proxy;
+mod served;
 pub mod sqs_lite;
 
 use std::path::PathBuf;

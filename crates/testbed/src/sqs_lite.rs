@@ -19,7 +19,6 @@
 //! Not implemented: FIFO queues, message attributes, retention, signatures, permissions.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -34,8 +33,8 @@ use md5::{Digest as _, Md5};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+
+use crate::served::Served;
 
 const TARGET_PREFIX: &str = "AmazonSQS.";
 const ACCOUNT: &str = "000000000000";
@@ -48,9 +47,7 @@ const MAX_VISIBILITY: u64 = 43_200;
 /// A running sqs-lite; it stops when dropped.
 #[derive(Debug)]
 pub struct SqsLite {
-    endpoint: String,
-    shutdown: CancellationToken,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    served: Served,
 }
 
 impl SqsLite {
@@ -64,49 +61,27 @@ impl SqsLite {
 
     /// Serves on `listener`, with no queues.
     pub fn serve(listener: tokio::net::TcpListener) -> anyhow::Result<SqsLite> {
-        let address: SocketAddr = listener
+        let address = listener
             .local_addr()
             .context("reading sqs-lite's address")?;
-        let endpoint = format!("http://{address}");
         let sqs = Arc::new(Sqs {
-            endpoint: endpoint.clone(),
+            endpoint: format!("http://{address}"),
             queues: Mutex::new(HashMap::new()),
         });
         let router = Router::new().route("/", post(handler)).with_state(sqs);
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-                .into_future(),
-        );
         Ok(SqsLite {
-            endpoint,
-            shutdown,
-            task: Some(task),
+            served: Served::start(listener, router)?,
         })
     }
 
     /// `http://127.0.0.1:<port>`: the AWS endpoint URL (or a proxy's upstream).
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        self.served.url()
     }
 
     /// Stops accepting requests and waits for the server to finish.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        match self.task.take() {
-            Some(task) => Ok(task
-                .await
-                .context("sqs-lite task panicked")?
-                .context("serving sqs-lite")?),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for SqsLite {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.served.stop("sqs-lite").await
     }
 }
 

@@ -7,7 +7,6 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
 };
-use serde_json::json;
 
 /// What the scenario saw, step by step.
 type Observations = Vec<String>;
@@ -62,36 +61,14 @@ async fn depth(sqs: &Client, queue: &str) -> anyhow::Result<String> {
 
 async fn scenario(endpoint: &str) -> anyhow::Result<Observations> {
     let sqs = Client::new(&testbed::sdk_config(endpoint).await);
-    let suffix = testbed::unique_suffix();
     let mut seen = Observations::new();
-    let dlq = sqs
-        .create_queue()
-        .queue_name(format!("fidelity-dlq-{suffix}"))
-        .send()
-        .await?
-        .queue_url
-        .unwrap_or_default();
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await?
-        .attributes
-        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-        .unwrap_or_default();
-    let queue = sqs
-        .create_queue()
-        .queue_name(format!("fidelity-{suffix}"))
-        .attributes(QueueAttributeName::VisibilityTimeout, "1")
-        .attributes(
-            QueueAttributeName::RedrivePolicy,
-            json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2" }).to_string(),
-        )
-        .send()
-        .await?
-        .queue_url
-        .unwrap_or_default();
+    let (queue, dlq) = testbed::bed::create_queues(
+        &sqs,
+        &format!("fidelity-{}", testbed::unique_suffix()),
+        2,
+        Duration::from_secs(1),
+    )
+    .await?;
 
     sqs.send_message()
         .queue_url(&queue)

@@ -30,7 +30,6 @@ mod import;
 mod store;
 mod token;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -40,12 +39,11 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::post;
 use axum::{Json, Router};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 pub use self::error::ApiError;
 pub use self::import::{GroupImport, Imported, PoolImport, UserImport};
 use self::store::Store;
+use crate::served::Served;
 
 /// Where the bulk import is posted.
 pub const IMPORT_PATH: &str = "/__cognito-lite/import";
@@ -55,10 +53,8 @@ const MAX_BODY: usize = 1024 * 1024 * 1024;
 /// A running cognito-lite; it stops when dropped.
 #[derive(Debug)]
 pub struct CognitoLite {
-    endpoint: String,
     store: Arc<Store>,
-    shutdown: CancellationToken,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    served: Served,
 }
 
 impl CognitoLite {
@@ -72,32 +68,21 @@ impl CognitoLite {
 
     /// Serves on `listener`, with no pools.
     pub fn serve(listener: tokio::net::TcpListener) -> anyhow::Result<CognitoLite> {
-        let address: SocketAddr = listener
-            .local_addr()
-            .context("reading cognito-lite's address")?;
         let store = Arc::new(Store::new());
         let router = Router::new()
             .route("/", post(api_handler))
             .route(IMPORT_PATH, post(import_handler))
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(store.clone());
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-                .into_future(),
-        );
         Ok(CognitoLite {
-            endpoint: format!("http://{address}"),
             store,
-            shutdown,
-            task: Some(task),
+            served: Served::start(listener, router)?,
         })
     }
 
     /// `http://127.0.0.1:<port>`: the AWS endpoint URL (or a proxy's upstream).
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        self.served.url()
     }
 
     /// Creates a pool from `import` in-process (what `POST /__cognito-lite/import` does).
@@ -106,21 +91,8 @@ impl CognitoLite {
     }
 
     /// Stops accepting requests and waits for the server to finish.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        match self.task.take() {
-            Some(task) => Ok(task
-                .await
-                .context("cognito-lite task panicked")?
-                .context("serving cognito-lite")?),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for CognitoLite {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.served.stop("cognito-lite").await
     }
 }
 

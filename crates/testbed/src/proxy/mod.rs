@@ -20,7 +20,6 @@ pub mod classify;
 pub mod quota;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -35,11 +34,10 @@ use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use serde::Serialize;
 use serde_json::json;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use self::classify::{Call, Service};
 use self::quota::TokenBucket;
+use crate::served::Served;
 
 pub use self::classify::{GRAPHQL_OP, OTHER_OP};
 
@@ -157,10 +155,8 @@ pub struct ProxyStats {
 /// A running proxy; it stops when dropped.
 #[derive(Debug)]
 pub struct FaultProxy {
-    url: String,
     shared: Arc<Shared>,
-    shutdown: CancellationToken,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    served: Served,
 }
 
 #[derive(Debug)]
@@ -213,7 +209,6 @@ impl FaultProxy {
         upstream: &str,
         settings: ProxySettings,
     ) -> anyhow::Result<FaultProxy> {
-        let address: SocketAddr = listener.local_addr().context("reading the proxy address")?;
         let http = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
@@ -249,23 +244,15 @@ impl FaultProxy {
             .route("/__proxy/reset", post(reset_handler))
             .fallback(proxy_handler)
             .with_state(shared.clone());
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-                .into_future(),
-        );
         Ok(FaultProxy {
-            url: format!("http://{address}"),
             shared,
-            shutdown,
-            task: Some(task),
+            served: Served::start(listener, router)?,
         })
     }
 
     /// `http://127.0.0.1:<port>`: use it as the endpoint instead of the upstream's.
     pub fn url(&self) -> &str {
-        &self.url
+        self.served.url()
     }
 
     /// The URL requests are forwarded to.
@@ -402,21 +389,8 @@ impl FaultProxy {
     }
 
     /// Stops accepting requests and waits for the server to finish.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        match self.task.take() {
-            Some(task) => Ok(task
-                .await
-                .context("proxy task panicked")?
-                .context("serving the proxy")?),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.served.stop("the proxy").await
     }
 }
 
