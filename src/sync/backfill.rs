@@ -186,6 +186,20 @@ pub async fn backfill(
             .context("cannot read earlier runs from Hasura")?;
         match unfinished {
             Some(run) if !options.restart => {
+                // Nothing stops two backfills of one pool (they would share this run's
+                // checkpoint); a live heartbeat is the hint that one may still be running.
+                let since_heartbeat = (chrono::Utc::now() - run.heartbeat_at)
+                    .to_std()
+                    .unwrap_or_default();
+                if run.status == RunStatus::Running.as_str()
+                    && since_heartbeat < 2 * HEARTBEAT_EVERY
+                {
+                    tracing::warn!(
+                        run = %run.id,
+                        heartbeat_seconds_ago = since_heartbeat.as_secs(),
+                        "the unfinished backfill was alive moments ago: if another backfill of this pool is still running, stop one of them"
+                    );
+                }
                 tracing::info!(
                     run = %run.id,
                     status = run.status,
