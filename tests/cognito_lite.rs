@@ -1,8 +1,10 @@
 //! cognito-lite, the benchmarks' Cognito stand-in, is faithful where the sync engine looks:
 //! the same users and groups created with the same SDK calls in moto and in cognito-lite
 //! read back identically through our own `CognitoReader`; imported federated users keep
-//! their status; `bench/seed_pool.py --bulk` seeds the pool its boto3 path would; and bad
+//! their status, through the reader and through the `backfill` binary into the mirror; `bench/seed_pool.py --bulk` seeds the pool its boto3 path would; and bad
 //! requests get the typed errors real Cognito gives.
+
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -336,10 +338,9 @@ fn federated(i: usize) -> UserImport {
     user
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn imported_federated_users_are_read_as_external_provider() -> anyhow::Result<()> {
-    let lite = CognitoLite::start().await?;
-    let import = PoolImport {
+/// 150 federated users (half of them customers) and one confirmed user.
+fn federated_pool() -> PoolImport {
+    PoolImport {
         pool_name: "federated".into(),
         custom_attributes: vec!["tenant".into()],
         groups: vec![testbed::GroupImport {
@@ -352,7 +353,49 @@ async fn imported_federated_users_are_read_as_external_provider() -> anyhow::Res
             .map(federated)
             .chain([UserImport::from(&UserSpec::numbered(1))])
             .collect(),
-    };
+    }
+}
+
+/// The `backfill` binary mirrors federated users as Cognito lists them (moto cannot create
+/// them, so this runs against cognito-lite).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn federated_users_are_backfilled_as_they_are() -> anyhow::Result<()> {
+    let lite = CognitoLite::start().await?;
+    let imported = lite.import(federated_pool())?;
+    let db = testbed::TestDatabase::create().await?;
+    let hasura = testbed::HasuraLite::start(db.url()).await?;
+    let command = common::command_for(
+        &imported.user_pool_id,
+        lite.endpoint(),
+        &hasura.endpoint,
+        &hasura.admin_secret,
+    );
+    let summary = common::backfill(command, &[]).await?;
+    assert_eq!(common::num(&summary, &["inserted"]), 151, "{summary}");
+    let rows = testbed::mirror::users(&db.client().await?, &imported.user_pool_id).await?;
+    let federated: Vec<_> = rows
+        .iter()
+        .filter(|u| u.username.starts_with("Google_"))
+        .collect();
+    assert_eq!(federated.len(), 150);
+    for user in &federated {
+        assert_eq!(user.status, "EXTERNAL_PROVIDER", "{}", user.username);
+        assert!(user.attributes.get("identities").is_some(), "{user:?}");
+        assert!(user.enabled && user.deleted_at.is_none(), "{user:?}");
+    }
+    let customers = federated
+        .iter()
+        .filter(|u| u.groups == json!(["customers"]))
+        .count();
+    assert_eq!(customers, 75);
+    hasura.stop().await?;
+    lite.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imported_federated_users_are_read_as_external_provider() -> anyhow::Result<()> {
+    let lite = CognitoLite::start().await?;
+    let import = federated_pool();
     // Over HTTP, as bench/seed_pool.py --bulk sends it.
     let response = reqwest::Client::new()
         .post(format!("{}/__cognito-lite/import", lite.endpoint()))
