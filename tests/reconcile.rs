@@ -15,7 +15,7 @@ use cognito_hasura_sync::state::lease::Lease;
 use cognito_hasura_sync::sync::reconcile::{
     OnDelete, ReconcileOptions, ReconcileReport, reconcile,
 };
-use testbed::{FaultProxy, GroupSpec, TestBed, UserSpec};
+use testbed::{FaultProxy, GroupSpec, ProxySettings, TestBed, UserSpec};
 use tokio_util::sync::CancellationToken;
 
 use common::{assert_exact_mirror, row_versions};
@@ -489,9 +489,19 @@ async fn two_schedulers_never_overlap_and_one_takes_over_when_the_other_dies() -
     let bed = TestBed::start().await?;
     bed.populate(5, UserSpec::numbered).await?;
     let hasura = hasura(&bed, &bed.hasura.endpoint)?;
+    // Slow Cognito calls stretch each run, so the holder can be killed in the middle of one.
+    let slow = FaultProxy::start_with(
+        &bed.aws_endpoint,
+        ProxySettings {
+            latency: Duration::from_millis(400),
+            ..ProxySettings::default()
+        },
+    )
+    .await?;
+    let slow_cognito = testbed::sdk_config(slow.url()).await;
     let scheduler = |holder: &str| {
         let reader = CognitoReader::new(
-            &bed.sdk_config,
+            &slow_cognito,
             &bed.pool_id,
             ReadLimits {
                 rps: 200.0,
@@ -530,7 +540,12 @@ async fn two_schedulers_never_overlap_and_one_takes_over_when_the_other_dies() -
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let first = lease_holder(&bed).await?;
-    // The holder dies without releasing its lease; the other takes over once it expires.
+    // The holder dies during a run without releasing its lease; the other takes over once
+    // it expires.
+    while running_runs(&bed).await? == 0 {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "no second run");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (dead, survivor, stop_survivor) = if first == "replica-a" {
         (a, b, stop_b)
     } else {
@@ -581,13 +596,21 @@ async fn two_schedulers_never_overlap_and_one_takes_over_when_the_other_dies() -
 }
 
 async fn succeeded_runs(bed: &TestBed) -> anyhow::Result<i64> {
+    runs_with_status(bed, "succeeded").await
+}
+
+async fn running_runs(bed: &TestBed) -> anyhow::Result<i64> {
+    runs_with_status(bed, "running").await
+}
+
+async fn runs_with_status(bed: &TestBed, status: &str) -> anyhow::Result<i64> {
     let row = bed
         .db
         .client()
         .await?
         .query_one(
-            "SELECT count(*) FROM cognito_sync_runs WHERE status = 'succeeded'",
-            &[],
+            "SELECT count(*) FROM cognito_sync_runs WHERE status = $1",
+            &[&status],
         )
         .await?;
     Ok(row.get(0))

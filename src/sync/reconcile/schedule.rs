@@ -22,6 +22,7 @@ use futures::FutureExt;
 use tokio::sync::Notify;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::cognito::CognitoReader;
 use crate::daemon::reconcile::ReconcileRequests;
@@ -199,9 +200,12 @@ async fn run_leased(
         }
     }
     let run_cancel = shutdown.child_token();
-    let heartbeat = tokio::spawn(keep_lease(lease.clone(), run_cancel.clone()));
+    // Aborted when the run ends, and also when this future is dropped (the scheduler's task
+    // aborted): a renewal outliving its run would hold the lease forever.
+    let heartbeat =
+        AbortOnDropHandle::new(tokio::spawn(keep_lease(lease.clone(), run_cancel.clone())));
     let result = reconcile(reader.clone(), hasura.clone(), options, run_cancel.clone()).await;
-    heartbeat.abort();
+    drop(heartbeat);
     match result {
         Ok(report) if report.braked() => {}
         Ok(report) => tracing::debug!(
