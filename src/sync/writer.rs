@@ -210,7 +210,6 @@ impl CommitTracker {
         }
     }
 
-    /// Whether the checkpoint moved since the last [`CommitTracker::take_checkpoint`].
     /// The pending entry of a page of the shard's current chain.
     fn pending_entry(&mut self, page: &PageRef) -> Option<&mut (u64, Option<String>, u32)> {
         let track = self.shards.get_mut(&page.shard)?;
@@ -223,6 +222,7 @@ impl CommitTracker {
             .find(|(seq, _, _)| *seq == page.seq)
     }
 
+    /// Whether the checkpoint moved since the last [`CommitTracker::take_checkpoint`].
     pub fn is_dirty(&self) -> bool {
         self.dirty
     }
