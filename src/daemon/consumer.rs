@@ -498,7 +498,7 @@ impl Consumer {
 
     /// Sets the visibility of failed messages to their backoff, undecodable ones to zero.
     async fn release(&self, items: &[Item]) {
-        let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = items
+        let changes: Vec<(usize, &str, i32)> = items
             .iter()
             .enumerate()
             .filter_map(|(n, i)| {
@@ -508,15 +508,14 @@ impl Consumer {
                     Outcome::Undecodable => Duration::ZERO,
                     _ => return None,
                 };
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(n.to_string())
-                    .receipt_handle(&i.receipt_handle)
-                    .visibility_timeout(delay.as_secs().min(43_200) as i32)
-                    .build()
-                    .ok()
+                Some((
+                    n,
+                    i.receipt_handle.as_str(),
+                    delay.as_secs().min(43_200) as i32,
+                ))
             })
             .collect();
-        self.set_visibility(entries).await;
+        self.set_visibility(&changes).await;
     }
 
     /// Keeps a batch's messages invisible while it is applied (a slow Cognito or Hasura can
@@ -527,30 +526,35 @@ impl Consumer {
         let period = Duration::from_millis(u64::try_from(timeout).unwrap_or(1).max(1) * 500);
         loop {
             tokio::time::sleep(period).await;
-            let entries = receipt_handles
+            let changes: Vec<(usize, &str, i32)> = receipt_handles
                 .iter()
                 .enumerate()
-                .filter_map(|(n, handle)| {
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(n.to_string())
-                        .receipt_handle(handle)
-                        .visibility_timeout(timeout)
-                        .build()
-                        .ok()
-                })
+                .map(|(n, handle)| (n, handle.as_str(), timeout))
                 .collect();
             VisibilityExtended {
                 messages: receipt_handles.len(),
                 seconds: timeout,
             }
             .emit();
-            self.set_visibility(entries).await;
+            self.set_visibility(&changes).await;
         }
     }
 
-    /// One `ChangeMessageVisibilityBatch`; failures are logged and counted. If it fails the
-    /// messages still return, after the visibility timeout they have.
-    async fn set_visibility(&self, entries: Vec<ChangeMessageVisibilityBatchRequestEntry>) {
+    /// One `ChangeMessageVisibilityBatch` setting, per message, (entry id, receipt handle,
+    /// seconds); failures are logged and counted. If it fails the messages still return,
+    /// after the visibility timeout they have.
+    async fn set_visibility(&self, changes: &[(usize, &str, i32)]) {
+        let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = changes
+            .iter()
+            .filter_map(|&(n, handle, seconds)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(n.to_string())
+                    .receipt_handle(handle)
+                    .visibility_timeout(seconds)
+                    .build()
+                    .ok()
+            })
+            .collect();
         if entries.is_empty() {
             return;
         }
