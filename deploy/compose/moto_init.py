@@ -1,7 +1,8 @@
 """One-shot setup of the docker-compose demo's moto: the sync queue, its DLQ and a user pool.
 
 Owns the local AWS state `deploy/docker-compose.yml` starts from: it creates (or finds) the
-queue pair with the same redrive as the Terraform module, a user pool with two groups and a
+queue pair with the same redrive as the Terraform module (a message goes to the dead-letter
+queue after `queue_max_receive_count` = 10 receives), a user pool with two groups and a
 few users, and writes `COGNITO_USER_POOL_ID=...` to the env file the worker sources, because
 moto picks pool ids at random. Running it twice changes nothing.
 """
@@ -16,7 +17,7 @@ import boto3
 QUEUE_NAME = "cognito-hasura-sync"
 DLQ_NAME = "cognito-hasura-sync-dlq"
 POOL_NAME = "cognito-hasura-sync-demo"
-MAX_RECEIVE_COUNT = 5
+MAX_RECEIVE_COUNT = 10
 GROUPS = {"admins": 0, "staff": 10}
 USERS = {
     "alice@example.com": ["admins"],

@@ -14,7 +14,6 @@ import hcl2
 import pytest
 import yaml
 from hcl2.utils import SerializationOptions
-from moto import mock_aws
 
 DEPLOY = pathlib.Path(__file__).resolve().parent.parent
 REPO = DEPLOY.parent
@@ -339,34 +338,3 @@ def moto_init_module():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def test_moto_init_creates_the_queues_and_pool_once(tmp_path, monkeypatch):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    init = moto_init_module()
-    env_file = tmp_path / "demo" / "worker.env"
-    with mock_aws():
-        import boto3
-
-        assert init.main(["--env-file", str(env_file)]) == 0
-        first = env_file.read_text()
-        assert init.main(["--env-file", str(env_file)]) == 0
-        assert env_file.read_text() == first
-
-        pool_id = re.fullmatch(r"COGNITO_USER_POOL_ID=(\S+)\n", first).group(1)
-        cognito = boto3.client("cognito-idp")
-        assert len(cognito.list_user_pools(MaxResults=60)["UserPools"]) == 1
-        users = cognito.list_users(UserPoolId=pool_id)["Users"]
-        assert len(users) == len(init.USERS)
-        admins = cognito.list_users_in_group(UserPoolId=pool_id, GroupName="admins")["Users"]
-        assert len(admins) == 1
-
-        sqs = boto3.client("sqs")
-        queue_url = sqs.get_queue_url(QueueName=init.QUEUE_NAME)["QueueUrl"]
-        attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])[
-            "Attributes"]
-        assert f":{init.DLQ_NAME}" in attributes["RedrivePolicy"]
-        assert len(sqs.list_queues()["QueueUrls"]) == 2
