@@ -2,8 +2,14 @@
 
 Owns the mapping from a user's Cognito groups and attributes to the claims Hasura reads
 (`x-hasura-user-id`, `x-hasura-allowed-roles`, `x-hasura-default-role`, optional extra
-`x-hasura-*` session variables), encoded as a JSON string under one namespaced claim so that
-Hasura's `HASURA_GRAPHQL_JWT_SECRET` uses `"claims_format": "stringified_json"`.
+`x-hasura-*` session variables) under one namespaced claim, and from a machine client's OAuth
+scopes to its role. A V1 event can only add string claims, so the claims are a JSON string
+(`"claims_format": "stringified_json"` in Hasura's `HASURA_GRAPHQL_JWT_SECRET`); V2 and V3
+events may add a JSON object instead (`"claims_format": "json"`), chosen by `CLAIMS_FORMAT`.
+
+No setting can escalate: Hasura's `admin` role (unrestricted, it bypasses every permission) is
+never granted unless `ALLOW_ADMIN_ROLE` says so, and `SESSION_ATTRIBUTES` cannot write the
+claims that decide the role, so a user-writable attribute can never pick one.
 
 Configuration (environment, all optional):
 
@@ -13,8 +19,15 @@ Configuration (environment, all optional):
   `GROUP_ROLE_MAP` entry has none. The trigger event carries group names only, not the
   precedence configured on the group in Cognito.
 - `DEFAULT_ROLE`: role used when no mapped group applies; always allowed. Default `user`.
-- `SESSION_ATTRIBUTES`: JSON object, user attribute -> `x-hasura-...` claim name.
+- `SESSION_ATTRIBUTES`: JSON object, user attribute -> `x-hasura-...` claim name. Only
+  attributes users cannot write themselves belong here (the app client's `write_attributes`).
 - `CLAIMS_NAMESPACE`: claim that holds the Hasura claims. Default `https://hasura.io/jwt/claims`.
+- `CLAIMS_FORMAT`: `stringified_json` (default) or `json`; `json` applies to V2 and V3 events,
+  V1 events always get a string (and a logged warning when `json` was asked for).
+- `CLIENT_CREDENTIALS_SCOPE_ROLES`: JSON object, OAuth scope -> Hasura role, for access tokens
+  of the client credentials grant (V3 events only). Cognito issues a client only the scopes it
+  is allowed, so a scope identifies the machine client without naming its id.
+- `ALLOW_ADMIN_ROLE`: `true` lets the settings above grant `admin`; anything else refuses it.
 
 Sign-in must never fail because of this function's configuration: every invalid setting is
 logged and ignored, and a user always gets at least the default role.
@@ -34,9 +47,14 @@ FALLBACK_ROLE = "user"
 USER_ID = "x-hasura-user-id"
 ALLOWED_ROLES = "x-hasura-allowed-roles"
 DEFAULT_ROLE_CLAIM = "x-hasura-default-role"
-# Session variables this function computes itself; SESSION_ATTRIBUTES may not override them.
-RESERVED_CLAIMS = frozenset({USER_ID, ALLOWED_ROLES, DEFAULT_ROLE_CLAIM})
-# Machine-to-machine tokens (V3 client credentials grant) have no user to describe.
+# Hasura's superuser: it bypasses every permission, so granting it takes ALLOW_ADMIN_ROLE.
+ADMIN_ROLE = "admin"
+# Session variables this function computes itself or that decide the role (x-hasura-role picks
+# the role of a request); SESSION_ATTRIBUTES may not set any of them.
+RESERVED_CLAIMS = frozenset({USER_ID, ALLOWED_ROLES, DEFAULT_ROLE_CLAIM, "x-hasura-role"})
+STRINGIFIED_JSON = "stringified_json"
+CLAIMS_FORMATS = (STRINGIFIED_JSON, "json")
+# Machine-to-machine tokens (V3 client credentials grant): no user, only a client and scopes.
 CLIENT_CREDENTIALS = "TokenGeneration_ClientCredentials"
 
 
@@ -53,6 +71,8 @@ class Settings:
     default_role: str = FALLBACK_ROLE
     session_attributes: Dict[str, str] = field(default_factory=dict)
     namespace: str = DEFAULT_NAMESPACE
+    claims_format: str = STRINGIFIED_JSON
+    scope_roles: Dict[str, str] = field(default_factory=dict)
 
 
 def _json_object(environ: Mapping[str, str], name: str) -> Dict[str, Any]:
@@ -81,10 +101,31 @@ def _non_empty_string(value: Any) -> bool:
     return isinstance(value, str) and value.strip() != ""
 
 
+def _admin_allowed(environ: Mapping[str, str]) -> bool:
+    return environ.get("ALLOW_ADMIN_ROLE", "").strip().lower() == "true"
+
+
+def _grantable(role: str, setting: str, environ: Mapping[str, str]) -> bool:
+    """False, with the refusal logged, for the admin role without ALLOW_ADMIN_ROLE=true."""
+    if role.strip() != ADMIN_ROLE or _admin_allowed(environ):
+        return True
+    LOG.error("%s grants Hasura's admin role, which bypasses every permission; refused "
+              "(set ALLOW_ADMIN_ROLE=true to allow it)", setting)
+    return False
+
+
+def default_role(environ: Mapping[str, str]) -> str:
+    role = environ.get("DEFAULT_ROLE", "").strip() or FALLBACK_ROLE
+    return role if _grantable(role, "DEFAULT_ROLE", environ) else FALLBACK_ROLE
+
+
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Reads the configuration; drops (and logs) each invalid entry instead of failing."""
     group_roles: Dict[str, GroupRole] = {}
     for group, entry in _json_object(environ, "GROUP_ROLE_MAP").items():
+        role = entry.get("role") if isinstance(entry, dict) else entry
+        if _non_empty_string(role) and not _grantable(role, f"GROUP_ROLE_MAP[{group!r}]", environ):
+            continue
         if _non_empty_string(entry):
             group_roles[group] = GroupRole(entry)
         elif isinstance(entry, dict) and _non_empty_string(entry.get("role")):
@@ -112,9 +153,32 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         else:
             session_attributes[attribute] = claim.lower()
 
-    default_role = environ.get("DEFAULT_ROLE", "").strip() or FALLBACK_ROLE
-    namespace = environ.get("CLAIMS_NAMESPACE", "").strip() or DEFAULT_NAMESPACE
-    return Settings(group_roles, group_precedence, default_role, session_attributes, namespace)
+    scope_roles: Dict[str, str] = {}
+    for scope, role in _json_object(environ, "CLIENT_CREDENTIALS_SCOPE_ROLES").items():
+        setting = f"CLIENT_CREDENTIALS_SCOPE_ROLES[{scope!r}]"
+        if not _non_empty_string(role):
+            LOG.error("%s has no role, ignoring the scope", setting)
+        elif _grantable(role, setting, environ):
+            scope_roles[scope] = role
+
+    claims_format = environ.get("CLAIMS_FORMAT", "").strip() or STRINGIFIED_JSON
+    if claims_format not in CLAIMS_FORMATS:
+        LOG.error("CLAIMS_FORMAT must be one of %s, not %r; using %s",
+                  ", ".join(CLAIMS_FORMATS), claims_format, STRINGIFIED_JSON)
+        claims_format = STRINGIFIED_JSON
+    return Settings(
+        group_roles=group_roles,
+        group_precedence=group_precedence,
+        default_role=default_role(environ),
+        session_attributes=session_attributes,
+        namespace=_namespace(environ),
+        claims_format=claims_format,
+        scope_roles=scope_roles,
+    )
+
+
+def _namespace(environ: Mapping[str, str]) -> str:
+    return environ.get("CLAIMS_NAMESPACE", "").strip() or DEFAULT_NAMESPACE
 
 
 def build_claims(
@@ -164,21 +228,76 @@ def _event_version(event: Mapping[str, Any]) -> int:
         return 1
 
 
-def _merge_claims(details: Optional[Dict[str, Any]], namespace: str, encoded: str) -> Dict[str, Any]:
+def machine_claims(scopes: List[str], settings: Settings) -> Optional[Dict[str, Any]]:
+    """Claims for a client credentials token: the roles its granted scopes map to, in the
+    order Cognito lists the scopes; None when no scope maps to a role."""
+    roles: List[str] = []
+    for scope in scopes:
+        role = settings.scope_roles.get(scope)
+        if role is not None and role not in roles:
+            roles.append(role)
+    if not roles:
+        return None
+    return {ALLOWED_ROLES: roles, DEFAULT_ROLE_CLAIM: roles[0]}
+
+
+def _merge_claims(details: Optional[Dict[str, Any]], namespace: str, value: Any) -> Dict[str, Any]:
     details = dict(details or {})
     claims = dict(details.get("claimsToAddOrOverride") or {})
-    claims[namespace] = encoded
+    claims[namespace] = value
     details["claimsToAddOrOverride"] = claims
     return details
+
+
+def _answer(event: Dict[str, Any], claims: Dict[str, Any], settings: Settings,
+            tokens: Tuple[str, ...]) -> Dict[str, Any]:
+    """Writes the claims into the response of a V1 event (ID token, always a JSON string) or
+    of a V2/V3 event (each of `tokens`, a JSON object when CLAIMS_FORMAT is json)."""
+    encoded = json.dumps(claims, separators=(",", ":"), sort_keys=True)
+    response = event.get("response") or {}
+    if _event_version(event) >= 2:
+        value = claims if settings.claims_format == "json" else encoded
+        details = dict(response.get("claimsAndScopeOverrideDetails") or {})
+        for token in tokens:
+            details[token] = _merge_claims(details.get(token), settings.namespace, value)
+        response["claimsAndScopeOverrideDetails"] = details
+    else:
+        if settings.claims_format != STRINGIFIED_JSON:
+            LOG.warning("CLAIMS_FORMAT is %s but this is a V1 event, which can only add strings: "
+                        "the claims are a JSON string; set the pool's pre token generation "
+                        "trigger to V2_0 or V3_0", settings.claims_format)
+        response["claimsOverrideDetails"] = _merge_claims(
+            response.get("claimsOverrideDetails"), settings.namespace, encoded
+        )
+    event["response"] = response
+    return event
+
+
+def _client_credentials(event: Dict[str, Any], request: Mapping[str, Any]) -> Dict[str, Any]:
+    client_id = (event.get("callerContext") or {}).get("clientId")
+    settings = load_settings(os.environ)
+    scopes = [scope for scope in request.get("scopes") or [] if isinstance(scope, str)]
+    claims = machine_claims(scopes, settings)
+    if claims is None:
+        LOG.info("client credentials token for client %s with scopes %s: no scope maps to a "
+                 "Hasura role, no Hasura claims", client_id, scopes)
+        return event
+    LOG.info("client credentials token for client %s: Hasura roles %s",
+             client_id, claims[ALLOWED_ROLES])
+    # The grant issues an access token only.
+    return _answer(event, claims, settings, ("accessTokenGeneration",))
 
 
 def handler(event: Dict[str, Any], context: Any) -> Dict[str, Any]:
     trigger = event.get("triggerSource", "")
     request = event.get("request") or {}
     if trigger == CLIENT_CREDENTIALS:
-        LOG.info("client credentials token for client %s: no user, no Hasura claims",
-                 (event.get("callerContext") or {}).get("clientId"))
-        return event
+        try:
+            return _client_credentials(event, request)
+        except Exception:  # noqa: BLE001 - a bug here must not fail the token request
+            LOG.exception("building Hasura claims for a client credentials token failed: "
+                          "no Hasura claims")
+            return event
 
     attributes = request.get("userAttributes") or {}
     groups = list((request.get("groupConfiguration") or {}).get("groupsToOverride") or [])
@@ -186,10 +305,8 @@ def handler(event: Dict[str, Any], context: Any) -> Dict[str, Any]:
         settings = load_settings(os.environ)
         claims = build_claims(attributes, groups, settings)
     except Exception:  # noqa: BLE001 - a bug here must not lock users out; see module docs
-        settings = Settings(
-            default_role=os.environ.get("DEFAULT_ROLE", "").strip() or FALLBACK_ROLE,
-            namespace=os.environ.get("CLAIMS_NAMESPACE", "").strip() or DEFAULT_NAMESPACE,
-        )
+        settings = Settings(default_role=default_role(os.environ),
+                            namespace=_namespace(os.environ))
         LOG.exception("building Hasura claims failed, issuing only the default role %s",
                       settings.default_role)
         claims = build_claims(attributes, [], settings)
@@ -197,17 +314,4 @@ def handler(event: Dict[str, Any], context: Any) -> Dict[str, Any]:
     if claims is None:
         LOG.warning("%s event without a sub: no Hasura claims added", trigger)
         return event
-
-    encoded = json.dumps(claims, separators=(",", ":"), sort_keys=True)
-    response = event.get("response") or {}
-    if _event_version(event) >= 2:
-        details = dict(response.get("claimsAndScopeOverrideDetails") or {})
-        for token in ("idTokenGeneration", "accessTokenGeneration"):
-            details[token] = _merge_claims(details.get(token), settings.namespace, encoded)
-        response["claimsAndScopeOverrideDetails"] = details
-    else:
-        response["claimsOverrideDetails"] = _merge_claims(
-            response.get("claimsOverrideDetails"), settings.namespace, encoded
-        )
-    event["response"] = response
-    return event
+    return _answer(event, claims, settings, ("idTokenGeneration", "accessTokenGeneration"))

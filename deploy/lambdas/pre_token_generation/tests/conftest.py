@@ -7,7 +7,8 @@ import pytest
 
 HANDLER_PATH = pathlib.Path(__file__).resolve().parent.parent / "handler.py"
 CONFIG_VARS = ("GROUP_ROLE_MAP", "GROUP_PRECEDENCE", "DEFAULT_ROLE", "SESSION_ATTRIBUTES",
-               "CLAIMS_NAMESPACE")
+               "CLAIMS_NAMESPACE", "CLAIMS_FORMAT", "CLIENT_CREDENTIALS_SCOPE_ROLES",
+               "ALLOW_ADMIN_ROLE")
 
 
 @pytest.fixture(scope="session")

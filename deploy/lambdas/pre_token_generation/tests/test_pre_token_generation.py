@@ -63,7 +63,7 @@ USER_TRIGGERS = (
 )
 
 NAMESPACE = "https://hasura.io/jwt/claims"
-ROLE_MAP = json.dumps({"admins": {"role": "admin", "precedence": 1}, "staff": "editor"})
+ROLE_MAP = json.dumps({"admins": {"role": "owner", "precedence": 1}, "staff": "editor"})
 
 
 def make(template, **changes):
@@ -94,8 +94,8 @@ def test_v1_adds_stringified_claims_to_the_id_token(ptg, monkeypatch, trigger):
 
     assert v1_claims(event) == {
         "x-hasura-user-id": SUB,
-        "x-hasura-default-role": "admin",
-        "x-hasura-allowed-roles": ["admin", "user", "editor"],
+        "x-hasura-default-role": "owner",
+        "x-hasura-allowed-roles": ["owner", "user", "editor"],
     }
     assert "claimsAndScopeOverrideDetails" not in event["response"]
 
@@ -109,16 +109,17 @@ def test_v2_and_v3_add_the_same_claims_to_id_and_access_tokens(ptg, monkeypatch,
 
     assert v2_claims(event) == {
         "x-hasura-user-id": SUB,
-        "x-hasura-default-role": "admin",
-        "x-hasura-allowed-roles": ["admin", "user", "editor"],
+        "x-hasura-default-role": "owner",
+        "x-hasura-allowed-roles": ["owner", "user", "editor"],
     }
     assert "claimsOverrideDetails" not in event["response"]
 
 
 @pytest.mark.parametrize("group_configuration", [None, {"groupsToOverride": None}])
-def test_v3_client_credentials_has_no_user_and_gets_no_claims(ptg, monkeypatch,
+def test_client_credentials_without_a_mapped_scope_gets_no_claims(ptg, monkeypatch,
                                                               group_configuration):
     monkeypatch.setenv("GROUP_ROLE_MAP", ROLE_MAP)
+    monkeypatch.setenv("CLIENT_CREDENTIALS_SCOPE_ROLES", json.dumps({"sync/write": "cognito_sync"}))
     event = make(V3_CLIENT_CREDENTIALS_EVENT)
     event["request"]["groupConfiguration"] = group_configuration
 
@@ -161,33 +162,33 @@ def test_default_role_is_always_allowed_beside_mapped_roles(ptg, monkeypatch):
 
 
 def test_lowest_precedence_wins_from_group_precedence(ptg, monkeypatch):
-    monkeypatch.setenv("GROUP_ROLE_MAP", json.dumps({"admins": "admin", "staff": "editor"}))
+    monkeypatch.setenv("GROUP_ROLE_MAP", json.dumps({"admins": "owner", "staff": "editor"}))
     monkeypatch.setenv("GROUP_PRECEDENCE", json.dumps({"admins": 10, "staff": 2}))
 
     claims = v1_claims(ptg.handler(make(V1_EVENT), None))
 
     assert claims["x-hasura-default-role"] == "editor"
-    assert claims["x-hasura-allowed-roles"] == ["editor", "user", "admin"]
+    assert claims["x-hasura-allowed-roles"] == ["editor", "user", "owner"]
 
 
 def test_map_precedence_overrides_group_precedence(ptg, monkeypatch):
     monkeypatch.setenv("GROUP_ROLE_MAP", json.dumps(
-        {"admins": {"role": "admin", "precedence": 0}, "staff": "editor"}))
+        {"admins": {"role": "owner", "precedence": 0}, "staff": "editor"}))
     monkeypatch.setenv("GROUP_PRECEDENCE", json.dumps({"admins": 10, "staff": 2}))
 
     claims = v1_claims(ptg.handler(make(V1_EVENT), None))
 
-    assert claims["x-hasura-default-role"] == "admin"
+    assert claims["x-hasura-default-role"] == "owner"
 
 
 def test_groups_without_precedence_keep_the_event_order(ptg, monkeypatch):
-    monkeypatch.setenv("GROUP_ROLE_MAP", json.dumps({"admins": "admin", "staff": "editor"}))
+    monkeypatch.setenv("GROUP_ROLE_MAP", json.dumps({"admins": "owner", "staff": "editor"}))
 
     claims = v1_claims(ptg.handler(make(V1_EVENT), None))
 
     # The event lists staff first; with no precedence configured, the first listed group wins.
     assert claims["x-hasura-default-role"] == "editor"
-    assert claims["x-hasura-allowed-roles"] == ["editor", "user", "admin"]
+    assert claims["x-hasura-allowed-roles"] == ["editor", "user", "owner"]
 
 
 @pytest.mark.parametrize("bad_map", ["{not json", "[\"admins\"]", "42"])
@@ -282,3 +283,144 @@ def test_event_without_sub_is_returned_unchanged(ptg):
     del event["request"]["userAttributes"]["sub"]
 
     assert ptg.handler(event, None)["response"] == {"claimsOverrideDetails": None}
+
+
+# --- claims that cannot escalate ------------------------------------------------------------
+
+ADMIN_MAPS = {
+    "group_string": ("GROUP_ROLE_MAP", json.dumps({"admins": "admin", "staff": "editor"})),
+    "group_object": ("GROUP_ROLE_MAP", json.dumps({"admins": {"role": "admin", "precedence": 0},
+                                                    "staff": "editor"})),
+    "default_role": ("DEFAULT_ROLE", "admin"),
+}
+
+
+@pytest.mark.parametrize("setting", sorted(ADMIN_MAPS))
+def test_admin_role_is_refused_and_the_refusal_logged(ptg, monkeypatch, caplog, setting):
+    name, value = ADMIN_MAPS[setting]
+    monkeypatch.setenv(name, value)
+    with caplog.at_level(logging.ERROR, logger="pre_token_generation"):
+        for template in (V1_EVENT, V2_EVENT):
+            event = ptg.handler(make(template), None)
+            claims = v1_claims(event) if template is V1_EVENT else v2_claims(event)
+            assert "admin" not in claims["x-hasura-allowed-roles"], claims
+            assert claims["x-hasura-default-role"] != "admin"
+
+    assert "grants Hasura's admin role" in caplog.text
+    assert "ALLOW_ADMIN_ROLE=true" in caplog.text
+
+
+@pytest.mark.parametrize("allow", ["false", "1", "yes", ""])
+def test_only_an_explicit_true_allows_the_admin_role(ptg, monkeypatch, allow):
+    monkeypatch.setenv("GROUP_ROLE_MAP", json.dumps({"admins": "admin"}))
+    monkeypatch.setenv("ALLOW_ADMIN_ROLE", allow)
+    assert v1_claims(ptg.handler(make(V1_EVENT), None))["x-hasura-allowed-roles"] == ["user"]
+
+    monkeypatch.setenv("ALLOW_ADMIN_ROLE", "True")
+    claims = v1_claims(ptg.handler(make(V1_EVENT), None))
+    assert claims["x-hasura-allowed-roles"] == ["admin", "user"]
+    assert claims["x-hasura-default-role"] == "admin"
+
+
+def test_the_fallback_after_a_failure_refuses_the_admin_role_too(ptg, monkeypatch):
+    def broken(environ):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(ptg, "load_settings", broken)
+    monkeypatch.setenv("DEFAULT_ROLE", "admin")
+
+    claims = v1_claims(ptg.handler(make(V1_EVENT), None))
+
+    assert claims["x-hasura-allowed-roles"] == ["user"]
+
+
+@pytest.mark.parametrize("claim", ["x-hasura-role", "X-Hasura-Role", "x-hasura-allowed-roles",
+                                   "X-HASURA-ALLOWED-ROLES", "x-hasura-default-role",
+                                   "X-Hasura-Default-Role", "x-hasura-user-id"])
+def test_session_attributes_cannot_set_a_role_deciding_claim(ptg, monkeypatch, caplog, claim):
+    monkeypatch.setenv("SESSION_ATTRIBUTES", json.dumps({"custom:tenant_id": claim}))
+    with caplog.at_level(logging.ERROR, logger="pre_token_generation"):
+        claims = v2_claims(ptg.handler(make(V2_EVENT), None))
+
+    assert claims == {
+        "x-hasura-user-id": SUB,
+        "x-hasura-default-role": "user",
+        "x-hasura-allowed-roles": ["user"],
+    }
+    assert f"may not set {claim}" in caplog.text
+
+
+# --- claims as a JSON object ------------------------------------------------------------------
+
+@pytest.mark.parametrize("version", ["2", "3"])
+def test_v2_and_v3_offer_claims_as_a_json_object(ptg, monkeypatch, version):
+    monkeypatch.setenv("GROUP_ROLE_MAP", ROLE_MAP)
+    monkeypatch.setenv("CLAIMS_FORMAT", "json")
+
+    details = ptg.handler(make(V2_EVENT, version=version), None)["response"][
+        "claimsAndScopeOverrideDetails"]
+
+    expected = {"x-hasura-user-id": SUB, "x-hasura-default-role": "owner",
+                "x-hasura-allowed-roles": ["owner", "user", "editor"]}
+    for token in ("idTokenGeneration", "accessTokenGeneration"):
+        assert details[token]["claimsToAddOrOverride"][NAMESPACE] == expected
+
+
+def test_v1_keeps_a_json_string_when_json_is_asked_for(ptg, monkeypatch, caplog):
+    monkeypatch.setenv("CLAIMS_FORMAT", "json")
+    with caplog.at_level(logging.WARNING, logger="pre_token_generation"):
+        claims = v1_claims(ptg.handler(make(V1_EVENT), None))
+
+    assert claims["x-hasura-user-id"] == SUB
+    assert "V1 event, which can only add strings" in caplog.text
+
+
+def test_unknown_claims_format_falls_back_to_a_json_string(ptg, monkeypatch, caplog):
+    monkeypatch.setenv("CLAIMS_FORMAT", "yaml")
+    with caplog.at_level(logging.ERROR, logger="pre_token_generation"):
+        claims = v2_claims(ptg.handler(make(V2_EVENT), None))
+
+    assert claims["x-hasura-user-id"] == SUB
+    assert "CLAIMS_FORMAT must be one of stringified_json, json" in caplog.text
+
+
+# --- machine clients (client credentials grant) ------------------------------------------------
+
+SYNC_SCOPE = "cognito-hasura-sync/sync"
+
+
+@pytest.mark.parametrize("claims_format", ["stringified_json", "json"])
+def test_client_credentials_scope_grants_its_role_in_the_access_token(ptg, monkeypatch,
+                                                                       claims_format):
+    monkeypatch.setenv("CLAIMS_FORMAT", claims_format)
+    monkeypatch.setenv("CLIENT_CREDENTIALS_SCOPE_ROLES", json.dumps({SYNC_SCOPE: "cognito_sync"}))
+    event = make(V3_CLIENT_CREDENTIALS_EVENT)
+    event["request"]["scopes"] = ["reports/read", SYNC_SCOPE]
+
+    details = ptg.handler(event, None)["response"]["claimsAndScopeOverrideDetails"]
+
+    assert set(details) == {"accessTokenGeneration"}
+    value = details["accessTokenGeneration"]["claimsToAddOrOverride"][NAMESPACE]
+    claims = json.loads(value) if claims_format == "stringified_json" else value
+    assert claims == {"x-hasura-default-role": "cognito_sync",
+                      "x-hasura-allowed-roles": ["cognito_sync"]}
+
+
+def test_client_credentials_scope_cannot_grant_admin(ptg, monkeypatch, caplog):
+    monkeypatch.setenv("CLIENT_CREDENTIALS_SCOPE_ROLES", json.dumps({SYNC_SCOPE: "admin"}))
+    event = make(V3_CLIENT_CREDENTIALS_EVENT)
+    event["request"]["scopes"] = [SYNC_SCOPE]
+
+    with caplog.at_level(logging.ERROR, logger="pre_token_generation"):
+        answer = ptg.handler(event, None)
+
+    assert answer["response"] == {"claimsAndScopeOverrideDetails": None}
+    assert "CLIENT_CREDENTIALS_SCOPE_ROLES['cognito-hasura-sync/sync'] grants" in caplog.text
+
+
+def test_user_tokens_never_get_a_scope_role(ptg, monkeypatch):
+    monkeypatch.setenv("CLIENT_CREDENTIALS_SCOPE_ROLES", json.dumps({SYNC_SCOPE: "cognito_sync"}))
+    event = make(V2_EVENT, version="3")
+    event["request"]["scopes"] = [SYNC_SCOPE]
+
+    assert "cognito_sync" not in v2_claims(ptg.handler(event, None))["x-hasura-allowed-roles"]
