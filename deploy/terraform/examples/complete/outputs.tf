@@ -32,3 +32,23 @@ output "cluster_arn" {
   description = "The ECS cluster."
   value       = aws_ecs_cluster.this.arn
 }
+
+output "queue_arn" {
+  description = "The sync queue's ARN, destination of DLQ redrives."
+  value       = module.cognito_hasura_sync.queue_arn
+}
+
+output "dlq_url" {
+  description = "The dead-letter queue, for inspecting and purging."
+  value       = module.cognito_hasura_sync.dlq_url
+}
+
+output "log_group_name" {
+  description = "The worker's CloudWatch log group (daemon and one-off tasks)."
+  value       = module.cognito_hasura_sync.log_group_name
+}
+
+output "service_name" {
+  description = "The daemon's ECS service."
+  value       = module.cognito_hasura_sync.service_name
+}
