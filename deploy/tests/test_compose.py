@@ -19,16 +19,15 @@ import urllib.error
 import urllib.request
 
 import boto3
-import hcl2
 import pytest
 import yaml
-from hcl2.utils import SerializationOptions
+
+from terraform_hcl import MODULE, defaults, merged
 
 DEPLOY = pathlib.Path(__file__).resolve().parent.parent
 REPO = DEPLOY.parent
 COMPOSE = DEPLOY / "docker-compose.yml"
 MOTO_SERVER = REPO / ".venv" / "bin" / "moto_server"
-MODULE_VARIABLES = DEPLOY / "terraform" / "modules" / "cognito-hasura-sync" / "variables.tf"
 
 
 def service(name):
@@ -129,11 +128,7 @@ def test_moto_init_runs_with_exactly_the_compose_environment(moto_endpoint, tmp_
 
 
 def module_max_receive_count():
-    with open(MODULE_VARIABLES, encoding="utf-8") as handle:
-        variables = hcl2.load(handle, serialization_options=SerializationOptions(
-            strip_string_quotes=True))["variable"]
-    return next(v["queue_max_receive_count"]["default"] for v in variables
-                if "queue_max_receive_count" in v)
+    return defaults(merged(MODULE))["queue_max_receive_count"]
 
 
 def test_worker_and_backfill_get_the_region_the_sdks_read():

@@ -10,10 +10,10 @@ import pathlib
 import re
 import tomllib
 
-import hcl2
 import pytest
 import yaml
-from hcl2.utils import SerializationOptions
+
+from terraform_hcl import parse
 
 DEPLOY = pathlib.Path(__file__).resolve().parent.parent
 REPO = DEPLOY.parent
@@ -122,10 +122,7 @@ def dockerignore_excludes(path):
 
 
 def terraform_worker_env():
-    options = SerializationOptions(with_comments=False, explicit_blocks=False,
-                                   strip_string_quotes=True)
-    with open(ECS_TF, encoding="utf-8") as handle:
-        ecs = hcl2.load(handle, serialization_options=options)
+    ecs = parse(ECS_TF)
     locals_ = {}
     for block in ecs["locals"]:
         locals_.update(block)
@@ -311,10 +308,7 @@ def test_commands_used_by_the_deployment_exist_in_the_cli():
 
 
 def test_health_checks_use_a_tool_the_image_installs():
-    options = SerializationOptions(with_comments=False, explicit_blocks=False,
-                                   strip_string_quotes=True)
-    with open(ECS_TF, encoding="utf-8") as handle:
-        ecs = hcl2.load(handle, serialization_options=options)
+    ecs = parse(ECS_TF)
     container = [block for block in ecs["locals"] if "worker_container" in block][0][
         "worker_container"]
     command = container["healthCheck"]["command"]

@@ -12,9 +12,9 @@ import re
 import shutil
 import subprocess
 
-import hcl2
 import pytest
-from hcl2.utils import SerializationOptions
+
+from terraform_hcl import merged, parse
 
 DEPLOY = pathlib.Path(__file__).resolve().parent.parent
 REPO = DEPLOY.parent
@@ -23,7 +23,6 @@ MODULE = TERRAFORM / "modules" / "cognito-hasura-sync"
 EXAMPLE = TERRAFORM / "examples" / "complete"
 TF_FILES = sorted(TERRAFORM.rglob("*.tf"))
 
-OPTIONS = SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)
 
 COGNITO_READS = {
     "cognito-idp:ListUsers",
@@ -48,29 +47,6 @@ REQUIRED_EVENT_NAMES = {
     "AdminResetUserPassword", "AdminDeleteUserAttributes", "DeleteUserAttributes",
     "AdminLinkProviderForUser", "AdminDisableProviderForUser",
 }
-
-
-def parse(path):
-    with open(path, encoding="utf-8") as handle:
-        return hcl2.load(handle, serialization_options=OPTIONS)
-
-
-def merged(directory):
-    """Blocks of every .tf file in one directory, by kind: resources/data by (type, name)."""
-    out = {"resource": {}, "data": {}, "locals": {}, "variable": {}, "output": {}, "module": {}}
-    for path in sorted(directory.glob("*.tf")):
-        doc = parse(path)
-        for kind in ("resource", "data"):
-            for block in doc.get(kind, []):
-                for type_, named in block.items():
-                    for name, body in named.items():
-                        out[kind][(type_, name)] = body
-        for block in doc.get("locals", []):
-            out["locals"].update(block)
-        for kind in ("variable", "output", "module"):
-            for block in doc.get(kind, []):
-                out[kind].update(block)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -205,11 +181,13 @@ def test_only_the_eventbridge_rule_and_the_forwarder_role_may_send(module):
 def test_eventbridge_rule_tracks_user_and_group_changes_of_this_pool(module):
     pattern = module["locals"]["cognito_change_pattern"]
     assert pattern["source"] == ["aws.cognito-idp"]
-    assert pattern["detail-type"] == ["AWS API Call via CloudTrail"]
+    assert pattern["detail-type"] == ["AWS API Call via CloudTrail",
+                                      "AWS Service Event via CloudTrail"]
     assert pattern["detail"]["eventName"] == "${var.tracked_event_names}"
     assert pattern["detail"]["$or"] == [
         {"requestParameters": {"userPoolId": ["${var.user_pool_id}"]}},
         {"additionalEventData": {"userPoolId": ["${var.user_pool_id}"]}},
+        {"eventName": "${local.self_service_event_names}"},
         "${local.unauthenticated_call_filter}",
     ]
     # Unauthenticated calls carry a client id, no pool id: this pool's clients, or no pool id.

@@ -1,7 +1,13 @@
-# CloudTrail records every user- and group-changing Cognito API call; EventBridge delivers the
-# ones for this pool to the sync queue. Admin* and group calls carry the pool id in
-# requestParameters, some user calls in additionalEventData; unauthenticated calls (SignUp,
-# ConfirmSignUp, ...) carry only an app client id, matched by user_pool_client_ids when given.
+# CloudTrail records every user- and group-changing Cognito API call and every managed login
+# (hosted UI) request; EventBridge delivers the ones for this pool to the sync queue.
+# Admin* and group calls carry the pool id in requestParameters, some user calls and the
+# managed login events in additionalEventData. Two kinds of call carry no pool id at all:
+# - unauthenticated calls (SignUp, ConfirmSignUp, ...) carry an app client id, matched by
+#   user_pool_client_ids when given;
+# - self-service calls made with the user's own access token (DeleteUser,
+#   UpdateUserAttributes, ...) carry neither a pool id nor a client id, so they are matched by
+#   name. Other pools' calls get through too; the worker re-reads by sub in its own pool, so
+#   they change nothing.
 locals {
   # Encoded on both sides because a conditional's two objects must otherwise have one type.
   unauthenticated_call_filter = jsondecode(
@@ -13,15 +19,18 @@ locals {
     })
   )
 
+  self_service_event_names = ["DeleteUser", "DeleteUserAttributes", "UpdateUserAttributes", "VerifyUserAttribute"]
+
   cognito_change_pattern = {
     source        = ["aws.cognito-idp"]
-    "detail-type" = ["AWS API Call via CloudTrail"]
+    "detail-type" = ["AWS API Call via CloudTrail", "AWS Service Event via CloudTrail"]
     detail = {
       eventSource = ["cognito-idp.amazonaws.com"]
       eventName   = var.tracked_event_names
       "$or" = [
         { requestParameters = { userPoolId = [var.user_pool_id] } },
         { additionalEventData = { userPoolId = [var.user_pool_id] } },
+        { eventName = local.self_service_event_names },
         local.unauthenticated_call_filter,
       ]
     }

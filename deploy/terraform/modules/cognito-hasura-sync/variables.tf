@@ -203,7 +203,7 @@ variable "dlq_message_retention_seconds" {
 }
 
 variable "tracked_event_names" {
-  description = "CloudTrail eventName values of Cognito operations that change users or groups; each becomes a sync hint on the queue (docs/events.md lists what the worker does with each). (Admin)RespondToAuthChallenge moves users out of FORCE_CHANGE_PASSWORD but also fires on every MFA sign-in: drop it for MFA-heavy pools and let the reconcile catch those."
+  description = "CloudTrail eventName values of Cognito operations that change users or groups, API calls and managed login (hosted UI) requests such as Confirm_POST; each becomes a sync hint on the queue (docs/events.md lists what the worker does with each). (Admin)RespondToAuthChallenge moves users out of FORCE_CHANGE_PASSWORD but also fires on every MFA sign-in: drop it for MFA-heavy pools and let the reconcile catch those."
   type        = list(string)
   default = [
     "AdminAddUserToGroup",
@@ -222,12 +222,14 @@ variable "tracked_event_names" {
     "AdminUpdateUserAttributes",
     "ConfirmForgotPassword",
     "ConfirmSignUp",
+    "Confirm_POST",
     "CreateGroup",
     "DeleteGroup",
     "DeleteUser",
     "DeleteUserAttributes",
     "RespondToAuthChallenge",
     "SignUp",
+    "Signup_POST",
     "StartUserImportJob",
     "UpdateGroup",
     "UpdateUserAttributes",
@@ -236,7 +238,7 @@ variable "tracked_event_names" {
 }
 
 variable "user_pool_client_ids" {
-  description = "App client ids of the pool. Unauthenticated calls (SignUp, ConfirmSignUp, ConfirmForgotPassword, RespondToAuthChallenge) name a client, not a pool: with this set only this pool's clients' calls are forwarded; empty forwards such calls of every pool in the account and region (the worker re-reads by sub, so another pool's users change nothing)."
+  description = "App client ids of the pool. Unauthenticated calls (SignUp, ConfirmSignUp, ConfirmForgotPassword, RespondToAuthChallenge) name a client, not a pool: with this set only this pool's clients' calls are forwarded; empty forwards such calls of every pool in the account and region (the worker re-reads by sub, so another pool's users change nothing). Self-service calls made with a user's access token (DeleteUser, UpdateUserAttributes, VerifyUserAttribute, DeleteUserAttributes) name neither and are forwarded either way."
   type        = list(string)
   default     = []
 }
