@@ -150,3 +150,19 @@ def test_a_chained_pre_token_function_keeps_its_own_claims_next_to_hasuras():
     hasura = hasura if isinstance(hasura, dict) else json.loads(hasura)
     assert hasura["x-hasura-user-id"] == "0b5e7a9c-1d2f-4c3b-9a8e-7f6d5c4b3a21"
     assert "https://hasura.io/jwt/claims" in details["accessTokenGeneration"]["claimsToAddOrOverride"]
+
+
+def test_the_runbook_reads_only_outputs_both_examples_have():
+    readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    used = set(re.findall(r"terraform output -raw (\w+)", readme))
+    assert RUNBOOK_OUTPUTS <= used, RUNBOOK_OUTPUTS - used
+    for example in ("complete", "existing-pool"):
+        assert used <= set(blocks(EXAMPLES / example, "output")), (example, used)
+
+
+def test_the_runbook_states_the_modules_dead_letter_receive_count():
+    receives = blocks(MODULE, "variable")["queue_max_receive_count"]["default"]
+    readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    assert f"after {receives} failed receives" in readme
+    assert f"it failed {receives} receives" in readme
+    assert not re.search(r"after (?!%d\b)\d+ (failed )?receives" % receives, readme)
