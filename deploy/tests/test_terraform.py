@@ -339,6 +339,8 @@ SKIP_COMMENT = re.compile(r"#\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?")
 CHECKOV_TARGETS = {
     "module": ["--directory", str(MODULE), "--framework", "terraform"],
     "example": ["--directory", str(EXAMPLE), "--framework", "terraform"],
+    "existing-pool example": ["--directory", str(TERRAFORM / "examples" / "existing-pool"),
+                              "--framework", "terraform"],
     "dockerfile": ["--file", str(DEPLOY / "Dockerfile"), "--framework", "dockerfile"],
 }
 
