@@ -3,54 +3,30 @@
 Terraform cannot run here, so these tests read the parsed HCL: the example creates nothing
 Cognito (the pool and its lambda_config belong to their owner), calls the module with only
 variables it declares, passes every required one, turns the ECS-scheduled reconcile off, and
-outputs what the runbook needs; checkov finds no failed check in it. Every output of both
+outputs what the runbook needs (checkov runs on it in test_terraform.py). Every output of both
 examples that reads the module names an output the module has.
 """
 
 import importlib.util
 import json
-import pathlib
 import re
-import subprocess
-
-import hcl2
 import pytest
-from hcl2.utils import SerializationOptions
+from terraform_hcl import DEPLOY, MODULE, TERRAFORM, merged
 
-DEPLOY = pathlib.Path(__file__).resolve().parent.parent
-REPO = DEPLOY.parent
-TERRAFORM = DEPLOY / "terraform"
-MODULE = TERRAFORM / "modules" / "cognito-hasura-sync"
 EXAMPLES = TERRAFORM / "examples"
 EXISTING = EXAMPLES / "existing-pool"
-
-OPTIONS = SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)
 RUNBOOK_OUTPUTS = {"log_group_name", "dlq_url", "dlq_arn", "queue_url", "queue_arn",
                    "task_definition_arn", "security_group_id", "cluster_arn", "service_name"}
 
 
 def blocks(directory, kind):
     """{name: body} of every `kind` block (variable, output, module) in a directory."""
-    out = {}
-    for path in sorted(directory.glob("*.tf")):
-        with open(path, encoding="utf-8") as handle:
-            for block in hcl2.load(handle, serialization_options=OPTIONS).get(kind, []):
-                out.update(block)
-    return out
-
-
-def resource_types(directory):
-    types = set()
-    for path in sorted(directory.glob("*.tf")):
-        with open(path, encoding="utf-8") as handle:
-            for block in hcl2.load(handle, serialization_options=OPTIONS).get("resource", []):
-                types.update(block)
-    return types
+    return merged(directory)[kind]
 
 
 def test_the_existing_pool_example_creates_nothing_in_cognito():
     assert (EXISTING / "README.md").is_file()
-    created = resource_types(EXISTING)
+    created = {type_ for type_, _ in merged(EXISTING)["resource"]}
     assert not {t for t in created if t.startswith("aws_cognito_")}, created
     # Only the optional cluster besides the module's own resources.
     assert created == {"aws_ecs_cluster"}
@@ -102,28 +78,6 @@ def test_the_existing_pool_example_shows_the_triggers_already_on_the_pool():
     for needed in ("pre_token_generation_config", "post_confirmation", "lambda_config",
                    "describe-user-pool", "update-user-pool"):
         assert needed in readme, needed
-
-
-def test_checkov_finds_no_failed_check_in_the_existing_pool_example():
-    checkov = REPO / ".venv-checkov" / "bin" / "checkov"
-    if not checkov.exists():
-        pytest.fail("checkov not found: python3 -m venv .venv-checkov && "
-                    ".venv-checkov/bin/pip install -r deploy/requirements-checkov.txt")
-    result = subprocess.run(
-        [str(checkov), "--directory", str(EXISTING), "--framework", "terraform",
-         "--skip-download", "--output", "json"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )
-    report = json.loads(result.stdout)
-    failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
-    assert failed == [] and report["summary"]["failed"] == 0, failed
-    assert report["summary"]["parsing_errors"] == 0
-    # The module's resources are checked through the example, not just the cluster.
-    assert report["summary"]["resource_count"] > 20
-    for check in report["results"]["skipped_checks"]:
-        reason = (check["check_result"].get("suppress_comment") or "").strip()
-        assert len(reason.split()) >= 5, (check["check_id"], check["resource"], reason)
-    assert result.returncode == 0, result.stderr
 
 
 def test_a_chained_pre_token_function_keeps_its_own_claims_next_to_hasuras():
