@@ -122,12 +122,15 @@ def dockerignore_excludes(path):
 
 
 def terraform_worker_env():
+    """(plain variables, secrets) the task definition can set, over both worker_auth modes."""
     ecs = parse(ECS_TF)
     locals_ = {}
     for block in ecs["locals"]:
         locals_.update(block)
-    static = re.findall(r"\b([A-Z][A-Z0-9_]+)\s*=", locals_["worker_environment"])
-    secrets = [secret["name"] for secret in locals_["worker_container"]["secrets"]]
+    static = re.findall(r"\b([A-Z][A-Z0-9_]+)\s*=",
+                        locals_["worker_environment"] + locals_["worker_auth_environment"])
+    assert locals_["worker_container"]["secrets"] == "${local.worker_secrets}"
+    secrets = re.findall(r'\bname\s*=\s*"([A-Z][A-Z0-9_]+)"', locals_["worker_secrets"])
     return set(static), set(secrets)
 
 
@@ -285,11 +288,17 @@ def cli_subcommands():
 # the settings only it reads may be set without being declared yet; once it exists they must be.
 DAEMON_ONLY_ENV = {"SYNC_SQS_QUEUE_URL", "LISTEN_ADDR", "RECONCILE_SCHEDULE"}
 LATER_SUBCOMMANDS = {"daemon", "reconcile"}
+# worker_auth = "client-credentials" sets these; until the binary reads HASURA_AUTH they may be
+# set without being declared, and once it does every one of them must be.
+MACHINE_CLIENT_ENV = {"HASURA_AUTH", "COGNITO_TOKEN_ENDPOINT", "COGNITO_CLIENT_ID",
+                      "COGNITO_CLIENT_SECRET", "COGNITO_OAUTH_SCOPES"}
 
 
 def test_compose_and_terraform_set_only_env_the_worker_reads():
     known = worker_env_names_or_skip() | SDK_ENV
     pending = set() if "daemon" in cli_subcommands() else DAEMON_ONLY_ENV
+    if "HASURA_AUTH" not in known:
+        pending |= MACHINE_CLIENT_ENV
     assert WORKER_REQUIRED - pending <= known, WORKER_REQUIRED - pending - known
     static, secrets = terraform_worker_env()
     for where, names in [("compose", set(compose()["services"]["worker"]["environment"])),
@@ -321,8 +330,9 @@ def test_health_checks_use_a_tool_the_image_installs():
 def test_terraform_task_sets_every_required_setting():
     static, secrets = terraform_worker_env()
     assert WORKER_REQUIRED <= static | secrets
-    assert secrets == {"HASURA_GRAPHQL_ADMIN_SECRET"}
-    assert "HASURA_GRAPHQL_ADMIN_SECRET" not in static
+    assert MACHINE_CLIENT_ENV <= static | secrets
+    assert secrets == {"HASURA_GRAPHQL_ADMIN_SECRET", "COGNITO_CLIENT_SECRET"}
+    assert not secrets & static
 
 
 def moto_init_module():

@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from terraform_hcl import merged, parse
+from terraform_hcl import defaults, merged, parse, policy_statements, render
 
 DEPLOY = pathlib.Path(__file__).resolve().parent.parent
 REPO = DEPLOY.parent
@@ -117,22 +117,56 @@ def test_task_role_has_exactly_the_cognito_reads_on_the_pool_and_sqs_consume_on_
     assert attachments == [], "no managed policies: every permission is spelled out"
 
 
-def test_execution_role_only_pulls_logs_and_reads_the_one_secret(module):
-    execution = module["data"][("aws_iam_policy_document", "execution")]
-    allowed = {
-        "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
-        "ecr:GetAuthorizationToken", "logs:CreateLogStream", "logs:PutLogEvents",
-        "kms:Decrypt", "ssm:GetParameters", "secretsmanager:GetSecretValue",
-    }
-    actions = set(action_names(execution))
-    assert {"logs:CreateLogStream", "ecr:BatchGetImage", "secretsmanager:GetSecretValue"} <= actions
-    assert actions <= allowed
-    secret = [s for s in statements(execution) if s.get("sid") == "ReadTheAdminSecret"]
-    assert secret and secret[0]["resources"] == ["${var.hasura_admin_secret_arn}"]
-    assert "ssm:GetParameters" in secret[0]["actions"]
-    assert "secretsmanager:GetSecretValue" in secret[0]["actions"]
-    logs = [s for s in statements(execution) if s.get("sid") == "WriteTheLogStreams"]
-    assert logs[0]["resources"] == ["${aws_cloudwatch_log_group.worker.arn}:log-stream:*"]
+ADMIN_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:hasura-admin-AbCdEf"
+ADMIN_SECRET_PARAMETER = "arn:aws:ssm:eu-west-1:111122223333:parameter/hasura/admin-secret"
+WORKER_AUTH = {
+    "admin-secret": {"worker_auth": "admin-secret", "hasura_admin_secret_arn": ADMIN_SECRET_ARN},
+    "admin-secret-ssm": {"worker_auth": "admin-secret",
+                         "hasura_admin_secret_arn": ADMIN_SECRET_PARAMETER},
+    "client-credentials": {"worker_auth": "client-credentials", "user_pool_domain": "myapp"},
+}
+
+
+def variables_for(module, **changes):
+    variables = defaults(module)
+    variables.update(user_pool_id="eu-west-1_Ab12Cd34E", **changes)
+    return variables
+
+
+@pytest.mark.parametrize("mode", sorted(WORKER_AUTH))
+def test_execution_role_only_pulls_logs_and_reads_the_one_secret(module, mode):
+    variables = variables_for(module, ecr_repository_arn=None, **WORKER_AUTH[mode])
+    by_sid = {statement["sid"]: statement for statement in policy_statements(
+        module["data"][("aws_iam_policy_document", "execution")], module, variables)}
+    assert by_sid.pop("WriteTheLogStreams")["resources"] == [
+        "${aws_cloudwatch_log_group.worker.arn}:log-stream:*"]
+    expected = {
+        "admin-secret": {"ReadTheAdminSecret": (["secretsmanager:GetSecretValue"],
+                                                [ADMIN_SECRET_ARN])},
+        "admin-secret-ssm": {"ReadTheAdminSecret": (["ssm:GetParameters"],
+                                                    [ADMIN_SECRET_PARAMETER])},
+        "client-credentials": {
+            "ReadTheClientSecret": (["secretsmanager:GetSecretValue"],
+                                    ["${aws_secretsmanager_secret.worker_client[0].arn}"]),
+            "DecryptTheClientSecret": (["kms:Decrypt"], ["${aws_kms_key.this.arn}"]),
+        },
+    }[mode]
+    assert {sid: (s["actions"], s["resources"]) for sid, s in by_sid.items()} == expected
+    if mode == "client-credentials":
+        condition = one(by_sid["DecryptTheClientSecret"]["condition"])
+        assert condition["variable"] == "kms:ViaService"
+        assert condition["values"] == ["secretsmanager.${data.aws_region.current.name}.amazonaws.com"]
+
+
+def test_execution_role_may_pull_from_the_one_repository(module):
+    repository = "arn:aws:ecr:eu-west-1:111122223333:repository/cognito-hasura-sync"
+    variables = variables_for(module, ecr_repository_arn=repository, **WORKER_AUTH["admin-secret"])
+    by_sid = {statement["sid"]: statement for statement in policy_statements(
+        module["data"][("aws_iam_policy_document", "execution")], module, variables)}
+    assert by_sid["PullTheImage"]["resources"] == [repository]
+    assert by_sid["GetRegistryToken"] == {"sid": "GetRegistryToken",
+                                          "actions": ["ecr:GetAuthorizationToken"],
+                                          "resources": ["*"]}
 
 
 def test_forwarder_may_only_send_to_the_sync_queue(module):
@@ -228,14 +262,22 @@ def test_daemon_service_and_task_definition(module):
     assert one(service["network_configuration"])["assign_public_ip"] is False
 
     container = module["locals"]["worker_container"]
-    assert container["command"] == ["daemon"]
+    assert container["command"] == [
+        "daemon", "--visibility-timeout", "${tostring(var.queue_visibility_timeout_seconds)}"]
     assert container["stopTimeout"] == 30
     assert container["readonlyRootFilesystem"] is True
     assert "/healthz" in " ".join(container["healthCheck"]["command"])
-    assert container["secrets"] == [
-        {"name": "HASURA_GRAPHQL_ADMIN_SECRET", "valueFrom": "${var.hasura_admin_secret_arn}"}]
-    environment = module["locals"]["worker_environment"]
-    assert "HASURA_GRAPHQL_ADMIN_SECRET" not in json.dumps(environment)
+    assert container["secrets"] == "${local.worker_secrets}"
+    for mode, secret in [("admin-secret", {"name": "HASURA_GRAPHQL_ADMIN_SECRET",
+                                           "valueFrom": ADMIN_SECRET_ARN}),
+                         ("client-credentials", {
+                             "name": "COGNITO_CLIENT_SECRET",
+                             "valueFrom": "${aws_secretsmanager_secret.worker_client[0].arn}"})]:
+        variables = variables_for(module, **WORKER_AUTH[mode])
+        assert render("${local.worker_secrets}", module, variables) == [secret], mode
+    environment = module["locals"]["worker_environment"] + module["locals"][
+        "worker_auth_environment"]
+    assert "SECRET" not in environment
     assert container["logConfiguration"]["options"]["awslogs-group"] == (
         "${aws_cloudwatch_log_group.worker.name}")
 
@@ -266,14 +308,12 @@ def test_reconcile_schedule_is_optional_and_overrides_the_command(module):
         "${aws_iam_role.task.arn}", "${aws_iam_role.execution.arn}"]
 
 
-def render_jwt_secret(module, region, pool_id):
-    """Evaluates the module's jwt_secret_base for one region and pool (default variables)."""
-    issuer = module["locals"]["issuer"].replace("${local.region}", region).replace(
-        "${var.user_pool_id}", pool_id)
-    rendered = {}
-    for key, value in module["locals"]["jwt_secret_base"].items():
-        rendered[key] = value.replace("${local.issuer}", issuer)
-    return rendered
+def render_jwt_secret(module, region, pool_id, **changes):
+    """Evaluates the module's jwt_secret_base for one region and pool."""
+    variables = variables_for(module, **changes)
+    variables["user_pool_id"] = pool_id
+    return render(module["locals"]["jwt_secret_base"], module, variables,
+                  {"local.region": region})
 
 
 def test_jwt_secret_output_is_what_hasura_needs(module):
@@ -284,6 +324,8 @@ def test_jwt_secret_output_is_what_hasura_needs(module):
         "claims_format": "stringified_json",
         "issuer": "https://cognito-idp.eu-central-1.amazonaws.com/eu-central-1_Zz9",
     }
+    assert render_jwt_secret(module, "eu-central-1", "eu-central-1_Zz9",
+                             claims_format="json")["claims_format"] == "json"
     jwt_secret = module["locals"]["jwt_secret"]
     assert jwt_secret.startswith("${merge(local.jwt_secret_base, {for key, value in {")
     assert "claims_namespace = var.claims_namespace" in jwt_secret

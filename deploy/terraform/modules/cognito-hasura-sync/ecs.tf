@@ -15,23 +15,38 @@ locals {
       RUST_LOG                = var.log_level
     },
     { for key, value in { RECONCILE_SCHEDULE = var.reconcile_schedule } : key => value if value != null },
+    local.worker_auth_environment,
     var.extra_environment,
   )
+
+  # The machine client's settings; its secret comes in through `secrets`.
+  worker_auth_environment = local.machine_client ? {
+    HASURA_AUTH            = "client-credentials"
+    COGNITO_TOKEN_ENDPOINT = local.token_endpoint
+    COGNITO_CLIENT_ID      = aws_cognito_user_pool_client.worker[0].id
+    COGNITO_OAUTH_SCOPES   = local.machine_scope
+  } : {}
+
+  # Exactly one credential reaches the task: the admin secret or the machine client's secret.
+  worker_secrets = local.machine_client ? [
+    { name = "COGNITO_CLIENT_SECRET", valueFrom = aws_secretsmanager_secret.worker_client[0].arn },
+    ] : [
+    { name = "HASURA_GRAPHQL_ADMIN_SECRET", valueFrom = var.hasura_admin_secret_arn },
+  ]
 
   worker_container = {
     name      = local.container_name
     image     = var.container_image
     essential = true
-    command   = ["daemon"]
+    # backfill and reconcile tasks override the whole command.
+    command = ["daemon", "--visibility-timeout", tostring(var.queue_visibility_timeout_seconds)]
     # The binary writes nothing to disk; checkpoints live in Hasura.
     readonlyRootFilesystem = true
     # The daemon finishes the SQS batch in flight on SIGTERM; 30 s covers a batch.
     stopTimeout  = 30
     portMappings = [{ containerPort = local.listen_port, protocol = "tcp" }]
     environment  = [for name in sort(keys(local.worker_environment)) : { name = name, value = local.worker_environment[name] }]
-    secrets = [
-      { name = "HASURA_GRAPHQL_ADMIN_SECRET", valueFrom = var.hasura_admin_secret_arn },
-    ]
+    secrets      = local.worker_secrets
     healthCheck = {
       command     = ["CMD", "curl", "--fail", "--silent", "--max-time", "2", "http://127.0.0.1:${local.listen_port}/healthz"]
       interval    = 15
@@ -112,6 +127,13 @@ resource "aws_ecs_task_definition" "worker" {
   container_definitions = jsonencode([local.worker_container])
 
   tags = local.tags
+
+  lifecycle {
+    precondition {
+      condition     = local.machine_client || var.hasura_admin_secret_arn != null
+      error_message = "worker_auth = \"admin-secret\" needs hasura_admin_secret_arn."
+    }
+  }
 }
 
 resource "aws_ecs_service" "daemon" {

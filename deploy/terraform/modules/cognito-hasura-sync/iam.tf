@@ -1,7 +1,8 @@
 # Least privilege, one role per job:
 # - the worker task role: the Cognito reads and SQS consume calls the binary makes, on this
 #   pool and this queue only;
-# - the task execution role: pulling the image, writing its log stream, reading the one secret;
+# - the task execution role: pulling the image, writing its log stream, reading the one secret
+#   the task gets (the admin secret, or the machine client's secret);
 # - one role per Lambda: its own log group, and SendMessage on the queue for the forwarder.
 
 data "aws_iam_policy_document" "ecs_tasks_assume" {
@@ -89,14 +90,17 @@ data "aws_iam_policy_document" "execution" {
     resources = ["${aws_cloudwatch_log_group.worker.arn}:log-stream:*"]
   }
 
-  statement {
-    sid       = "ReadTheAdminSecret"
-    actions   = local.admin_secret_is_ssm ? ["ssm:GetParameters"] : ["secretsmanager:GetSecretValue"]
-    resources = [var.hasura_admin_secret_arn]
+  dynamic "statement" {
+    for_each = local.machine_client ? [] : [var.hasura_admin_secret_arn]
+    content {
+      sid       = "ReadTheAdminSecret"
+      actions   = local.admin_secret_is_ssm ? ["ssm:GetParameters"] : ["secretsmanager:GetSecretValue"]
+      resources = [statement.value]
+    }
   }
 
   dynamic "statement" {
-    for_each = var.hasura_admin_secret_kms_key_arn == null ? [] : [var.hasura_admin_secret_kms_key_arn]
+    for_each = local.machine_client || var.hasura_admin_secret_kms_key_arn == null ? [] : [var.hasura_admin_secret_kms_key_arn]
     content {
       sid       = "DecryptTheAdminSecret"
       actions   = ["kms:Decrypt"]
@@ -105,6 +109,29 @@ data "aws_iam_policy_document" "execution" {
         test     = "StringEquals"
         variable = "kms:ViaService"
         values   = [local.admin_secret_is_ssm ? "ssm.${local.region}.amazonaws.com" : "secretsmanager.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.machine_client ? [aws_secretsmanager_secret.worker_client[0].arn] : []
+    content {
+      sid       = "ReadTheClientSecret"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [statement.value]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.machine_client ? [aws_kms_key.this.arn] : []
+    content {
+      sid       = "DecryptTheClientSecret"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["secretsmanager.${local.region}.amazonaws.com"]
       }
     }
   }

@@ -13,6 +13,12 @@ locals {
         DEFAULT_ROLE       = var.default_role
         SESSION_ATTRIBUTES = jsonencode(var.session_attributes)
         CLAIMS_NAMESPACE   = var.claims_namespace
+        CLAIMS_FORMAT      = var.claims_format
+        ALLOW_ADMIN_ROLE   = tostring(var.allow_admin_role)
+        # Built from var.name, not from the resource server: see machine_client.tf.
+        CLIENT_CREDENTIALS_SCOPE_ROLES = jsonencode({
+          for scope in (local.machine_client ? [local.machine_scope] : []) : scope => var.machine_client_role
+        })
       }
     }
     event_forwarder = {
@@ -76,6 +82,14 @@ resource "aws_lambda_function" "trigger" {
   }
 
   tags = local.tags
+
+  lifecycle {
+    # The Lambda refuses such a mapping at sign-in too; failing the plan says so earlier.
+    precondition {
+      condition     = var.allow_admin_role || !(contains(values(var.group_role_map), "admin") || var.default_role == "admin")
+      error_message = "group_role_map or default_role grants Hasura's admin role, which bypasses every permission: map the groups to roles of their own, or set allow_admin_role = true."
+    }
+  }
 }
 
 resource "aws_lambda_permission" "cognito" {

@@ -1,4 +1,13 @@
-data "aws_region" "current" {}
+data "aws_region" "current" {
+  lifecycle {
+    # Every ARN, the issuer, the rule and the token endpoint are built from the provider's
+    # region: a pool of another region would leave them all pointing at nothing.
+    postcondition {
+      condition     = startswith(var.user_pool_id, "${self.name}_")
+      error_message = "user_pool_id ${var.user_pool_id} is not in the AWS provider's region ${self.name}: configure the provider for the pool's region."
+    }
+  }
+}
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
 
@@ -18,13 +27,15 @@ locals {
   }
 
   admin_secret_is_ssm = can(regex("^arn:[^:]+:ssm:", var.hasura_admin_secret_arn))
+  machine_client      = var.worker_auth == "client-credentials"
 
   # Same JSON as `cognito-hasura-sync jwt-secret`: Hasura verifies Cognito tokens against the
-  # pool's JWKS and reads the claims the pre token generation Lambda writes as a JSON string.
+  # pool's JWKS and reads the claims the pre token generation Lambda writes, as a JSON string
+  # or (V2/V3 triggers) as a JSON object.
   jwt_secret_base = {
     type          = "RS256"
     jwk_url       = "${local.issuer}/.well-known/jwks.json"
-    claims_format = "stringified_json"
+    claims_format = var.claims_format
     issuer        = local.issuer
   }
   jwt_secret = merge(local.jwt_secret_base, {
@@ -86,6 +97,25 @@ data "aws_iam_policy_document" "kms" {
         for name in concat([local.worker_log_group_name], values(local.lambda_log_group_names)) :
         "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${name}"
       ]
+    }
+  }
+
+  # CloudWatch alarms publish to the alarm topic, which this key encrypts.
+  dynamic "statement" {
+    for_each = var.alarm_topic_enabled ? ["cloudwatch.amazonaws.com"] : []
+    content {
+      sid       = "CloudWatchAlarmsPublishToTheEncryptedTopic"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+      resources = ["*"]
+      principals {
+        type        = "Service"
+        identifiers = [statement.value]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [local.account_id]
+      }
     }
   }
 }

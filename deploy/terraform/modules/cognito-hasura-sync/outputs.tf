@@ -62,3 +62,18 @@ output "hasura_graphql_jwt_secret" {
   description = "Value for the Hasura service's HASURA_GRAPHQL_JWT_SECRET; `cognito-hasura-sync jwt-secret` prints the same JSON."
   value       = jsonencode(local.jwt_secret)
 }
+
+output "machine_client_id" {
+  description = "App client id of the worker's Cognito machine client (worker_auth = \"client-credentials\"), null otherwise."
+  value       = one(aws_cognito_user_pool_client.worker[*].id)
+}
+
+output "machine_client_secret_arn" {
+  description = "Secrets Manager secret holding the machine client's secret (worker_auth = \"client-credentials\"), null otherwise."
+  value       = one(aws_secretsmanager_secret.worker_client[*].arn)
+}
+
+output "alarm_topic_arn" {
+  description = "SNS topic the alarms notify (alarm_topic_enabled), null otherwise; subscribe to it."
+  value       = one(aws_sns_topic.alarms[*].arn)
+}

@@ -10,7 +10,7 @@ variable "name" {
 }
 
 variable "user_pool_id" {
-  description = "Id of the Cognito user pool to mirror (<region>_<id>)."
+  description = "Id of the Cognito user pool to mirror (<region>_<id>); the region must be the AWS provider's (a precondition checks it)."
   type        = string
 
   validation {
@@ -20,12 +20,13 @@ variable "user_pool_id" {
 }
 
 variable "container_image" {
-  description = "Worker image (built from deploy/Dockerfile), pinned by tag or digest."
+  description = "Worker image (built from deploy/Dockerfile), pinned by a tag other than latest (repository:1.4.2) or by digest (repository@sha256:...)."
   type        = string
 
   validation {
-    condition     = !endswith(var.container_image, ":latest") && length(var.container_image) > 0
-    error_message = "container_image must be pinned to a tag or digest, not :latest."
+    # The tag follows the last "/", so a registry port (host:5000/image) is not a tag.
+    condition     = can(regex("^([^@]+@sha256:[0-9a-f]{64}|([^/]+/)*[^/:@]+:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$", var.container_image)) && !endswith(var.container_image, ":latest")
+    error_message = "container_image must be pinned to a tag other than latest (repository:1.4.2) or a digest (repository@sha256:...)."
   }
 }
 
@@ -50,13 +51,58 @@ variable "hasura_graphql_endpoint" {
   }
 }
 
-variable "hasura_admin_secret_arn" {
-  description = "ARN of the Secrets Manager secret or SSM SecureString parameter holding Hasura's admin secret. ECS injects it; it never appears in the task definition."
+variable "worker_auth" {
+  description = "How the worker authenticates to Hasura: \"admin-secret\" (Hasura's admin secret from hasura_admin_secret_arn, with the worker's role in x-hasura-role) or \"client-credentials\" (a Cognito machine client this module creates; its access token carries only machine_client_role, and the task never sees the admin secret)."
   type        = string
+  default     = "admin-secret"
 
   validation {
-    condition     = can(regex("^arn:[^:]+:(secretsmanager:[^:]+:[0-9]{12}:secret:.+|ssm:[^:]+:[0-9]{12}:parameter/.+)$", var.hasura_admin_secret_arn))
+    condition     = contains(["admin-secret", "client-credentials"], var.worker_auth)
+    error_message = "worker_auth must be \"admin-secret\" or \"client-credentials\"."
+  }
+}
+
+variable "hasura_admin_secret_arn" {
+  description = "ARN of the Secrets Manager secret or SSM SecureString parameter holding Hasura's admin secret, for worker_auth = \"admin-secret\" (null otherwise). ECS injects it; it never appears in the task definition."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.hasura_admin_secret_arn == null || can(regex("^arn:[^:]+:(secretsmanager:[^:]+:[0-9]{12}:secret:.+|ssm:[^:]+:[0-9]{12}:parameter/.+)$", var.hasura_admin_secret_arn))
     error_message = "hasura_admin_secret_arn must be a Secrets Manager secret ARN or an SSM parameter ARN."
+  }
+}
+
+variable "user_pool_domain" {
+  description = "For worker_auth = \"client-credentials\": the user pool's domain, a prefix (the domain of aws_cognito_user_pool_domain, giving https://<prefix>.auth.<region>.amazoncognito.com) or a custom domain name (auth.example.com). The worker fetches its token from <domain>/oauth2/token."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.user_pool_domain == null || can(regex("^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(\\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$", var.user_pool_domain))
+    error_message = "user_pool_domain must be a domain prefix or a domain name, without https:// or a path."
+  }
+}
+
+variable "machine_client_role" {
+  description = "Hasura role the worker's machine client gets (worker_auth = \"client-credentials\"), and the role the worker sends in x-hasura-role; deploy/hasura/metadata defines its permissions."
+  type        = string
+  default     = "cognito_sync"
+
+  validation {
+    condition     = var.machine_client_role != "admin" && length(var.machine_client_role) > 0
+    error_message = "machine_client_role must name a role other than admin: the point of the machine client is a worker that cannot touch other tables."
+  }
+}
+
+variable "machine_client_token_validity_minutes" {
+  description = "Lifetime of the machine client's access tokens; the worker fetches a new one before each expires."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.machine_client_token_validity_minutes >= 5 && var.machine_client_token_validity_minutes <= 1440
+    error_message = "machine_client_token_validity_minutes must be between 5 and 1440 (Cognito's limits)."
   }
 }
 
@@ -180,9 +226,14 @@ variable "extra_environment" {
 }
 
 variable "queue_visibility_timeout_seconds" {
-  description = "How long a received message stays hidden while the worker applies it."
+  description = "How long a received message stays hidden while the worker applies it: the daemon asks for it on every receive (--visibility-timeout) and it is the queue's default for any other consumer. The daemon extends it for a batch that takes longer."
   type        = number
   default     = 60
+
+  validation {
+    condition     = var.queue_visibility_timeout_seconds >= 1 && var.queue_visibility_timeout_seconds <= 43200
+    error_message = "queue_visibility_timeout_seconds must be between 1 and 43200 (SQS's limits)."
+  }
 }
 
 variable "queue_max_receive_count" {
@@ -244,7 +295,7 @@ variable "user_pool_client_ids" {
 }
 
 variable "group_role_map" {
-  description = "Cognito group -> Hasura role for the pre token generation Lambda (GROUP_ROLE_MAP). Groups not listed grant no role."
+  description = "Cognito group -> Hasura role for the pre token generation Lambda (GROUP_ROLE_MAP). Groups not listed grant no role. Hasura's admin role bypasses every permission: it is refused unless allow_admin_role is true."
   type        = map(string)
   default     = {}
 }
@@ -262,13 +313,35 @@ variable "default_role" {
 }
 
 variable "session_attributes" {
-  description = "User attribute -> x-hasura-* session variable added to the claims (SESSION_ATTRIBUTES)."
+  description = "User attribute -> x-hasura-* session variable added to the claims (SESSION_ATTRIBUTES). List only attributes users cannot write themselves (leave them out of the app clients' write_attributes), or users choose their own session variables."
   type        = map(string)
   default     = {}
 
   validation {
     condition     = alltrue([for claim in values(var.session_attributes) : startswith(lower(claim), "x-hasura-")])
     error_message = "session_attributes values must be x-hasura-* claim names."
+  }
+
+  validation {
+    condition     = alltrue([for claim in values(var.session_attributes) : !contains(["x-hasura-role", "x-hasura-default-role", "x-hasura-allowed-roles", "x-hasura-user-id"], lower(claim))])
+    error_message = "session_attributes may not set x-hasura-role, x-hasura-default-role, x-hasura-allowed-roles or x-hasura-user-id: the role and the user id come from groups and sub only."
+  }
+}
+
+variable "allow_admin_role" {
+  description = "Let group_role_map or default_role grant Hasura's admin role (unrestricted: it bypasses every permission). Off, the plan fails on such a mapping and the Lambda refuses it."
+  type        = bool
+  default     = false
+}
+
+variable "claims_format" {
+  description = "How the Hasura claims are written: \"stringified_json\" (a JSON string, works with every trigger version) or \"json\" (a JSON object, needs the pool's pre token generation trigger at V2_0 or V3_0: V1_0 events can only add strings). The hasura_graphql_jwt_secret output follows it."
+  type        = string
+  default     = "stringified_json"
+
+  validation {
+    condition     = contains(["stringified_json", "json"], var.claims_format)
+    error_message = "claims_format must be \"stringified_json\" or \"json\"."
   }
 }
 
@@ -279,7 +352,7 @@ variable "claims_namespace" {
 }
 
 variable "jwt_audience" {
-  description = "Optional audience (app client id) Hasura checks in the ID token; null skips the check."
+  description = "Optional audience (app client id) Hasura checks in the aud claim; null skips the check. Only ID tokens carry aud: Cognito access tokens name their client in client_id, which Hasura v2 does not check, so an access token of any client of the pool is still accepted (deploy/SECURITY.md)."
   type        = string
   default     = null
 }
@@ -294,4 +367,27 @@ variable "tags" {
   description = "Tags for every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "alarm_actions" {
+  description = "ARNs notified when an alarm fires or recovers (SNS topics, ...), besides the module's own topic when alarm_topic_enabled."
+  type        = list(string)
+  default     = []
+}
+
+variable "alarm_topic_enabled" {
+  description = "Create an SNS topic (encrypted with the module's key) for the alarms; subscribe to it yourself (output alarm_topic_arn)."
+  type        = bool
+  default     = false
+}
+
+variable "alarm_oldest_message_age_seconds" {
+  description = "Alarm when the oldest message of the sync queue is older than this. A healthy worker applies messages within seconds; one failing message is retried with backoff for about 20 minutes before the DLQ."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.alarm_oldest_message_age_seconds >= 60
+    error_message = "alarm_oldest_message_age_seconds must be at least 60."
+  }
 }
