@@ -52,6 +52,9 @@ resource "aws_cognito_user_pool_client" "app" {
   callback_urls                        = var.app_client_callback_urls
   supported_identity_providers         = ["COGNITO"]
   prevent_user_existence_errors        = "ENABLED"
+  # custom:tenant_id becomes x-hasura-tenant-id: users may read it but never write it.
+  read_attributes  = ["custom:tenant_id", "email", "email_verified", "name"]
+  write_attributes = ["email", "name"]
 }
 
 resource "aws_cognito_user_group" "admins" {
@@ -81,7 +84,9 @@ module "cognito_hasura_sync" {
   desired_count           = var.desired_count
 
   # Group precedence mirrors the groups above: the trigger event only names the groups.
-  group_role_map       = { admins = "admin", staff = "editor" }
+  # Nobody gets Hasura's admin role (it bypasses every permission): admins read every
+  # profile through the support role of deploy/hasura/metadata.
+  group_role_map       = { admins = "support", staff = "editor" }
   group_precedence     = { admins = 0, staff = 10 }
   default_role         = "user"
   session_attributes   = { "custom:tenant_id" = "x-hasura-tenant-id" }
