@@ -74,12 +74,14 @@ def queries():
 
 
 def metric_names(expression):
-    """Series names in a PromQL expression: strings, matchers, ranges and grouping removed,
-    then every identifier that is not a function call or a keyword."""
+    """Series names in a PromQL expression: strings, matchers, ranges, grouping, numbers and
+    durations removed, then every identifier that is not a function call or a keyword."""
     text = re.sub(r'"(?:[^"\\]|\\.)*"', "", expression)
     text = re.sub(r"\{[^}]*\}", " ", text)
     text = re.sub(r"\[[^\]]*\]", " ", text)
     text = re.sub(r"\b(?:by|without|on|ignoring)\s*\([^)]*\)", " ", text)
+    # Numbers and durations (0.95, 1e3, 1h30m after offset).
+    text = re.sub(r"\b\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?:(?:ms|[smhdwy])\d*)*\b", " ", text)
     names = set()
     for match in re.finditer(r"[a-zA-Z_:][a-zA-Z0-9_:]*", text):
         following = text[match.end():].lstrip()
