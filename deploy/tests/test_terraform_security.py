@@ -251,19 +251,22 @@ def alarms():
 def test_alarms_watch_the_dlq_the_queue_age_the_tasks_and_the_reconcile():
     found = {name: (alarm["namespace"], alarm["metric_name"]) for name, alarm in alarms().items()}
     assert found == {
-        "dlq_not_empty": ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
-        "oldest_message_age": ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
+        "queue": ("AWS/SQS", "${each.value.metric}"),
         "no_running_task": ("AWS/ECS", "CPUUtilization"),
         "reconcile_failed": (
             "${local.alarm_namespace}",
             "${aws_cloudwatch_log_metric_filter.reconcile_failed.metric_transformation[0].name}"),
     }
-    dlq = alarms()["dlq_not_empty"]
-    assert dlq["dimensions"] == {"QueueName": "${aws_sqs_queue.dlq.name}"}
-    assert (dlq["threshold"], dlq["comparison_operator"]) == (0, "GreaterThanThreshold")
-    age = alarms()["oldest_message_age"]
-    assert age["dimensions"] == {"QueueName": "${aws_sqs_queue.sync.name}"}
-    assert age["threshold"] == "${var.alarm_oldest_message_age_seconds}"
+    queue = alarms()["queue"]
+    assert queue["dimensions"] == {"QueueName": "${each.value.queue}"}
+    assert (queue["statistic"], queue["comparison_operator"]) == ("Maximum", "GreaterThanThreshold")
+    queue_alarms = render("${local.queue_alarms}", module(), variables())
+    assert {name: (alarm["queue"], alarm["metric"], alarm["threshold"])
+            for name, alarm in queue_alarms.items()} == {
+        "dlq-not-empty": ("${aws_sqs_queue.dlq.name}", "ApproximateNumberOfMessagesVisible", 0),
+        "queue-oldest-message-age": ("${aws_sqs_queue.sync.name}",
+                                     "ApproximateAgeOfOldestMessage", 900),
+    }
     tasks = alarms()["no_running_task"]
     assert tasks["treat_missing_data"] == "breaching"
     assert (tasks["statistic"], tasks["threshold"], tasks["comparison_operator"]) == (

@@ -10,6 +10,22 @@ locals {
   alarm_actions    = concat(var.alarm_actions, aws_sns_topic.alarms[*].arn)
   alarm_namespace  = "CognitoHasuraSync/${var.name}"
   ecs_cluster_name = regex("[^/]+$", var.ecs_cluster_arn)
+
+  # The two queue alarms: the maximum over 5 minutes above a threshold.
+  queue_alarms = {
+    "dlq-not-empty" = {
+      description = "Messages in ${aws_sqs_queue.dlq.name}: hints the worker could not apply. Read them, fix the cause, then redrive with `aws sqs start-message-move-task`."
+      queue       = aws_sqs_queue.dlq.name
+      metric      = "ApproximateNumberOfMessagesVisible"
+      threshold   = 0
+    }
+    "queue-oldest-message-age" = {
+      description = "The oldest message of ${aws_sqs_queue.sync.name} waits longer than ${var.alarm_oldest_message_age_seconds} s: the worker is down, stuck, or failing on every message (its logs and /readyz say why)."
+      queue       = aws_sqs_queue.sync.name
+      metric      = "ApproximateAgeOfOldestMessage"
+      threshold   = var.alarm_oldest_message_age_seconds
+    }
+  }
 }
 
 resource "aws_sns_topic" "alarms" {
@@ -46,33 +62,18 @@ data "aws_iam_policy_document" "alarm_topic" {
   }
 }
 
-resource "aws_cloudwatch_metric_alarm" "dlq_not_empty" {
-  alarm_name          = "${var.name}-dlq-not-empty"
-  alarm_description   = "Messages in ${aws_sqs_queue.dlq.name}: hints the worker could not apply. Read them, fix the cause, then redrive with `aws sqs start-message-move-task`."
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = aws_sqs_queue.dlq.name }
-  statistic           = "Maximum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-  tags                = local.tags
-}
+resource "aws_cloudwatch_metric_alarm" "queue" {
+  for_each = local.queue_alarms
 
-resource "aws_cloudwatch_metric_alarm" "oldest_message_age" {
-  alarm_name          = "${var.name}-queue-oldest-message-age"
-  alarm_description   = "The oldest message of ${aws_sqs_queue.sync.name} waits longer than ${var.alarm_oldest_message_age_seconds} s: the worker is down, stuck, or failing on every message (its logs and /readyz say why)."
+  alarm_name          = "${var.name}-${each.key}"
+  alarm_description   = each.value.description
   namespace           = "AWS/SQS"
-  metric_name         = "ApproximateAgeOfOldestMessage"
-  dimensions          = { QueueName = aws_sqs_queue.sync.name }
+  metric_name         = each.value.metric
+  dimensions          = { QueueName = each.value.queue }
   statistic           = "Maximum"
   period              = 300
   evaluation_periods  = 1
-  threshold           = var.alarm_oldest_message_age_seconds
+  threshold           = each.value.threshold
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
