@@ -81,8 +81,8 @@ resource "aws_cloudwatch_metric_alarm" "queue" {
   tags                = local.tags
 }
 
-# ECS publishes a service's CPUUtilization once a minute for each running task, so its sample
-# count is the running tasks (no Container Insights needed); no task, no data: breaching.
+# ECS reports a service's CPUUtilization only while one of its tasks runs (no Container
+# Insights needed): any sample means a task ran that minute; no task, no data: breaching.
 resource "aws_cloudwatch_metric_alarm" "no_running_task" {
   count = var.desired_count > 0 ? 1 : 0
 
