@@ -363,22 +363,20 @@ def test_v2_and_v3_offer_claims_as_a_json_object(ptg, monkeypatch, version):
         assert details[token]["claimsToAddOrOverride"][NAMESPACE] == expected
 
 
-def test_v1_keeps_a_json_string_when_json_is_asked_for(ptg, monkeypatch, caplog):
-    monkeypatch.setenv("CLAIMS_FORMAT", "json")
+@pytest.mark.parametrize("claims_format,template,message", [
+    ("json", V1_EVENT, "V1 event, which can only add strings"),
+    ("yaml", V2_EVENT, "CLAIMS_FORMAT must be one of stringified_json, json"),
+], ids=["json-asked-on-a-v1-event", "unknown-format"])
+def test_claims_stay_a_json_string_where_an_object_cannot_be(ptg, monkeypatch, caplog,
+                                                            claims_format, template, message):
+    monkeypatch.setenv("CLAIMS_FORMAT", claims_format)
     with caplog.at_level(logging.WARNING, logger="pre_token_generation"):
-        claims = v1_claims(ptg.handler(make(V1_EVENT), None))
+        event = ptg.handler(make(template), None)
 
+    # Both helpers assert the claims are a JSON string.
+    claims = v1_claims(event) if template is V1_EVENT else v2_claims(event)
     assert claims["x-hasura-user-id"] == SUB
-    assert "V1 event, which can only add strings" in caplog.text
-
-
-def test_unknown_claims_format_falls_back_to_a_json_string(ptg, monkeypatch, caplog):
-    monkeypatch.setenv("CLAIMS_FORMAT", "yaml")
-    with caplog.at_level(logging.ERROR, logger="pre_token_generation"):
-        claims = v2_claims(ptg.handler(make(V2_EVENT), None))
-
-    assert claims["x-hasura-user-id"] == SUB
-    assert "CLAIMS_FORMAT must be one of stringified_json, json" in caplog.text
+    assert message in caplog.text
 
 
 # --- machine clients (client credentials grant) ------------------------------------------------
