@@ -51,9 +51,12 @@ def test_the_existing_pool_example_wires_its_inputs_through():
     assert call["scheduled_reconcile_enabled"] is False
     assert call["reconcile_schedule"] == "${var.reconcile_schedule}"
     variables = blocks(EXISTING, "variable")
-    for name in ("user_pool_id", "hasura_graphql_endpoint", "hasura_admin_secret_arn",
-                 "container_image", "vpc_id", "private_subnet_ids"):
+    for name in ("user_pool_id", "hasura_graphql_endpoint", "container_image", "vpc_id",
+                 "private_subnet_ids"):
         assert "default" not in variables[name], name
+    # The admin secret by default; the machine client (which adds a client to the pool) on request.
+    assert variables["worker_auth"]["default"] == "admin-secret"
+    assert call["worker_auth"] == "${var.worker_auth}"
     # The first apply runs no daemon: the backfill goes first.
     assert variables["desired_count"]["default"] == 0
     for name, body in variables.items():

@@ -25,9 +25,22 @@ variable "hasura_graphql_endpoint" {
   type        = string
 }
 
-variable "hasura_admin_secret_arn" {
-  description = "Secrets Manager secret (or SSM SecureString parameter) ARN holding the existing Hasura's admin secret."
+variable "worker_auth" {
+  description = "How the worker authenticates to Hasura: \"admin-secret\" (hasura_admin_secret_arn) or \"client-credentials\" (a machine client the module adds to the pool; needs the pool's pre token generation trigger at V3_0, deploy/SECURITY.md)."
   type        = string
+  default     = "admin-secret"
+}
+
+variable "hasura_admin_secret_arn" {
+  description = "Secrets Manager secret (or SSM SecureString parameter) ARN holding the existing Hasura's admin secret; for worker_auth = \"admin-secret\"."
+  type        = string
+  default     = null
+}
+
+variable "user_pool_domain" {
+  description = "For worker_auth = \"client-credentials\": the pool's domain (prefix or custom domain); null takes the one the pool has."
+  type        = string
+  default     = null
 }
 
 variable "hasura_admin_secret_kms_key_arn" {
@@ -110,4 +123,10 @@ variable "reconcile_schedule" {
   description = "The daemon's reconcile schedule (RECONCILE_SCHEDULE), cron with a seconds field, e.g. \"0 17 3 * * *\" for 03:17 UTC daily; null keeps the binary's hourly default."
   type        = string
   default     = null
+}
+
+variable "alarm_actions" {
+  description = "Existing SNS topics (or other alarm action ARNs) the module's alarms notify."
+  type        = list(string)
+  default     = []
 }
