@@ -46,15 +46,29 @@ pub enum Command {
     /// Apply migrations, load metadata and serve the GraphQL API (default).
     Serve(ServeArgs),
     /// Apply migrations, load metadata and print the GraphQL schema (SDL).
-    PrintSchema(ProjectArgs),
+    PrintSchema(PrintSchemaArgs),
+}
+
+/// Options of `print-schema`.
+#[derive(Debug, Clone, Args)]
+pub struct PrintSchemaArgs {
+    /// Database and project.
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Print the schema this role is served (its permissions in metadata) instead of the
+    /// admin schema.
+    #[arg(long)]
+    pub role: Option<String>,
 }
 
 /// The database and the Hasura CLI project folders.
 #[derive(Debug, Clone, Args)]
 pub struct ProjectArgs {
     /// PostgreSQL connection string; required, since migrations are applied to it.
+    // Optional to clap and checked in `config`: a required argument of the top-level
+    // `serve` options made clap reject `print-schema --database-url ...`.
     #[arg(long, env = "HASURA_GRAPHQL_DATABASE_URL", hide_env_values = true)]
-    pub database_url: String,
+    pub database_url: Option<String>,
     /// Hasura CLI migrations folder.
     #[arg(
         long = "migrations",
@@ -101,23 +115,47 @@ pub struct ServeArgs {
 
 impl ProjectArgs {
     /// The library configuration for these arguments (no JWT mode).
-    pub fn config(&self, admin_secret: Option<String>) -> Config {
-        Config {
-            database_url: self.database_url.clone(),
+    pub fn config(&self, admin_secret: Option<String>) -> anyhow::Result<Config> {
+        let database_url = self.database_url.clone().ok_or_else(|| {
+            anyhow::anyhow!("--database-url or HASURA_GRAPHQL_DATABASE_URL is required")
+        })?;
+        Ok(Config {
+            database_url,
             admin_secret: admin_secret.filter(|s| !s.is_empty()),
             jwt_secret: None,
             migrations_dir: self.migrations_dir.clone(),
             metadata_dir: self.metadata_dir.clone(),
-        }
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory as _;
+    use clap::{CommandFactory as _, Parser as _};
+
+    use super::{Cli, Command};
 
     #[test]
     fn cli_is_well_formed() {
-        super::Cli::command().debug_assert();
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn print_schema_takes_the_database_url_and_a_role_as_flags() {
+        let cli = Cli::try_parse_from([
+            "hasura-lite",
+            "print-schema",
+            "--database-url",
+            "postgres://db",
+            "--role",
+            "cognito_sync",
+        ])
+        .expect("parses");
+        let Some(Command::PrintSchema(args)) = cli.command else {
+            panic!("not print-schema: {cli:?}");
+        };
+        assert_eq!(args.role.as_deref(), Some("cognito_sync"));
+        let config = args.project.config(None).expect("config");
+        assert_eq!(config.database_url, "postgres://db");
     }
 }

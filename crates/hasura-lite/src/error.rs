@@ -21,6 +21,8 @@ pub enum Code {
     JwtMissingRoleClaims,
     /// A permission names a session variable the request does not carry.
     NotFound,
+    /// A written row fails the `check` of the role's insert or update permission.
+    PermissionError,
     /// Anything else that went wrong on the server side.
     Unexpected,
     /// The request body is not a GraphQL request.
@@ -38,6 +40,7 @@ impl Code {
             Code::InvalidJwt => "invalid-jwt",
             Code::JwtMissingRoleClaims => "jwt-missing-role-claims",
             Code::NotFound => "not-found",
+            Code::PermissionError => "permission-error",
             Code::Unexpected => "unexpected",
             Code::ParseFailed => "parse-failed",
         }

@@ -80,8 +80,9 @@ pub async fn serve(
         .context("serving HTTP")
 }
 
-/// Applies pending migrations, loads metadata, returns the SDL it would serve.
-pub async fn print_schema(config: &Config) -> anyhow::Result<String> {
+/// Applies pending migrations, loads metadata, returns the SDL it would serve to `role`
+/// (`None` or `admin`: the admin schema; a role without permissions: the empty schema).
+pub async fn print_schema(config: &Config, role: Option<&str>) -> anyhow::Result<String> {
     let (mut client, connection) =
         tokio_postgres::connect(&config.database_url, tokio_postgres::NoTls)
             .await
@@ -90,7 +91,12 @@ pub async fn print_schema(config: &Config) -> anyhow::Result<String> {
     let schemas = load_schemas(config, &mut client).await;
     drop(client);
     let _ = driver.await;
-    Ok(schema::sdl(&schemas?.admin))
+    let schemas = schemas?;
+    let schema = match role.filter(|r| *r != server::ADMIN_ROLE) {
+        None => &schemas.admin,
+        Some(role) => schemas.roles.get(role).unwrap_or(&schemas.no_access),
+    };
+    Ok(schema::sdl(schema))
 }
 
 /// The admin schema and one schema per role.
@@ -107,19 +113,39 @@ async fn load_schemas(
     migrate::apply_pending(client, &config.migrations_dir).await?;
     let tracked = metadata::load(&config.metadata_dir)?;
     let tables = catalog::load(client, &tracked).await?;
-    let mut by_role: BTreeMap<String, Vec<(catalog::Table, metadata::SelectRule)>> =
-        BTreeMap::new();
-    for (tracked, table) in tracked.iter().zip(&tables) {
-        for permission in &tracked.select_permissions {
+    let mut by_role: BTreeMap<String, BTreeMap<usize, schema::TableAccess>> = BTreeMap::new();
+    for (index, tracked) in tracked.iter().enumerate() {
+        for role in tracked.roles() {
+            let access = schema::TableAccess {
+                select: metadata::rule_of(&tracked.select_permissions, role),
+                insert: metadata::rule_of(&tracked.insert_permissions, role),
+                update: metadata::rule_of(&tracked.update_permissions, role),
+                delete: metadata::rule_of(&tracked.delete_permissions, role),
+            };
             by_role
-                .entry(permission.role.clone())
+                .entry(role.to_owned())
                 .or_default()
-                .push((table.clone(), permission.permission.clone()));
+                .insert(index, access);
         }
     }
     let mut roles = HashMap::new();
-    for (role, tables) in by_role {
-        let schema = schema::build_role(&tables)
+    for (role, accesses) in by_role {
+        if role == server::ADMIN_ROLE {
+            anyhow::bail!("metadata gives permissions to role admin, which Hasura reserves");
+        }
+        let mut role_tables = Vec::with_capacity(accesses.len());
+        for (index, access) in accesses {
+            let table = &tables[index];
+            access.validate(table).map_err(|e| {
+                anyhow::anyhow!(
+                    "table {}.{}: permissions of role {role}: {e}",
+                    table.schema,
+                    table.name
+                )
+            })?;
+            role_tables.push((table.clone(), access));
+        }
+        let schema = schema::build_role(&role_tables)
             .with_context(|| format!("building the GraphQL schema of role {role}"))?;
         roles.insert(role, schema);
     }

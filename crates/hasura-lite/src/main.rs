@@ -15,8 +15,9 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::PrintSchema(project)) => {
-            let sdl = hasura_lite::print_schema(&project.config(None)).await?;
+        Some(Command::PrintSchema(args)) => {
+            let sdl = hasura_lite::print_schema(&args.project.config(None)?, args.role.as_deref())
+                .await?;
             print!("{sdl}");
             Ok(())
         }
@@ -39,7 +40,7 @@ async fn serve(args: hasura_lite::config::ServeArgs) -> anyhow::Result<()> {
     });
     let config = hasura_lite::Config {
         jwt_secret: args.jwt_secret.filter(|s| !s.trim().is_empty()),
-        ..args.project.config(args.admin_secret)
+        ..args.project.config(args.admin_secret)?
     };
     hasura_lite::serve(config, listener, shutdown).await
 }

@@ -44,7 +44,8 @@ pub enum Auth {
 pub enum Principal {
     /// Hasura's `admin`: the full schema.
     Admin,
-    /// A role from a JWT, with the token's session variables.
+    /// Any other role, from a JWT or chosen with `x-hasura-role`, with its session
+    /// variables.
     Role {
         /// The selected role.
         name: String,
@@ -55,6 +56,10 @@ pub enum Principal {
 
 impl Auth {
     /// Checks a request's headers and says which role it runs as, failing as Hasura does.
+    /// With the admin secret (or without one configured) the request is admin unless
+    /// `x-hasura-role` names another role, whose session variables are then the request's
+    /// `x-hasura-*` headers. A bearer token runs as its default role or the one
+    /// `x-hasura-role` picks among its allowed roles, with the token's session variables.
     pub async fn check(&self, headers: &HeaderMap) -> Result<Principal, HasuraError> {
         let sent_secret = headers
             .get("x-hasura-admin-secret")
@@ -67,67 +72,85 @@ impl Auth {
                 "invalid x-hasura-admin-secret/x-hasura-access-key",
             )
         };
-        match self {
-            Auth::Open => Ok(Principal::Admin),
+        let requested_role = headers.get("x-hasura-role").and_then(|v| v.to_str().ok());
+        let verifier = match self {
+            Auth::Open => return Ok(from_headers(headers, requested_role)),
             Auth::AdminSecret(secret) => {
-                if sent_secret == Some(secret.as_str()) {
-                    Ok(Principal::Admin)
+                return if sent_secret == Some(secret.as_str()) {
+                    Ok(from_headers(headers, requested_role))
                 } else {
                     Err(wrong_secret())
-                }
+                };
             }
             Auth::Jwt {
                 admin_secret,
                 verifier,
-            } => {
-                if let Some(sent) = sent_secret {
-                    return if sent == admin_secret {
-                        Ok(Principal::Admin)
-                    } else {
-                        Err(wrong_secret())
-                    };
+            } => match sent_secret {
+                Some(sent) if sent == admin_secret => {
+                    return Ok(from_headers(headers, requested_role));
                 }
-                let authorization = headers
-                    .get(header::AUTHORIZATION)
-                    .ok_or_else(|| {
-                        HasuraError::new(
-                            Code::AccessDenied,
-                            "$",
-                            "Missing 'Authorization' or 'Cookie' header in JWT authentication mode",
-                        )
-                    })?
-                    .to_str()
-                    .ok();
-                let token = authorization
-                    .and_then(|value| {
-                        let (scheme, token) = value.trim().split_once(' ')?;
-                        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-                    })
-                    .ok_or_else(|| {
-                        HasuraError::new(Code::InvalidJwt, "$", "Malformed Authorization header")
-                    })?;
-                let claims = verifier.verify(token).await?;
-                let requested = headers
-                    .get("x-hasura-role")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-                    .unwrap_or(claims.default_role);
-                if !claims.allowed_roles.contains(&requested) {
-                    return Err(HasuraError::new(
-                        Code::AccessDenied,
-                        "$",
-                        "Your requested role is not in allowed roles",
-                    ));
-                }
-                Ok(if requested == ADMIN_ROLE {
-                    Principal::Admin
-                } else {
-                    Principal::Role {
-                        name: requested,
-                        variables: claims.session_variables,
-                    }
-                })
-            }
+                Some(_) => return Err(wrong_secret()),
+                None => verifier,
+            },
+        };
+        let authorization = headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| {
+                HasuraError::new(
+                    Code::AccessDenied,
+                    "$",
+                    "Missing 'Authorization' or 'Cookie' header in JWT authentication mode",
+                )
+            })?
+            .to_str()
+            .ok();
+        let token = authorization
+            .and_then(|value| {
+                let (scheme, token) = value.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .ok_or_else(|| {
+                HasuraError::new(Code::InvalidJwt, "$", "Malformed Authorization header")
+            })?;
+        let claims = verifier.verify(token).await?;
+        let requested = requested_role
+            .map(str::to_owned)
+            .unwrap_or(claims.default_role);
+        if !claims.allowed_roles.contains(&requested) {
+            return Err(HasuraError::new(
+                Code::AccessDenied,
+                "$",
+                "Your requested role is not in allowed roles",
+            ));
+        }
+        Ok(principal(requested, claims.session_variables))
+    }
+}
+
+/// The role an admin-level request asks for with its headers.
+fn from_headers(headers: &HeaderMap, requested_role: Option<&str>) -> Principal {
+    let Some(role) = requested_role else {
+        return Principal::Admin;
+    };
+    let variables = headers
+        .iter()
+        .filter_map(|(name, value)| {
+            let name = name.as_str();
+            let secret = name == "x-hasura-admin-secret" || name == "x-hasura-access-key";
+            (name.starts_with("x-hasura-") && !secret)
+                .then(|| Some((name.to_owned(), value.to_str().ok()?.to_owned())))?
+        })
+        .collect();
+    principal(role.to_owned(), variables)
+}
+
+fn principal(role: String, variables: BTreeMap<String, String>) -> Principal {
+    if role == ADMIN_ROLE {
+        Principal::Admin
+    } else {
+        Principal::Role {
+            name: role,
+            variables,
         }
     }
 }
@@ -136,7 +159,7 @@ impl Auth {
 pub struct AppState {
     /// The admin schema.
     pub schema: Schema,
-    /// The read-only schema of each role with select permissions in metadata.
+    /// The schema of each role with permissions in metadata.
     pub role_schemas: HashMap<String, Schema>,
     /// The schema of a role without any permission.
     pub no_access_schema: Schema,
@@ -302,6 +325,7 @@ fn translate(err: &ServerError, query: &str) -> HasuraError {
             "data-exception" => Code::DataException,
             "access-denied" => Code::AccessDenied,
             "not-found" => Code::NotFound,
+            "permission-error" => Code::PermissionError,
             "validation-failed" => Code::ValidationFailed,
             _ => Code::Unexpected,
         };

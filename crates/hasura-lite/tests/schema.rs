@@ -88,7 +88,7 @@ async fn introspection_describes_hasura_types() {
 #[tokio::test]
 async fn checked_in_schema_matches_print_schema() {
     let db = TestDb::create().await;
-    let sdl = hasura_lite::print_schema(&db.config(None))
+    let sdl = hasura_lite::print_schema(&db.config(None), None)
         .await
         .expect("print_schema");
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schema.graphql");
@@ -139,7 +139,7 @@ async fn column_types_map_to_hasura_scalars_and_migrations_apply_once() {
 
     let db = TestDb::create().await;
     let config = db.config_for(dir.path().to_path_buf(), None);
-    let sdl = hasura_lite::print_schema(&config).await.unwrap();
+    let sdl = hasura_lite::print_schema(&config, None).await.unwrap();
     for expected in [
         "id: bigint!",
         "amount: numeric!",
@@ -185,9 +185,9 @@ async fn concurrent_starts_apply_each_migration_once() {
     let db = TestDb::create().await;
     let config = db.config(None);
     let (a, b, c) = tokio::join!(
-        hasura_lite::print_schema(&config),
-        hasura_lite::print_schema(&config),
-        hasura_lite::print_schema(&config)
+        hasura_lite::print_schema(&config, None),
+        hasura_lite::print_schema(&config, None),
+        hasura_lite::print_schema(&config, None)
     );
     let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
     assert!(a == b && b == c, "every start serves the same schema");

@@ -1,6 +1,6 @@
 //! Builds the Hasura v2 GraphQL schemas with async-graphql's dynamic schema: the admin
 //! schema (`query_root`, `mutation_root`) for the tracked tables, printed as SDL, and the
-//! read-only schema of each role from its select permissions.
+//! schema of each role from its select, insert, update and delete permissions.
 
 mod json_path;
 mod resolve;
@@ -19,87 +19,193 @@ use async_graphql::dynamic::{
 use serde_json::Value as Json;
 
 use crate::catalog::Table;
-use crate::metadata::SelectRule;
+use crate::metadata::{DeleteRule, InsertRule, SelectRule, UpdateRule};
 
 /// GraphQL name of the query root, as Hasura names it.
 pub const QUERY_ROOT: &str = "query_root";
 /// GraphQL name of the mutation root, as Hasura names it.
 pub const MUTATION_ROOT: &str = "mutation_root";
 
-/// Builds the executable schema for `tables`.
+/// Builds the executable admin schema for `tables`: every root field, every column.
 pub fn build(tables: Vec<Table>) -> Result<Schema, SchemaError> {
     let parts = tables
         .into_iter()
         .map(|table| {
             let table = Arc::new(table);
+            let mut types = types::read_types(&table, true);
+            types.push(types::mutation_response(&table, true));
+            types.extend(types::insert_types(&table, &table, Some(&table)));
+            types.extend(types::update_types(
+                &table,
+                &table,
+                !table.primary_key.is_empty(),
+            ));
             TablePart {
-                types: types::table_types(&table),
+                types,
                 scalars: table.columns.iter().map(|c| c.scalar()).collect(),
                 queries: resolve::query_fields(&table, None),
-                mutations: resolve::mutation_fields(&table),
+                mutations: resolve::mutation_fields(&table, None),
             }
         })
         .collect();
-    assemble(parts, true)
+    assemble(parts)
 }
 
-/// What a non-admin role may read of one table, applied to every query on it.
-#[derive(Debug, Clone)]
-pub struct RoleAccess {
-    /// The permission's row filter; string values naming `x-hasura-*` session variables are
-    /// replaced by the request's values (bound as parameters like any other value).
-    pub filter: Json,
-    /// Most rows one query returns.
-    pub limit: Option<i64>,
-    /// Whether `<t>_aggregate` is offered.
-    pub aggregates: bool,
-    /// Whether `<t>_by_pk` is offered (every primary key column is permitted).
-    pub by_pk: bool,
+/// What one role may do with one table: its permissions from metadata, each absent when
+/// the role has none of that kind.
+#[derive(Debug, Clone, Default)]
+pub struct TableAccess {
+    /// `select_permissions` entry.
+    pub select: Option<SelectRule>,
+    /// `insert_permissions` entry.
+    pub insert: Option<InsertRule>,
+    /// `update_permissions` entry.
+    pub update: Option<UpdateRule>,
+    /// `delete_permissions` entry.
+    pub delete: Option<DeleteRule>,
+}
+
+impl TableAccess {
+    /// Whether the role may select every primary key column: Hasura's condition for the
+    /// `_by_pk` fields (the table must have a primary key).
+    pub fn pk_visible(&self, table: &Table) -> bool {
+        !table.primary_key.is_empty()
+            && self
+                .select
+                .as_ref()
+                .is_some_and(|rule| table.primary_key.iter().all(|k| rule.columns.allows(k)))
+    }
+
+    /// The columns the role may give values for on insert: permitted and not preset.
+    pub fn insertable(&self, table: &Table) -> Option<Table> {
+        self.insert.as_ref().map(|rule| {
+            view(table, |c| {
+                rule.columns.allows(c) && !rule.set.contains_key(c)
+            })
+        })
+    }
+
+    /// The columns the role may change on update: permitted and not preset.
+    pub fn updatable(&self, table: &Table) -> Option<Table> {
+        self.update.as_ref().map(|rule| {
+            view(table, |c| {
+                rule.columns.allows(c) && !rule.set.contains_key(c)
+            })
+        })
+    }
+
+    /// Checks the permissions against the catalog: every named column exists, every
+    /// filter and check compiles, and an insert permission leaves a column to give.
+    pub fn validate(&self, table: &Table) -> Result<(), String> {
+        let mut named: Vec<(&str, &String)> = Vec::new();
+        let mut expressions: Vec<(&str, &Json)> = Vec::new();
+        if let Some(rule) = &self.select {
+            named.extend(rule.columns.listed().iter().map(|c| ("select columns", c)));
+            expressions.push(("select filter", &rule.filter));
+        }
+        if let Some(rule) = &self.insert {
+            named.extend(rule.columns.listed().iter().map(|c| ("insert columns", c)));
+            named.extend(rule.set.keys().map(|c| ("insert set", c)));
+            expressions.push(("insert check", &rule.check));
+        }
+        if let Some(rule) = &self.update {
+            named.extend(rule.columns.listed().iter().map(|c| ("update columns", c)));
+            named.extend(rule.set.keys().map(|c| ("update set", c)));
+            expressions.push(("update filter", &rule.filter));
+            expressions.extend(rule.check.iter().map(|c| ("update check", c)));
+        }
+        if let Some(rule) = &self.delete {
+            expressions.push(("delete filter", &rule.filter));
+        }
+        for (what, column) in named {
+            if table.column(column).is_none() {
+                return Err(format!("{what}: no column {column:?}"));
+            }
+        }
+        for (what, expression) in expressions {
+            crate::sql::bool_exp(table, expression, &mut crate::sql::Params::default(), "$")
+                .map_err(|e| format!("{what}: {}", e.message))?;
+        }
+        if self
+            .insertable(table)
+            .is_some_and(|columns| columns.columns.is_empty())
+        {
+            return Err("insert permission leaves no column to insert".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// `table` with only the columns `keep` accepts; keys and constraints stay whole.
+fn view(table: &Table, keep: impl Fn(&str) -> bool) -> Table {
+    Table {
+        columns: table
+            .columns
+            .iter()
+            .filter(|c| keep(&c.name))
+            .cloned()
+            .collect(),
+        ..table.clone()
+    }
 }
 
 /// The `x-hasura-*` session variables of a request, names lower-cased.
 #[derive(Debug, Clone, Default)]
 pub struct SessionVariables(pub BTreeMap<String, String>);
 
-/// Builds the read-only schema of one role from its select permission on each table
-/// (tables it has none on are left out): only permitted columns, no mutations.
-pub fn build_role(tables: &[(Table, SelectRule)]) -> Result<Schema, SchemaError> {
+/// Builds the schema of one role from its permissions on each table (tables it has none
+/// on are left out), as Hasura does: a root field exists only with the permission it
+/// needs, and each input and output type has only the columns that permission allows.
+pub fn build_role(tables: &[(Table, TableAccess)]) -> Result<Schema, SchemaError> {
     let mut parts = Vec::with_capacity(tables.len());
-    for (table, rule) in tables {
+    for (table, access) in tables {
         let full = Arc::new(table.clone());
-        let by_pk = !table.primary_key.is_empty()
-            && table.primary_key.iter().all(|k| rule.columns.allows(k));
-        let visible = Arc::new(Table {
-            columns: table
-                .columns
-                .iter()
-                .filter(|c| rule.columns.allows(&c.name))
-                .cloned()
-                .collect(),
-            primary_key: if by_pk {
-                table.primary_key.clone()
+        let access = Arc::new(access.clone());
+        let selectable = view(table, |c| {
+            access
+                .select
+                .as_ref()
+                .is_some_and(|rule| rule.columns.allows(c))
+        });
+        let insertable = access.insertable(table);
+        let updatable = access.updatable(table);
+        let mut types = match &access.select {
+            Some(rule) => types::read_types(&selectable, rule.allow_aggregations),
+            // Updates and deletes still take a `where`, over no column.
+            None => vec![types::bool_exp(&selectable).into()],
+        };
+        if access.insert.is_some() || access.update.is_some() || access.delete.is_some() {
+            types.push(types::mutation_response(table, access.select.is_some()));
+        }
+        if let Some(insertable) = &insertable {
+            types.extend(types::insert_types(table, insertable, updatable.as_ref()));
+        }
+        if let Some(updatable) = &updatable {
+            types.extend(types::update_types(
+                table,
+                updatable,
+                access.pk_visible(table),
+            ));
+        }
+        let scalars = [Some(&selectable), insertable.as_ref(), updatable.as_ref()]
+            .into_iter()
+            .flatten()
+            .flat_map(|t| t.columns.iter().map(|c| c.scalar()))
+            .collect();
+        parts.push(TablePart {
+            types,
+            scalars,
+            // Resolvers see the whole table: filters and checks may test columns the role
+            // cannot see; the GraphQL types above keep those columns out of reach.
+            queries: if access.select.is_some() {
+                resolve::query_fields(&full, Some(access.clone()))
             } else {
                 Vec::new()
             },
-            unique_constraints: Vec::new(),
-            ..table.clone()
-        });
-        let access = Arc::new(RoleAccess {
-            filter: rule.filter.clone(),
-            limit: rule.limit,
-            aggregates: rule.allow_aggregations,
-            by_pk,
-        });
-        parts.push(TablePart {
-            types: types::read_types(&visible, rule.allow_aggregations),
-            scalars: visible.columns.iter().map(|c| c.scalar()).collect(),
-            // Resolvers see the whole table: the filter may test columns the role cannot
-            // select; the GraphQL types above keep those columns out of reach.
-            queries: resolve::query_fields(&full, Some(access)),
-            mutations: Vec::new(),
+            mutations: resolve::mutation_fields(&full, Some(access)),
         });
     }
-    assemble(parts, false)
+    assemble(parts)
 }
 
 /// The schema pieces generated for one table.
@@ -110,20 +216,23 @@ struct TablePart {
     mutations: Vec<(String, Field)>,
 }
 
-fn assemble(parts: Vec<TablePart>, with_mutations: bool) -> Result<Schema, SchemaError> {
+/// The schema from its parts; without any mutation field there is no mutation root.
+fn assemble(parts: Vec<TablePart>) -> Result<Schema, SchemaError> {
     let mut query_fields: BTreeMap<String, Field> = BTreeMap::new();
     let mut mutation_fields: BTreeMap<String, Field> = BTreeMap::new();
     let mut scalars: BTreeSet<String> = BTreeSet::new();
-    let mutation_root = with_mutations.then_some(MUTATION_ROOT);
-    let mut builder = Schema::build(QUERY_ROOT, mutation_root, None).disable_suggestions();
-
+    let mut types = Vec::new();
     for part in parts {
         scalars.extend(part.scalars);
-        for ty in part.types {
-            builder = builder.register(ty);
-        }
+        types.extend(part.types);
         query_fields.extend(part.queries);
         mutation_fields.extend(part.mutations);
+    }
+    let with_mutations = !mutation_fields.is_empty();
+    let mutation_root = with_mutations.then_some(MUTATION_ROOT);
+    let mut builder = Schema::build(QUERY_ROOT, mutation_root, None).disable_suggestions();
+    for ty in types {
+        builder = builder.register(ty);
     }
     if scalars.contains("jsonb") {
         // jsonb's `_cast` compares as String.

@@ -12,10 +12,10 @@ use serde_json::{Map, Value as Json};
 
 use super::json_path::json_path;
 use super::session::{MutationResult, Row, Session, rows_of};
-use super::{RoleAccess, SessionVariables, type_name};
+use super::{SessionVariables, TableAccess, type_name};
 use crate::catalog::{Column, Table};
 use crate::error::{Code, HasuraError};
-use crate::sql::{self, select::SelectArgs};
+use crate::sql::{self, Guard, select::SelectArgs};
 
 /// Hasura reports database errors of queries, updates and deletes at the request root;
 /// only inserts point at their `objects`/`object` argument.
@@ -99,23 +99,18 @@ fn select_arguments(field: Field, name: &str) -> Field {
         )
 }
 
-/// Narrows a non-admin role's query to its permission: the filter (with the request's
-/// session variables) ANDed to `where`, and the permission's row limit.
+/// Narrows a non-admin role's query to its select permission: the filter (with the
+/// request's session variables) ANDed to `where`, and the permission's row limit.
 fn restrict(
     ctx: &ResolverContext<'_>,
-    access: Option<&RoleAccess>,
+    access: Option<&TableAccess>,
     args: &mut SelectArgs,
 ) -> Result<(), HasuraError> {
-    let Some(access) = access else {
+    let Some(rule) = access.and_then(|a| a.select.as_ref()) else {
         return Ok(());
     };
-    let variables = ctx.ctx.data_opt::<SessionVariables>();
-    let filter = with_session_variables(&access.filter, variables)?;
-    args.filter = Some(match args.filter.take() {
-        Some(filter_arg) => serde_json::json!({ "_and": [filter_arg, filter] }),
-        None => filter,
-    });
-    if let Some(max) = access.limit {
+    args.filter = Some(narrowed(ctx, args.filter.take(), &rule.filter)?);
+    if let Some(max) = rule.limit {
         args.limit = Some(args.limit.map_or(max, |limit| limit.min(max)));
     }
     Ok(())
@@ -185,7 +180,7 @@ fn with_pk_arguments(mut field: Field, table: &Table) -> Field {
 
 /// The root query fields of one table; `access` narrows them to a non-admin role's
 /// select permission (admin: `None`).
-pub fn query_fields(table: &Arc<Table>, access: Option<Arc<RoleAccess>>) -> Vec<(String, Field)> {
+pub fn query_fields(table: &Arc<Table>, access: Option<Arc<TableAccess>>) -> Vec<(String, Field)> {
     let name = type_name(table);
     let quoted = super::quoted_table(table);
     let mut fields = Vec::new();
@@ -209,7 +204,12 @@ pub fn query_fields(table: &Arc<Table>, access: Option<Arc<RoleAccess>>) -> Vec<
     .description(format!("fetch data from the table: {quoted}"));
     fields.push((name.clone(), select_arguments(list, &name)));
 
-    if access.as_ref().is_none_or(|a| a.aggregates) {
+    let aggregates = access.as_deref().is_none_or(|a| {
+        a.select
+            .as_ref()
+            .is_some_and(|rule| rule.allow_aggregations)
+    });
+    if aggregates {
         let t = table.clone();
         let a = access.clone();
         let aggregate = Field::new(
@@ -237,7 +237,7 @@ pub fn query_fields(table: &Arc<Table>, access: Option<Arc<RoleAccess>>) -> Vec<
         ));
     }
 
-    if !table.primary_key.is_empty() && access.as_ref().is_none_or(|a| a.by_pk) {
+    if !table.primary_key.is_empty() && access.as_deref().is_none_or(|a| a.pk_visible(table)) {
         let t = table.clone();
         let a = access.clone();
         let by_pk = Field::new(format!("{name}_by_pk"), TypeRef::named(&name), move |ctx| {
@@ -297,7 +297,8 @@ fn on_conflict_arg(
             .unwrap_or_default()
             .to_owned(),
         update_columns,
-        filter: oc.get("where").cloned(),
+        filter: oc.get("where").filter(|w| !w.is_null()).cloned(),
+        preset: Map::new(),
     }))
 }
 
@@ -305,259 +306,396 @@ fn wants_returning(ctx: &ResolverContext<'_>) -> bool {
     ctx.ctx.look_ahead().field("returning").exists()
 }
 
-/// The root mutation fields of one table.
-pub fn mutation_fields(table: &Arc<Table>) -> Vec<(String, Field)> {
+/// Hasura's only `<t>_update_column` value for a role that may update no column: it keeps
+/// `on_conflict` (with `update_columns: []`, i.e. `DO NOTHING`) usable.
+pub const PLACEHOLDER: &str = "_PLACEHOLDER";
+
+/// A permission's expression or preset with the request's session variables filled in.
+fn session_value(ctx: &ResolverContext<'_>, value: &Json) -> Result<Json, HasuraError> {
+    with_session_variables(value, ctx.ctx.data_opt::<SessionVariables>())
+}
+
+fn presets(
+    ctx: &ResolverContext<'_>,
+    set: &Map<String, Json>,
+) -> Result<Map<String, Json>, HasuraError> {
+    set.iter()
+        .map(|(column, value)| Ok((column.clone(), session_value(ctx, value)?)))
+        .collect()
+}
+
+/// A request's `where` narrowed by a permission's filter.
+fn narrowed(
+    ctx: &ResolverContext<'_>,
+    filter: Option<Json>,
+    permission: &Json,
+) -> Result<Json, HasuraError> {
+    let permission = session_value(ctx, permission)?;
+    Ok(match filter {
+        Some(filter) => serde_json::json!({ "_and": [filter, permission] }),
+        None => permission,
+    })
+}
+
+/// The conditions a role's writes on the table must meet (none for admin).
+fn guard(ctx: &ResolverContext<'_>, access: Option<&TableAccess>) -> Result<Guard, HasuraError> {
+    let Some(access) = access else {
+        return Ok(Guard::default());
+    };
+    let value = |v: &Json| session_value(ctx, v);
+    Ok(Guard {
+        insert_check: access
+            .insert
+            .as_ref()
+            .map(|r| value(&r.check))
+            .transpose()?,
+        update_check: access
+            .update
+            .as_ref()
+            .and_then(|r| r.check.as_ref())
+            .map(value)
+            .transpose()?,
+        visible: access
+            .select
+            .as_ref()
+            .map(|r| value(&r.filter))
+            .transpose()?,
+    })
+}
+
+/// `insert_<t>` and `insert_<t>_one`: the objects of `objects_arg` with the role's presets,
+/// an upsert limited by its update permission, every row checked.
+async fn insert(
+    ctx: &ResolverContext<'_>,
+    table: &Table,
+    access: Option<&TableAccess>,
+    objects_arg_name: &str,
+    with_rows: bool,
+) -> async_graphql::Result<MutationResult> {
+    let path = field_path(ctx);
+    let objects_path = format!("{path}.args.{objects_arg_name}");
+    let mut objects = objects_arg(arg(ctx, objects_arg_name)?);
+    let mut on_conflict = on_conflict_arg(ctx)?;
+    if let Some(access) = access {
+        if let Some(rule) = &access.insert {
+            let preset = presets(ctx, &rule.set)?;
+            for object in &mut objects {
+                object.extend(preset.clone());
+            }
+        }
+        if let Some(oc) = &mut on_conflict {
+            if oc.update_columns.iter().any(|c| c == PLACEHOLDER) {
+                return Err(HasuraError::validation(
+                    format!("{path}.args.on_conflict.update_columns"),
+                    "erroneous column name",
+                )
+                .into());
+            }
+            if let Some(rule) = &access.update {
+                oc.filter = Some(narrowed(ctx, oc.filter.take(), &rule.filter)?);
+                oc.preset = presets(ctx, &rule.set)?;
+            }
+        }
+    }
+    let statements = sql::insert(
+        table,
+        objects,
+        on_conflict.as_ref(),
+        &guard(ctx, access)?,
+        with_rows,
+        &objects_path,
+    )?;
+    Ok(session(ctx)?.mutate(statements, &objects_path).await?)
+}
+
+/// One update (`update_<t>`, `_by_pk`, an item of `_many`) within the role's permission:
+/// its filter narrows `filter`, its presets join `_set`, its check applies.
+async fn update(
+    ctx: &ResolverContext<'_>,
+    table: &Table,
+    access: Option<&TableAccess>,
+    filter: Option<Json>,
+    mut ops: sql::mutate::UpdateOps,
+    with_rows: bool,
+    path: &str,
+) -> async_graphql::Result<MutationResult> {
+    let filter = match access.and_then(|a| a.update.as_ref()) {
+        Some(rule) => {
+            ops.set.extend(presets(ctx, &rule.set)?);
+            narrowed(ctx, filter, &rule.filter)?
+        }
+        None => filter.unwrap_or_else(|| Json::Object(Map::new())),
+    };
+    let statement = sql::update(table, &filter, &ops, &guard(ctx, access)?, with_rows, path)?;
+    Ok(session(ctx)?.mutate(vec![statement], DB_ERROR_PATH).await?)
+}
+
+/// `delete_<t>` and `delete_<t>_by_pk` within the role's delete filter.
+async fn delete(
+    ctx: &ResolverContext<'_>,
+    table: &Table,
+    access: Option<&TableAccess>,
+    filter: Option<Json>,
+    with_rows: bool,
+) -> async_graphql::Result<MutationResult> {
+    let filter = match access.and_then(|a| a.delete.as_ref()) {
+        Some(rule) => narrowed(ctx, filter, &rule.filter)?,
+        None => filter.unwrap_or_else(|| Json::Object(Map::new())),
+    };
+    let statement = sql::delete(
+        table,
+        &filter,
+        &guard(ctx, access)?,
+        with_rows,
+        &field_path(ctx),
+    )?;
+    Ok(session(ctx)?.mutate(vec![statement], DB_ERROR_PATH).await?)
+}
+
+fn first_row(result: MutationResult) -> Option<FieldValue<'static>> {
+    result
+        .returning
+        .into_iter()
+        .next()
+        .map(FieldValue::owned_any)
+}
+
+/// The root mutation fields of one table; `access` limits them to a role's insert, update
+/// and delete permissions (admin: `None`). As in Hasura, the fields answering a row
+/// (`insert_<t>_one`, `_by_pk`) also need select permission, on every key column for
+/// `_by_pk`.
+pub fn mutation_fields(
+    table: &Arc<Table>,
+    access: Option<Arc<TableAccess>>,
+) -> Vec<(String, Field)> {
     let name = type_name(table);
     let quoted = super::quoted_table(table);
     let response = format!("{name}_mutation_response");
-    let has_conflict = !table.unique_constraints.is_empty();
+    let allowed = |kind: fn(&TableAccess) -> bool| access.as_deref().is_none_or(kind);
+    let can_select = allowed(|a| a.select.is_some());
+    let by_pk =
+        !table.primary_key.is_empty() && access.as_deref().is_none_or(|a| a.pk_visible(table));
     let mut fields = Vec::new();
 
-    let t = table.clone();
-    let mut insert = Field::new(
-        format!("insert_{name}"),
-        TypeRef::named(&response),
-        move |ctx| {
-            let table = t.clone();
-            FieldFuture::new(async move {
-                let path = field_path(&ctx);
-                let objects = objects_arg(arg(&ctx, "objects")?);
-                let on_conflict = on_conflict_arg(&ctx)?;
-                let statements = sql::insert(
-                    &table,
-                    objects,
-                    on_conflict.as_ref(),
-                    wants_returning(&ctx),
-                    &format!("{path}.args.objects"),
-                )?;
-                let result = session(&ctx)?
-                    .mutate(statements, &format!("{path}.args.objects"))
-                    .await?;
-                Ok(Some(FieldValue::owned_any(result)))
-            })
-        },
-    )
-    .description(format!("insert data into the table: {quoted}"))
-    .argument(
-        InputValue::new(
-            "objects",
-            TypeRef::named_nn_list_nn(format!("{name}_insert_input")),
-        )
-        .description("the rows to be inserted"),
-    );
-    if has_conflict {
-        insert = insert.argument(
-            InputValue::new("on_conflict", TypeRef::named(format!("{name}_on_conflict")))
-                .description("upsert condition"),
-        );
-    }
-    fields.push((format!("insert_{name}"), insert));
-
-    let t = table.clone();
-    let mut insert_one = Field::new(
-        format!("insert_{name}_one"),
-        TypeRef::named(&name),
-        move |ctx| {
-            let table = t.clone();
-            FieldFuture::new(async move {
-                let path = field_path(&ctx);
-                let objects = objects_arg(arg(&ctx, "object")?);
-                let on_conflict = on_conflict_arg(&ctx)?;
-                let statements = sql::insert(
-                    &table,
-                    objects,
-                    on_conflict.as_ref(),
-                    true,
-                    &format!("{path}.args.object"),
-                )?;
-                let result = session(&ctx)?
-                    .mutate(statements, &format!("{path}.args.object"))
-                    .await?;
-                Ok(result
-                    .returning
-                    .into_iter()
-                    .next()
-                    .map(FieldValue::owned_any))
-            })
-        },
-    )
-    .description(format!("insert a single row into the table: {quoted}"))
-    .argument(
-        InputValue::new("object", TypeRef::named_nn(format!("{name}_insert_input")))
-            .description("the row to be inserted"),
-    );
-    if has_conflict {
-        insert_one = insert_one.argument(
-            InputValue::new("on_conflict", TypeRef::named(format!("{name}_on_conflict")))
-                .description("upsert condition"),
-        );
-    }
-    fields.push((format!("insert_{name}_one"), insert_one));
-
-    let t = table.clone();
-    let mut update = Field::new(
-        format!("update_{name}"),
-        TypeRef::named(&response),
-        move |ctx| {
-            let table = t.clone();
-            FieldFuture::new(async move {
-                let path = field_path(&ctx);
-                let filter = arg(&ctx, "where")?.unwrap_or_else(|| Json::Object(Map::new()));
-                let ops = update_ops(&all_args(&ctx)?);
-                let statement = sql::update(&table, &filter, &ops, wants_returning(&ctx), &path)?;
-                let result = session(&ctx)?
-                    .mutate(vec![statement], DB_ERROR_PATH)
-                    .await?;
-                Ok(Some(FieldValue::owned_any(result)))
-            })
-        },
-    )
-    .description(format!("update data of the table: {quoted}"))
-    .argument(
-        InputValue::new("_set", TypeRef::named(format!("{name}_set_input")))
-            .description("sets the columns of the filtered rows to the given values"),
-    )
-    .argument(
-        InputValue::new("where", TypeRef::named_nn(format!("{name}_bool_exp")))
-            .description("filter the rows which have to be updated"),
-    );
-    for argument in update_arguments(table) {
-        update = update.argument(argument);
-    }
-    fields.push((format!("update_{name}"), update));
-
-    let t = table.clone();
-    let mut updates_input = InputValue::new(
-        "updates",
-        TypeRef::named_nn_list_nn(format!("{name}_updates")),
-    );
-    updates_input = updates_input.description("updates to execute, in order");
-    let update_many = Field::new(
-        format!("update_{name}_many"),
-        TypeRef::named_list(&response),
-        move |ctx| {
-            let table = t.clone();
-            FieldFuture::new(async move {
-                let path = field_path(&ctx);
-                let updates = match arg(&ctx, "updates")? {
-                    Some(Json::Array(items)) => rows_of(Json::Array(items)),
-                    Some(Json::Object(one)) => vec![one],
-                    _ => Vec::new(),
-                };
-                let want_rows = wants_returning(&ctx);
-                let mut results = Vec::with_capacity(updates.len());
-                for (i, update) in updates.iter().enumerate() {
-                    let item_path = format!("{path}.args.updates[{i}]");
-                    let filter = update
-                        .get("where")
-                        .cloned()
-                        .unwrap_or_else(|| Json::Object(Map::new()));
-                    let statement =
-                        sql::update(&table, &filter, &update_ops(update), want_rows, &item_path)?;
-                    results.push(
-                        session(&ctx)?
-                            .mutate(vec![statement], DB_ERROR_PATH)
-                            .await?,
-                    );
-                }
-                Ok(Some(FieldValue::list(
-                    results.into_iter().map(FieldValue::owned_any),
-                )))
-            })
-        },
-    )
-    .description(format!("update multiples rows of table: {quoted}"))
-    .argument(updates_input);
-    fields.push((format!("update_{name}_many"), update_many));
-
-    let t = table.clone();
-    let delete = Field::new(
-        format!("delete_{name}"),
-        TypeRef::named(&response),
-        move |ctx| {
-            let table = t.clone();
-            FieldFuture::new(async move {
-                let path = field_path(&ctx);
-                let filter = arg(&ctx, "where")?.unwrap_or_else(|| Json::Object(Map::new()));
-                let statement = sql::delete(&table, &filter, wants_returning(&ctx), &path)?;
-                let result = session(&ctx)?
-                    .mutate(vec![statement], DB_ERROR_PATH)
-                    .await?;
-                Ok(Some(FieldValue::owned_any(result)))
-            })
-        },
-    )
-    .description(format!("delete data from the table: {quoted}"))
-    .argument(
-        InputValue::new("where", TypeRef::named_nn(format!("{name}_bool_exp")))
-            .description("filter the rows which have to be deleted"),
-    );
-    fields.push((format!("delete_{name}"), delete));
-
-    if !table.primary_key.is_empty() {
-        let t = table.clone();
-        let mut update_by_pk = Field::new(
-            format!("update_{name}_by_pk"),
-            TypeRef::named(&name),
+    if allowed(|a| a.insert.is_some()) {
+        let with_conflict = |field: Field| {
+            if table.unique_constraints.is_empty() {
+                field
+            } else {
+                field.argument(
+                    InputValue::new("on_conflict", TypeRef::named(format!("{name}_on_conflict")))
+                        .description("upsert condition"),
+                )
+            }
+        };
+        let (t, a) = (table.clone(), access.clone());
+        let insert_many = Field::new(
+            format!("insert_{name}"),
+            TypeRef::named(&response),
             move |ctx| {
-                let table = t.clone();
+                let (table, access) = (t.clone(), a.clone());
                 FieldFuture::new(async move {
-                    let path = field_path(&ctx);
-                    let keys = sql::object_or_empty(arg(&ctx, "pk_columns")?.as_ref());
-                    let filter = pk_filter(&table, &keys);
-                    let ops = update_ops(&all_args(&ctx)?);
-                    let statement = sql::update(&table, &filter, &ops, true, &path)?;
-                    let result = session(&ctx)?
-                        .mutate(vec![statement], DB_ERROR_PATH)
-                        .await?;
-                    Ok(result
-                        .returning
-                        .into_iter()
-                        .next()
-                        .map(FieldValue::owned_any))
+                    let with_rows = wants_returning(&ctx);
+                    let result =
+                        insert(&ctx, &table, access.as_deref(), "objects", with_rows).await?;
+                    Ok(Some(FieldValue::owned_any(result)))
                 })
             },
         )
-        .description(format!("update single row of the table: {quoted}"))
+        .description(format!("insert data into the table: {quoted}"))
         .argument(
-            InputValue::new("_set", TypeRef::named(format!("{name}_set_input")))
-                .description("sets the columns of the filtered rows to the given values"),
-        )
-        .argument(InputValue::new(
-            "pk_columns",
-            TypeRef::named_nn(format!("{name}_pk_columns_input")),
-        ));
-        for argument in update_arguments(table) {
-            update_by_pk = update_by_pk.argument(argument);
-        }
-        fields.push((format!("update_{name}_by_pk"), update_by_pk));
+            InputValue::new(
+                "objects",
+                TypeRef::named_nn_list_nn(format!("{name}_insert_input")),
+            )
+            .description("the rows to be inserted"),
+        );
+        fields.push((format!("insert_{name}"), with_conflict(insert_many)));
 
-        let t = table.clone();
-        let delete_by_pk = Field::new(
-            format!("delete_{name}_by_pk"),
-            TypeRef::named(&name),
+        if can_select {
+            let (t, a) = (table.clone(), access.clone());
+            let insert_one = Field::new(
+                format!("insert_{name}_one"),
+                TypeRef::named(&name),
+                move |ctx| {
+                    let (table, access) = (t.clone(), a.clone());
+                    FieldFuture::new(async move {
+                        let result =
+                            insert(&ctx, &table, access.as_deref(), "object", true).await?;
+                        Ok(first_row(result))
+                    })
+                },
+            )
+            .description(format!("insert a single row into the table: {quoted}"))
+            .argument(
+                InputValue::new("object", TypeRef::named_nn(format!("{name}_insert_input")))
+                    .description("the row to be inserted"),
+            );
+            fields.push((format!("insert_{name}_one"), with_conflict(insert_one)));
+        }
+    }
+
+    if allowed(|a| a.update.is_some()) {
+        let updatable = match access.as_deref().and_then(|a| a.updatable(table)) {
+            Some(view) => view,
+            None => Table::clone(table),
+        };
+        let (t, a) = (table.clone(), access.clone());
+        let mut update_many_rows = Field::new(
+            format!("update_{name}"),
+            TypeRef::named(&response),
             move |ctx| {
-                let table = t.clone();
+                let (table, access) = (t.clone(), a.clone());
                 FieldFuture::new(async move {
                     let path = field_path(&ctx);
-                    let filter = pk_filter(&table, &pk_args(&ctx, &table)?);
-                    let statement = sql::delete(&table, &filter, true, &path)?;
-                    let result = session(&ctx)?
-                        .mutate(vec![statement], DB_ERROR_PATH)
-                        .await?;
-                    Ok(result
-                        .returning
-                        .into_iter()
-                        .next()
-                        .map(FieldValue::owned_any))
+                    let ops = update_ops(&all_args(&ctx)?);
+                    let with_rows = wants_returning(&ctx);
+                    let filter = arg(&ctx, "where")?;
+                    let result = update(
+                        &ctx,
+                        &table,
+                        access.as_deref(),
+                        filter,
+                        ops,
+                        with_rows,
+                        &path,
+                    )
+                    .await?;
+                    Ok(Some(FieldValue::owned_any(result)))
                 })
             },
         )
-        .description(format!("delete single row from the table: {quoted}"));
-        fields.push((
-            format!("delete_{name}_by_pk"),
-            with_pk_arguments(delete_by_pk, table),
-        ));
+        .description(format!("update data of the table: {quoted}"))
+        .argument(
+            InputValue::new("where", TypeRef::named_nn(format!("{name}_bool_exp")))
+                .description("filter the rows which have to be updated"),
+        );
+        for argument in update_arguments(&updatable) {
+            update_many_rows = update_many_rows.argument(argument);
+        }
+        fields.push((format!("update_{name}"), update_many_rows));
+
+        let (t, a) = (table.clone(), access.clone());
+        let update_many = Field::new(
+            format!("update_{name}_many"),
+            TypeRef::named_list(&response),
+            move |ctx| {
+                let (table, access) = (t.clone(), a.clone());
+                FieldFuture::new(async move {
+                    let path = field_path(&ctx);
+                    let updates = match arg(&ctx, "updates")? {
+                        Some(Json::Array(items)) => rows_of(Json::Array(items)),
+                        Some(Json::Object(one)) => vec![one],
+                        _ => Vec::new(),
+                    };
+                    let with_rows = wants_returning(&ctx);
+                    let mut results = Vec::with_capacity(updates.len());
+                    for (i, item) in updates.iter().enumerate() {
+                        let item_path = format!("{path}.args.updates[{i}]");
+                        let filter = item.get("where").filter(|w| !w.is_null()).cloned();
+                        let ops = update_ops(item);
+                        results.push(
+                            update(
+                                &ctx,
+                                &table,
+                                access.as_deref(),
+                                filter,
+                                ops,
+                                with_rows,
+                                &item_path,
+                            )
+                            .await?,
+                        );
+                    }
+                    Ok(Some(FieldValue::list(
+                        results.into_iter().map(FieldValue::owned_any),
+                    )))
+                })
+            },
+        )
+        .description(format!("update multiples rows of table: {quoted}"))
+        .argument(
+            InputValue::new(
+                "updates",
+                TypeRef::named_nn_list_nn(format!("{name}_updates")),
+            )
+            .description("updates to execute, in order"),
+        );
+        fields.push((format!("update_{name}_many"), update_many));
+
+        if by_pk {
+            let (t, a) = (table.clone(), access.clone());
+            let mut update_by_pk = Field::new(
+                format!("update_{name}_by_pk"),
+                TypeRef::named(&name),
+                move |ctx| {
+                    let (table, access) = (t.clone(), a.clone());
+                    FieldFuture::new(async move {
+                        let path = field_path(&ctx);
+                        let keys = sql::object_or_empty(arg(&ctx, "pk_columns")?.as_ref());
+                        let filter = Some(pk_filter(&table, &keys));
+                        let ops = update_ops(&all_args(&ctx)?);
+                        let result =
+                            update(&ctx, &table, access.as_deref(), filter, ops, true, &path)
+                                .await?;
+                        Ok(first_row(result))
+                    })
+                },
+            )
+            .description(format!("update single row of the table: {quoted}"))
+            .argument(InputValue::new(
+                "pk_columns",
+                TypeRef::named_nn(format!("{name}_pk_columns_input")),
+            ));
+            for argument in update_arguments(&updatable) {
+                update_by_pk = update_by_pk.argument(argument);
+            }
+            fields.push((format!("update_{name}_by_pk"), update_by_pk));
+        }
+    }
+
+    if allowed(|a| a.delete.is_some()) {
+        let (t, a) = (table.clone(), access.clone());
+        let delete_rows = Field::new(
+            format!("delete_{name}"),
+            TypeRef::named(&response),
+            move |ctx| {
+                let (table, access) = (t.clone(), a.clone());
+                FieldFuture::new(async move {
+                    let filter = arg(&ctx, "where")?;
+                    let with_rows = wants_returning(&ctx);
+                    let result = delete(&ctx, &table, access.as_deref(), filter, with_rows).await?;
+                    Ok(Some(FieldValue::owned_any(result)))
+                })
+            },
+        )
+        .description(format!("delete data from the table: {quoted}"))
+        .argument(
+            InputValue::new("where", TypeRef::named_nn(format!("{name}_bool_exp")))
+                .description("filter the rows which have to be deleted"),
+        );
+        fields.push((format!("delete_{name}"), delete_rows));
+
+        if by_pk {
+            let (t, a) = (table.clone(), access.clone());
+            let delete_by_pk = Field::new(
+                format!("delete_{name}_by_pk"),
+                TypeRef::named(&name),
+                move |ctx| {
+                    let (table, access) = (t.clone(), a.clone());
+                    FieldFuture::new(async move {
+                        let filter = Some(pk_filter(&table, &pk_args(&ctx, &table)?));
+                        let result = delete(&ctx, &table, access.as_deref(), filter, true).await?;
+                        Ok(first_row(result))
+                    })
+                },
+            )
+            .description(format!("delete single row from the table: {quoted}"));
+            fields.push((
+                format!("delete_{name}_by_pk"),
+                with_pk_arguments(delete_by_pk, table),
+            ));
+        }
     }
     fields
 }
@@ -602,14 +740,22 @@ pub(crate) const JSONB_OPERATORS: [(&str, &str); 5] = [
     ),
 ];
 
-fn update_arguments(table: &Table) -> Vec<InputValue> {
-    let name = type_name(table);
-    update_operators(table)
+/// `_set` and the other update operators over `updatable`'s columns.
+fn update_arguments(updatable: &Table) -> Vec<InputValue> {
+    let name = type_name(updatable);
+    let mut arguments: Vec<InputValue> = update_operators(updatable)
         .into_iter()
         .map(|(op, desc)| {
             InputValue::new(op, TypeRef::named(format!("{name}{op}_input"))).description(desc)
         })
-        .collect()
+        .collect();
+    if !updatable.columns.is_empty() {
+        arguments.push(
+            InputValue::new("_set", TypeRef::named(format!("{name}_set_input")))
+                .description("sets the columns of the filtered rows to the given values"),
+        );
+    }
+    arguments
 }
 
 fn all_args(ctx: &ResolverContext<'_>) -> async_graphql::Result<Map<String, Json>> {

@@ -52,9 +52,9 @@ impl Session {
             .map_err(|e| HasuraError::from_pg(&e, path))
     }
 
-    /// Runs one mutation field's statements inside the request transaction. After a
-    /// failure every later mutation field of the request is refused; the request is
-    /// rolled back as a whole.
+    /// Runs one mutation field's statements inside the request transaction. A row that
+    /// fails its permission check fails the field. After a failure every later mutation
+    /// field of the request is refused; the request is rolled back as a whole.
     pub(crate) async fn mutate(
         &self,
         statements: Vec<(String, Params)>,
@@ -82,16 +82,23 @@ impl Session {
         }
         let mut result = MutationResult::default();
         for (sql, params) in statements {
-            match self.query_one(&sql, &params, path).await {
-                Ok(row) => {
-                    result.affected_rows += row.get::<_, i64>(0);
-                    result.returning.extend(rows_of(row.get(1)));
+            let row = match self.query_one(&sql, &params, path).await {
+                Ok(row) if row.get::<_, bool>(2) => row,
+                Ok(_) => {
+                    *state = TxState::Failed;
+                    return Err(HasuraError::new(
+                        Code::PermissionError,
+                        path,
+                        "check constraint of an insert/update permission has failed",
+                    ));
                 }
                 Err(err) => {
                     *state = TxState::Failed;
                     return Err(err);
                 }
-            }
+            };
+            result.affected_rows += row.get::<_, i64>(0);
+            result.returning.extend(rows_of(row.get(1)));
         }
         Ok(result)
     }

@@ -102,16 +102,9 @@ pub fn jsonb_cast_exp() -> InputObject {
     ))
 }
 
-/// Every type generated for one table.
-pub fn table_types(table: &std::sync::Arc<Table>) -> Vec<Type> {
-    let mut types = read_types(table, true);
-    types.extend(write_types(table));
-    types
-}
-
 /// The types of selecting from one table: row, filter, ordering, column enum, and the
 /// aggregate types when `aggregates` is set.
-pub fn read_types(table: &std::sync::Arc<Table>, aggregates: bool) -> Vec<Type> {
+pub fn read_types(table: &Table, aggregates: bool) -> Vec<Type> {
     let name = type_name(table);
     let quoted = quoted_table(table);
     let mut types: Vec<Type> = Vec::new();
@@ -133,20 +126,7 @@ pub fn read_types(table: &std::sync::Arc<Table>, aggregates: bool) -> Vec<Type> 
     }
 
     // Filtering and ordering.
-    let mut bool_exp = InputObject::new(format!("{name}_bool_exp"))
-        .description(format!(
-            "Boolean expression to filter rows from the table {quoted}. All fields are combined with a logical 'AND'."
-        ))
-        .field(InputValue::new("_and", TypeRef::named_nn_list(format!("{name}_bool_exp"))))
-        .field(InputValue::new("_not", TypeRef::named(format!("{name}_bool_exp"))))
-        .field(InputValue::new("_or", TypeRef::named_nn_list(format!("{name}_bool_exp"))));
-    for column in &table.columns {
-        bool_exp = bool_exp.field(InputValue::new(
-            &column.name,
-            TypeRef::named(format!("{}_comparison_exp", column.scalar())),
-        ));
-    }
-    types.push(bool_exp.into());
+    types.push(bool_exp(table).into());
 
     let mut order_by = InputObject::new(format!("{name}_order_by")).description(format!(
         "Ordering options when selecting data from {quoted}."
@@ -171,30 +151,58 @@ pub fn read_types(table: &std::sync::Arc<Table>, aggregates: bool) -> Vec<Type> 
     types
 }
 
-/// The types of inserting, updating and deleting rows of one table.
-fn write_types(table: &std::sync::Arc<Table>) -> Vec<Type> {
+/// `<t>_bool_exp` over the columns of `table`.
+pub fn bool_exp(table: &Table) -> InputObject {
+    let name = type_name(table);
+    let mut bool_exp = InputObject::new(format!("{name}_bool_exp"))
+        .description(format!(
+            "Boolean expression to filter rows from the table {}. All fields are combined with a logical 'AND'.",
+            quoted_table(table)
+        ))
+        .field(InputValue::new("_and", TypeRef::named_nn_list(format!("{name}_bool_exp"))))
+        .field(InputValue::new("_not", TypeRef::named(format!("{name}_bool_exp"))))
+        .field(InputValue::new("_or", TypeRef::named_nn_list(format!("{name}_bool_exp"))));
+    for column in &table.columns {
+        bool_exp = bool_exp.field(InputValue::new(
+            &column.name,
+            TypeRef::named(format!("{}_comparison_exp", column.scalar())),
+        ));
+    }
+    bool_exp
+}
+
+/// `<t>_mutation_response`; `returning` only for a role that may select from the table.
+pub fn mutation_response(table: &Table, returning: bool) -> Type {
+    let name = type_name(table);
+    let mut response = Object::new(format!("{name}_mutation_response"))
+        .description(format!(
+            "response of any mutation on the table {}",
+            quoted_table(table)
+        ))
+        .field(resolve::affected_rows_field());
+    if returning {
+        response = response.field(resolve::returning_field(&name));
+    }
+    response.into()
+}
+
+/// The types of inserting into `table`: the insert input over `insertable`'s columns and,
+/// when the table has unique constraints, the upsert types. Their update columns are
+/// `updatable`'s, or Hasura's placeholder when the role may update none.
+pub fn insert_types(table: &Table, insertable: &Table, updatable: Option<&Table>) -> Vec<Type> {
     let name = type_name(table);
     let quoted = quoted_table(table);
     let mut types: Vec<Type> = Vec::new();
 
-    // Inserts.
     let mut insert_input = InputObject::new(format!("{name}_insert_input"))
         .description(format!("input type for inserting data into table {quoted}"));
-    for column in &table.columns {
+    for column in &insertable.columns {
         insert_input = insert_input.field(described(
             InputValue::new(&column.name, TypeRef::named(column.scalar())),
             column,
         ));
     }
     types.push(insert_input.into());
-
-    types.push(
-        Object::new(format!("{name}_mutation_response"))
-            .description(format!("response of any mutation on the table {quoted}"))
-            .field(resolve::affected_rows_field())
-            .field(resolve::returning_field(&name))
-            .into(),
-    );
 
     if !table.unique_constraints.is_empty() {
         let mut constraint = Enum::new(format!("{name}_constraint")).description(format!(
@@ -228,37 +236,50 @@ fn write_types(table: &std::sync::Arc<Table>) -> Vec<Type> {
                 ))
                 .into(),
         );
-        types.push(
-            column_enum(
-                table,
+        let update_column = match updatable.filter(|t| !t.columns.is_empty()) {
+            Some(updatable) => column_enum(
+                updatable,
                 format!("{name}_update_column"),
                 format!("update columns of table {quoted}"),
-            )
-            .into(),
-        );
+            ),
+            None => Enum::new(format!("{name}_update_column"))
+                .description(format!(
+                    "placeholder for update columns of table {quoted} (current role has no relevant permissions)"
+                ))
+                .item(EnumItem::new(resolve::PLACEHOLDER).description("placeholder (do not use)")),
+        };
+        types.push(update_column.into());
     }
+    types
+}
 
-    // Updates.
-    let mut set_input = InputObject::new(format!("{name}_set_input"))
-        .description(format!("input type for updating data in table {quoted}"));
-    for column in &table.columns {
-        set_input = set_input.field(described(
-            InputValue::new(&column.name, TypeRef::named(column.scalar())),
-            column,
-        ));
-    }
-    types.push(set_input.into());
+/// The types of updating `table` over `updatable`'s columns; `pk_input` adds the
+/// primary key input of `update_<t>_by_pk`.
+pub fn update_types(table: &Table, updatable: &Table, pk_input: bool) -> Vec<Type> {
+    let name = type_name(table);
+    let quoted = quoted_table(table);
+    let mut types: Vec<Type> = Vec::new();
 
-    let mut updates = InputObject::new(format!("{name}_updates"))
-        .field(
+    let mut updates = InputObject::new(format!("{name}_updates")).field(InputValue::new(
+        "where",
+        TypeRef::named_nn(format!("{name}_bool_exp")),
+    ));
+    if !updatable.columns.is_empty() {
+        let mut set_input = InputObject::new(format!("{name}_set_input"))
+            .description(format!("input type for updating data in table {quoted}"));
+        for column in &updatable.columns {
+            set_input = set_input.field(described(
+                InputValue::new(&column.name, TypeRef::named(column.scalar())),
+                column,
+            ));
+        }
+        types.push(set_input.into());
+        updates = updates.field(
             InputValue::new("_set", TypeRef::named(format!("{name}_set_input")))
                 .description("sets the columns of the filtered rows to the given values"),
-        )
-        .field(InputValue::new(
-            "where",
-            TypeRef::named_nn(format!("{name}_bool_exp")),
-        ));
-    for (op, desc) in resolve::update_operators(table) {
+        );
+    }
+    for (op, desc) in resolve::update_operators(updatable) {
         updates = updates.field(
             InputValue::new(op, TypeRef::named(format!("{name}{op}_input"))).description(desc),
         );
@@ -267,7 +288,7 @@ fn write_types(table: &std::sync::Arc<Table>) -> Vec<Type> {
             _ => desc.to_owned(),
         };
         let mut input = InputObject::new(format!("{name}{op}_input")).description(input_desc);
-        for column in &table.columns {
+        for column in &updatable.columns {
             let ty = match op {
                 "_inc" if column.is_numeric() => TypeRef::named(column.scalar()),
                 "_inc" => continue,
@@ -283,7 +304,7 @@ fn write_types(table: &std::sync::Arc<Table>) -> Vec<Type> {
     }
     types.push(updates.into());
 
-    if !table.primary_key.is_empty() {
+    if pk_input {
         let mut pk_input = InputObject::new(format!("{name}_pk_columns_input")).description(
             format!("primary key columns input for table: {}", table.name),
         );
@@ -318,7 +339,7 @@ fn column_enum(table: &Table, name: String, description: String) -> Enum {
 }
 
 /// `<t>_aggregate`, `<t>_aggregate_fields` and the `<t>_<op>_fields` types.
-fn aggregate_types(table: &std::sync::Arc<Table>) -> Vec<Type> {
+fn aggregate_types(table: &Table) -> Vec<Type> {
     let name = type_name(table);
     let quoted = quoted_table(table);
     let mut types: Vec<Type> = Vec::new();

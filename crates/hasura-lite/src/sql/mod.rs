@@ -8,7 +8,7 @@ pub mod select;
 
 pub use bool_exp::bool_exp;
 pub(crate) use bool_exp::object_or_empty;
-pub use mutate::{delete, insert, update};
+pub use mutate::{Guard, delete, insert, update};
 pub use select::{aggregate, count, select};
 
 use serde_json::Value as Json;

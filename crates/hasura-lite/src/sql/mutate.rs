@@ -1,6 +1,7 @@
 //! `INSERT` (with `ON CONFLICT`), `UPDATE` and `DELETE`. Each statement returns one row:
 //! the `bigint` number of rows PostgreSQL changed (rows a trigger skipped are not
-//! returned, so not counted) and a `json` array of those rows.
+//! returned, so not counted), a `json` array of those rows the caller may see, and
+//! whether every changed row passed the permission check (see [`Guard`]).
 
 use serde_json::{Map, Value as Json};
 
@@ -17,6 +18,71 @@ pub struct OnConflict {
     pub update_columns: Vec<String>,
     /// Condition on the existing row for the update to happen.
     pub filter: Option<Json>,
+    /// Column presets the update writes besides `update_columns` (none when those are
+    /// empty: that is `DO NOTHING`).
+    pub preset: Map<String, Json>,
+}
+
+/// What a role's permissions add to a write: conditions evaluated on each written row as
+/// PostgreSQL returns it. `None` is `true` (admin).
+#[derive(Debug, Clone, Default)]
+pub struct Guard {
+    /// Inserted rows must satisfy it (the insert permission's `check`).
+    pub insert_check: Option<Json>,
+    /// Updated rows must satisfy it afterwards (the update permission's `check`).
+    pub update_check: Option<Json>,
+    /// Only changed rows satisfying it are returned (the select permission's `filter`).
+    pub visible: Option<Json>,
+}
+
+impl Guard {
+    /// The `RETURNING` list: the row, whether it passed `check`, whether it is visible.
+    fn returning(
+        &self,
+        table: &Table,
+        check: Option<&Json>,
+        params: &mut Params,
+        path: &str,
+    ) -> Result<String, HasuraError> {
+        let ok = condition(table, check, params, path)?;
+        let visible = condition(table, self.visible.as_ref(), params, path)?;
+        Ok(format!(
+            " RETURNING {ALIAS} AS \"_row\", ({ok}) AS \"_ok\", ({visible}) AS \"_visible\""
+        ))
+    }
+
+    /// The check of an insert: with an upsert, rows PostgreSQL updated instead (their
+    /// `xmax` is set) take the update check, as in Hasura.
+    fn insert_returning(
+        &self,
+        table: &Table,
+        upsert: bool,
+        params: &mut Params,
+        path: &str,
+    ) -> Result<String, HasuraError> {
+        if !upsert || self.insert_check == self.update_check {
+            return self.returning(table, self.insert_check.as_ref(), params, path);
+        }
+        let inserted = condition(table, self.insert_check.as_ref(), params, path)?;
+        let updated = condition(table, self.update_check.as_ref(), params, path)?;
+        let check = format!("CASE WHEN {ALIAS}.xmax = 0 THEN {inserted} ELSE {updated} END");
+        let visible = condition(table, self.visible.as_ref(), params, path)?;
+        Ok(format!(
+            " RETURNING {ALIAS} AS \"_row\", ({check}) AS \"_ok\", ({visible}) AS \"_visible\""
+        ))
+    }
+}
+
+fn condition(
+    table: &Table,
+    exp: Option<&Json>,
+    params: &mut Params,
+    path: &str,
+) -> Result<String, HasuraError> {
+    match exp {
+        None => Ok("true".to_owned()),
+        Some(exp) => Ok(format!("({})", bool_exp(table, exp, params, path)?)),
+    }
 }
 
 /// Insert statements for `objects`: one per distinct set of provided columns, so that
@@ -26,9 +92,11 @@ pub fn insert(
     table: &Table,
     objects: Vec<Map<String, Json>>,
     on_conflict: Option<&OnConflict>,
+    guard: &Guard,
     with_rows: bool,
     path: &str,
 ) -> Result<Vec<(String, Params)>, HasuraError> {
+    let upsert = on_conflict.is_some_and(|oc| !oc.update_columns.is_empty());
     let conflict = |params: &mut Params| match on_conflict {
         None => Ok(String::new()),
         Some(oc) => conflict_clause(table, oc, params, path),
@@ -60,8 +128,9 @@ pub fn insert(
             for _ in &rows {
                 let mut params = Params::default();
                 let conflict_sql = conflict(&mut params)?;
+                let returning = guard.insert_returning(table, upsert, &mut params, path)?;
                 let sql = format!(
-                    "INSERT INTO {} AS {ALIAS} DEFAULT VALUES{conflict_sql} RETURNING {ALIAS}.*",
+                    "INSERT INTO {} AS {ALIAS} DEFAULT VALUES{conflict_sql}{returning}",
                     table.sql_name()
                 );
                 statements.push((wrap(&sql, with_rows), params));
@@ -79,8 +148,9 @@ pub fn insert(
             })
             .collect();
         let conflict_sql = conflict(&mut params)?;
+        let returning = guard.insert_returning(table, upsert, &mut params, path)?;
         let sql = format!(
-            "INSERT INTO {table} AS {ALIAS} ({names}) SELECT {names} FROM jsonb_to_recordset({rows_param}::jsonb) AS \"_x\"({record}){conflict_sql} RETURNING {ALIAS}.*",
+            "INSERT INTO {table} AS {ALIAS} ({names}) SELECT {names} FROM jsonb_to_recordset({rows_param}::jsonb) AS \"_x\"({record}){conflict_sql}{returning}",
             table = table.sql_name(),
             names = names.join(", "),
             record = record.join(", "),
@@ -113,11 +183,22 @@ fn conflict_clause(
     if oc.update_columns.is_empty() {
         return Ok(format!("{target} DO NOTHING"));
     }
-    let sets: Vec<String> = oc
+    let mut sets: Vec<String> = oc
         .update_columns
         .iter()
+        .filter(|c| !oc.preset.contains_key(*c))
         .map(|c| format!("{0} = EXCLUDED.{0}", quote_ident(c)))
         .collect();
+    for (name, value) in &oc.preset {
+        let column = table
+            .column(name)
+            .ok_or_else(|| unknown_column(table, name, path))?;
+        sets.push(format!(
+            "{} = {}",
+            quote_ident(name),
+            params.bind_value(column, value)
+        ));
+    }
     let mut clause = format!("{target} DO UPDATE SET {}", sets.join(", "));
     if let Some(filter) = oc.filter.as_ref().filter(|f| !f.is_null()) {
         // The WHERE of ON CONFLICT DO UPDATE sees the existing row under the target alias.
@@ -152,6 +233,7 @@ pub fn update(
     table: &Table,
     filter: &Json,
     ops: &UpdateOps,
+    guard: &Guard,
     with_rows: bool,
     path: &str,
 ) -> Result<(String, Params), HasuraError> {
@@ -214,10 +296,14 @@ pub fn update(
     let cond = bool_exp(table, filter, &mut params, &format!("{path}.args.where"))?;
     if assignments.is_empty() {
         // Nothing to write: no row changes and none is reported.
-        return Ok(("SELECT 0::bigint, '[]'::json".to_owned(), Params::default()));
+        return Ok((
+            "SELECT 0::bigint, '[]'::json, true".to_owned(),
+            Params::default(),
+        ));
     }
+    let returning = guard.returning(table, guard.update_check.as_ref(), &mut params, path)?;
     let sql = format!(
-        "UPDATE {} AS {ALIAS} SET {} WHERE {cond} RETURNING {ALIAS}.*",
+        "UPDATE {} AS {ALIAS} SET {} WHERE {cond}{returning}",
         table.sql_name(),
         assignments.join(", ")
     );
@@ -228,24 +314,36 @@ pub fn update(
 pub fn delete(
     table: &Table,
     filter: &Json,
+    guard: &Guard,
     with_rows: bool,
     path: &str,
 ) -> Result<(String, Params), HasuraError> {
     let mut params = Params::default();
     let cond = bool_exp(table, filter, &mut params, &format!("{path}.args.where"))?;
+    let returning = guard.returning(table, None, &mut params, path)?;
     let sql = format!(
-        "DELETE FROM {} AS {ALIAS} WHERE {cond} RETURNING {ALIAS}.*",
+        "DELETE FROM {} AS {ALIAS} WHERE {cond}{returning}",
         table.sql_name()
     );
     Ok((wrap(&sql, with_rows), params))
 }
 
-/// Wraps a data-modifying statement so it returns (count, rows as json).
+/// Wraps a data-modifying statement (returning what [`Guard`] builds) so it returns
+/// (count, visible rows as json, whether all rows passed the check).
 fn wrap(statement: &str, with_rows: bool) -> String {
     let rows = if with_rows {
-        "coalesce(json_agg(\"_w\"), '[]'::json)"
+        "coalesce(json_agg(\"_row\") FILTER (WHERE \"_visible\"), '[]'::json)"
     } else {
         "'[]'::json"
     };
-    format!("WITH \"_w\" AS ({statement}) SELECT count(*)::bigint, {rows} FROM \"_w\"")
+    format!(
+        "WITH \"_w\" AS ({statement}) SELECT count(*)::bigint, {rows}, coalesce(bool_and(\"_ok\"), true) FROM \"_w\""
+    )
+}
+
+fn unknown_column(table: &Table, name: &str, path: &str) -> HasuraError {
+    HasuraError::validation(
+        format!("{path}.{name}"),
+        format!("field '{name}' not found in type: '{}'", table.name),
+    )
 }
