@@ -127,7 +127,7 @@ def test_pre_token_lambda_gives_the_machine_client_its_role():
     scope_roles = environment["CLIENT_CREDENTIALS_SCOPE_ROLES"]
     # The pool references this Lambda; a reference to the pool's client would be a cycle.
     assert "aws_" not in json.dumps(environment)
-    assert "local.machine_scope" in scope_roles and "var.machine_client_role" in scope_roles
+    assert "local.machine_scopes" in scope_roles and "var.machine_client_role" in scope_roles
 
     handler = pre_token_handler()
     machine_scope = render("${local.machine_scope}", module(), variables())

@@ -16,9 +16,7 @@ locals {
         CLAIMS_FORMAT      = var.claims_format
         ALLOW_ADMIN_ROLE   = tostring(var.allow_admin_role)
         # Built from var.name, not from the resource server: see machine_client.tf.
-        CLIENT_CREDENTIALS_SCOPE_ROLES = jsonencode({
-          for scope in (local.machine_client ? [local.machine_scope] : []) : scope => var.machine_client_role
-        })
+        CLIENT_CREDENTIALS_SCOPE_ROLES = jsonencode({ for scope in local.machine_scopes : scope => var.machine_client_role })
       }
     }
     event_forwarder = {

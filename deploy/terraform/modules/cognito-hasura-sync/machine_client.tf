@@ -10,6 +10,7 @@
 locals {
   machine_scope_name = "sync"
   machine_scope      = "${var.name}/${local.machine_scope_name}"
+  machine_scopes     = local.machine_client ? [local.machine_scope] : []
   # A prefix is Cognito's own domain; anything with a dot is a custom domain.
   token_endpoint = (
     var.user_pool_domain == null ? null
