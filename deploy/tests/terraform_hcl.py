@@ -1,7 +1,7 @@
 """Reads the Terraform module as data, and evaluates the few HCL expressions its locals use.
 
-Terraform cannot run here. The tests parse the .tf files with python-hcl2 and, where a value
-must be checked as Terraform would compute it (an EventBridge pattern, a log filter), render
+The tests parse the .tf files with python-hcl2 and, where a value must be checked as
+Terraform would compute it (an EventBridge pattern, a log filter), render
 it with `render`: variable and local references, conditionals, `&&`, `||`, `!`,
 comparisons, literals (strings with interpolation, numbers, booleans, null, objects) and the
 functions in FUNCTIONS. Anything else raises, so a new construct in a rendered value fails the

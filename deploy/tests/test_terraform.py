@@ -1,4 +1,5 @@
-"""Terraform cannot run here: these tests parse every .tf file and check what matters by reading it.
+"""These tests parse every .tf file and check what matters by reading it, without providers or
+AWS (test_terraform_cli.py runs real Terraform against a mocked provider).
 
 They pin the least-privilege IAM, the queue wiring, the trigger permissions and the
 `HASURA_GRAPHQL_JWT_SECRET` output, and run checkov on the module (zero failed checks, every
