@@ -1,13 +1,14 @@
 """Reads the Terraform module as data, and evaluates the few HCL expressions its locals use.
 
-The tests parse the .tf files with python-hcl2 and, where a value must be checked as
-Terraform would compute it (an EventBridge pattern, a log filter), render
-it with `render`: variable and local references, conditionals, `&&`, `||`, `!`,
-comparisons, literals (strings with interpolation, numbers, booleans, null, objects) and the
-functions in FUNCTIONS. Anything else raises, so a new construct in a rendered value fails the
-test instead of being misread; resource attributes (known only after apply) stay symbols
-such as "${aws_kms_key.this.arn}". Regular expressions run with Python's `re`, which agrees with
-Terraform's RE2 on the syntax the module uses.
+The tests parse the .tf files with python-hcl2 and, where a value must be checked as Terraform
+would compute it (an EventBridge pattern, a validation, a precondition), render it with
+`render`: variable and local references, conditionals, `&&`, `||`, `!`, comparisons, literals
+(strings with interpolation, numbers, booleans, null, objects) and the functions in FUNCTIONS.
+Anything else raises, so a new construct in a rendered value fails the test instead of being
+misread; resource attributes (known only after apply) stay symbols such as
+"${aws_kms_key.this.arn}". Regular expressions run with Python's `re`, which agrees with
+Terraform's RE2 on the syntax the module uses; test_terraform_cli.py checks the pattern against
+real Terraform.
 """
 
 import json
