@@ -27,7 +27,7 @@ SDK_ENV = {
     "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "RUST_LOG",
 }
-# Without these the worker cannot start (DESIGN.md, issue 7).
+# Without these the worker cannot start (docs/DESIGN.md).
 WORKER_REQUIRED = {
     "COGNITO_USER_POOL_ID", "HASURA_GRAPHQL_ENDPOINT", "HASURA_GRAPHQL_ADMIN_SECRET",
     "SYNC_SQS_QUEUE_URL",

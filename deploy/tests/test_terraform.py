@@ -39,7 +39,8 @@ SQS_CONSUME = {
     "sqs:ChangeMessageVisibility",
     "sqs:GetQueueAttributes",
 }
-# The operations issue 7 names; the module may track more (VerifyUserAttribute, ...).
+# User- and group-changing operations the rule must forward at the least; the module may track
+# more (VerifyUserAttribute, ...).
 REQUIRED_EVENT_NAMES = {
     "AdminCreateUser", "AdminDeleteUser", "AdminDisableUser", "AdminEnableUser",
     "AdminUpdateUserAttributes", "AdminAddUserToGroup", "AdminRemoveUserFromGroup",
