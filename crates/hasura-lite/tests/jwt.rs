@@ -442,6 +442,21 @@ async fn roles_see_what_their_permissions_allow() {
         admin,
         json!({ "data": { "cognito_sync_runs": [{ "kind": "backfill" }] } })
     );
+    // In JWT mode too, the admin secret may act as another role, with header variables.
+    let switched = post(
+        &server,
+        "{ cognito_users { id } }",
+        &[
+            ("x-hasura-admin-secret", SECRET.to_owned()),
+            ("x-hasura-role", "user".to_owned()),
+            ("x-hasura-user-id", user_id(1)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        switched,
+        json!({ "data": { "cognito_users": [{ "id": user_id(1) }] } })
+    );
     let admin_token = token(
         &handler_claims(2, &user_id(1), &["admins"]),
         SIGNING_KEY,

@@ -141,12 +141,40 @@ impl Server {
     }
 
     pub async fn gql_with(&self, query: &str, variables: Json, secret: Option<&str>) -> Json {
+        let headers: Vec<(&str, &str)> = secret
+            .map(|s| ("x-hasura-admin-secret", s))
+            .into_iter()
+            .collect();
+        self.gql_headers(query, variables, &headers).await
+    }
+
+    /// Sends a request with the admin secret as `role` with the session variables
+    /// `variables` (header name, value); returns the whole response body.
+    pub async fn gql_as(
+        &self,
+        role: &str,
+        session: &[(&str, &str)],
+        query: &str,
+        variables: Json,
+    ) -> Json {
+        let mut headers = vec![("x-hasura-admin-secret", SECRET), ("x-hasura-role", role)];
+        headers.extend_from_slice(session);
+        self.gql_headers(query, variables, &headers).await
+    }
+
+    /// Sends a request with `headers`; returns the whole response body.
+    pub async fn gql_headers(
+        &self,
+        query: &str,
+        variables: Json,
+        headers: &[(&str, &str)],
+    ) -> Json {
         let mut request = self
             .http
             .post(&self.endpoint)
             .json(&json!({ "query": query, "variables": variables }));
-        if let Some(secret) = secret {
-            request = request.header("x-hasura-admin-secret", secret);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let response = request.send().await.expect("POST /v1/graphql");
         assert_eq!(
@@ -187,6 +215,93 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// The only error of a failed response, as (code, message).
+pub fn only_error(body: &Json) -> (String, String) {
+    assert!(body.get("data").is_none(), "expected an error: {body}");
+    let errors = body["errors"].as_array().expect("errors array");
+    assert_eq!(errors.len(), 1, "{body}");
+    (
+        errors[0]["extensions"]["code"].as_str().unwrap().to_owned(),
+        errors[0]["message"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// `data` of a response that must succeed.
+pub fn ok_data(body: &Json) -> Json {
+    assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+    body["data"].clone()
+}
+
+/// A Hasura CLI project in a temporary folder, to serve metadata other than the project's.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    /// An empty project: no migration, no tracked table.
+    pub fn empty() -> Project {
+        let project = Project {
+            dir: tempfile::tempdir().expect("temporary folder"),
+        };
+        project.write(
+            "metadata/databases/databases.yaml",
+            "- name: default\n  kind: postgres\n  tables: \"!include default/tables/tables.yaml\"\n",
+        );
+        project.write("metadata/databases/default/tables/tables.yaml", "[]\n");
+        std::fs::create_dir_all(project.path().join("migrations/default")).expect("mkdir");
+        project
+    }
+
+    /// A copy of the project's `deploy/hasura`, to add to.
+    pub fn copy_of_deploy() -> Project {
+        let project = Project {
+            dir: tempfile::tempdir().expect("temporary folder"),
+        };
+        copy_dir(&project_dir(), project.path());
+        project
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Writes `text` to `relative` inside the project, creating folders.
+    pub fn write(&self, relative: &str, text: &str) {
+        let path = self.path().join(relative);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, text).expect("write project file");
+    }
+
+    /// Adds the migration `<version>_<name>` running `sql`.
+    pub fn add_migration(&self, version_name: &str, sql: &str) {
+        self.write(&format!("migrations/default/{version_name}/up.sql"), sql);
+    }
+
+    /// Tracks a table: writes its metadata file and includes it in `tables.yaml`.
+    pub fn add_table(&self, file: &str, yaml: &str) {
+        let tables = "metadata/databases/default/tables";
+        self.write(&format!("{tables}/{file}"), yaml);
+        let list_path = self.path().join(tables).join("tables.yaml");
+        let list = std::fs::read_to_string(&list_path).expect("read tables.yaml");
+        let list = list.trim_end().trim_end_matches("[]").to_owned();
+        std::fs::write(&list_path, format!("{list}\n- \"!include {file}\"\n"))
+            .expect("write tables.yaml");
+    }
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
     }
 }
 
