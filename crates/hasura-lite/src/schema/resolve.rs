@@ -355,11 +355,6 @@ fn guard(ctx: &ResolverContext<'_>, access: Option<&TableAccess>) -> Result<Guar
             .and_then(|r| r.check.as_ref())
             .map(value)
             .transpose()?,
-        visible: access
-            .select
-            .as_ref()
-            .map(|r| value(&r.filter))
-            .transpose()?,
     })
 }
 

@@ -1,7 +1,7 @@
 //! `INSERT` (with `ON CONFLICT`), `UPDATE` and `DELETE`. Each statement returns one row:
 //! the `bigint` number of rows PostgreSQL changed (rows a trigger skipped are not
-//! returned, so not counted), a `json` array of those rows the caller may see, and
-//! whether every changed row passed the permission check (see [`Guard`]).
+//! returned, so not counted), a `json` array of those rows, and whether every changed
+//! row passed the permission check (see [`Guard`]).
 
 use serde_json::{Map, Value as Json};
 
@@ -23,20 +23,19 @@ pub struct OnConflict {
     pub preset: Map<String, Json>,
 }
 
-/// What a role's permissions add to a write: conditions evaluated on each written row as
-/// PostgreSQL returns it. `None` is `true` (admin).
+/// What a role's permissions add to a write: checks evaluated on each written row as
+/// PostgreSQL returns it. `None` is `true` (admin). As in Hasura, `returning` is not
+/// narrowed by the role's select filter, only by its select columns (in the types).
 #[derive(Debug, Clone, Default)]
 pub struct Guard {
     /// Inserted rows must satisfy it (the insert permission's `check`).
     pub insert_check: Option<Json>,
     /// Updated rows must satisfy it afterwards (the update permission's `check`).
     pub update_check: Option<Json>,
-    /// Only changed rows satisfying it are returned (the select permission's `filter`).
-    pub visible: Option<Json>,
 }
 
 impl Guard {
-    /// The `RETURNING` list: the row, whether it passed `check`, whether it is visible.
+    /// The `RETURNING` list: the row and whether it passed `check`.
     fn returning(
         &self,
         table: &Table,
@@ -45,10 +44,7 @@ impl Guard {
         path: &str,
     ) -> Result<String, HasuraError> {
         let ok = condition(table, check, params, path)?;
-        let visible = condition(table, self.visible.as_ref(), params, path)?;
-        Ok(format!(
-            " RETURNING {ALIAS} AS \"_row\", ({ok}) AS \"_ok\", ({visible}) AS \"_visible\""
-        ))
+        Ok(format!(" RETURNING {ALIAS} AS \"_row\", ({ok}) AS \"_ok\""))
     }
 
     /// The check of an insert: with an upsert, rows PostgreSQL updated instead (their
@@ -66,9 +62,8 @@ impl Guard {
         let inserted = condition(table, self.insert_check.as_ref(), params, path)?;
         let updated = condition(table, self.update_check.as_ref(), params, path)?;
         let check = format!("CASE WHEN {ALIAS}.xmax = 0 THEN {inserted} ELSE {updated} END");
-        let visible = condition(table, self.visible.as_ref(), params, path)?;
         Ok(format!(
-            " RETURNING {ALIAS} AS \"_row\", ({check}) AS \"_ok\", ({visible}) AS \"_visible\""
+            " RETURNING {ALIAS} AS \"_row\", ({check}) AS \"_ok\""
         ))
     }
 }
@@ -329,10 +324,10 @@ pub fn delete(
 }
 
 /// Wraps a data-modifying statement (returning what [`Guard`] builds) so it returns
-/// (count, visible rows as json, whether all rows passed the check).
+/// (count, rows as json, whether all rows passed the check).
 fn wrap(statement: &str, with_rows: bool) -> String {
     let rows = if with_rows {
-        "coalesce(json_agg(\"_row\") FILTER (WHERE \"_visible\"), '[]'::json)"
+        "coalesce(json_agg(\"_row\"), '[]'::json)"
     } else {
         "'[]'::json"
     };
