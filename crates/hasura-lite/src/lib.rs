@@ -1,24 +1,59 @@
 //! A Hasura v2-compatible GraphQL engine over PostgreSQL, for the tests and demos of
 //! cognito-hasura-sync. It serves the same root fields, types, arguments, error shape,
-//! admin-secret header and JWT mode (`jwk_url` keys, roles from metadata select
-//! permissions) as Hasura v2 for the tables tracked in a Hasura CLI project.
-//! The binary only parses the command line and calls [`serve`] or [`print_schema`].
+//! admin-secret header and JWT mode (`jwk_url` keys) as Hasura v2 for the tables tracked
+//! in a Hasura CLI project. The binary only parses the command line and calls [`serve`]
+//! or [`print_schema`] (`print-schema --role R` prints what role `R` is served).
+//!
+//! # What it serves
+//!
+//! - **Tables** of the one `default` source: select (list, `_by_pk`, `_aggregate`),
+//!   insert (with `on_conflict`), update (`_set`, `_inc`, the jsonb operators, `_by_pk`,
+//!   `_many`) and delete (`_by_pk`), with every mutation field of a request in one
+//!   transaction.
+//! - **Roles**, as Hasura v2 builds them from `select_permissions` (`columns`, `filter`,
+//!   `limit`, `allow_aggregations`), `insert_permissions` (`columns`, `check`, `set`),
+//!   `update_permissions` (`columns`, `filter`, `check`, `set`) and `delete_permissions`
+//!   (`filter`). A role's schema has a root field only with the permission it needs
+//!   (`insert_<t>_one` and the `_by_pk` fields also need select permission, on every key
+//!   column for `_by_pk`), and each type only the columns its permission allows, preset
+//!   columns taken out. `on_conflict` is offered with insert permission; its update
+//!   columns are the role's updatable ones, or Hasura's `_PLACEHOLDER` when there are
+//!   none (`DO NOTHING` only). Filters narrow every read, update and delete (and the
+//!   update of an upsert); a written row failing `check` (the update check for rows an
+//!   upsert updated) fails the request with `permission-error`. Session variables
+//!   (`X-Hasura-*`, any case) fill filters, checks and presets. `returning` is not
+//!   narrowed by the select filter, as in Hasura.
+//! - **Choosing the role**: the admin secret alone (or no secret configured) is `admin`;
+//!   with `x-hasura-role: R` it acts as `R`, with the request's `x-hasura-*` headers as
+//!   session variables. A bearer token runs as its default role or the one
+//!   `x-hasura-role` picks among its allowed roles, with the token's claims as session
+//!   variables. A role metadata does not know gets an empty schema.
+//!
+//! Metadata it cannot serve is refused at start with an error naming the table and what
+//! it has, never ignored: object and array relationships (join in a view instead),
+//! remote relationships, computed fields, event triggers, custom names, `backend_only`
+//! permissions (Hasura hides them from requests that do not ask for backend-only
+//! permissions), `query_root_fields` and other permission options, functions, a second
+//! source, remote schemas, actions, cron triggers, inherited roles, allow lists, REST
+//! endpoints, API limits and introspection settings. Permissions naming a column the
+//! table lacks, or filters that do not compile, are refused too.
 //!
 //! # Layout
 //!
 //! - [`config`]: [`Config`] and the command line (Hasura's environment variables).
 //! - [`migrate`]: applies `migrations/default/<version>_<name>/up.sql` in order, recording
 //!   versions in `hdb_catalog.schema_migrations`.
-//! - [`metadata`]: reads the tracked tables and their select permissions from the metadata
-//!   folder (`!include` aware).
+//! - [`metadata`]: reads the tracked tables and their permissions from the metadata
+//!   folder (`!include` aware) and refuses what cannot be served.
 //! - [`catalog`]: columns, types, keys, constraints and comments from PostgreSQL.
 //! - [`schema`]: the dynamic async-graphql schema (types named as Hasura names them) and
 //!   its resolvers; a per-request [`schema::Session`] holds the connection and the
-//!   transaction shared by all mutation fields. Each role with select permissions gets
-//!   its own read-only schema.
+//!   transaction shared by all mutation fields. The admin schema, and one schema per
+//!   role from its [`schema::TableAccess`] on each table.
 //! - [`sql`]: SQL for selects, counts, inserts/upserts, updates and deletes, values always
-//!   bound as parameters.
-//! - [`server`]: axum routes (`POST /v1/graphql`, `GET /healthz`), auth, Hasura errors.
+//!   bound as parameters; permission checks are evaluated on the rows PostgreSQL returns.
+//! - [`server`]: axum routes (`POST /v1/graphql`, `GET /healthz`), auth and role
+//!   selection, Hasura errors.
 //! - [`jwt`]: `HASURA_GRAPHQL_JWT_SECRET`, the cached JWKS, token verification and claims.
 //! - [`error`]: Hasura's error codes and the PostgreSQL error mapping.
 
