@@ -185,22 +185,24 @@ pub fn query_fields(table: &Arc<Table>, access: Option<Arc<TableAccess>>) -> Vec
     let quoted = super::quoted_table(table);
     let mut fields = Vec::new();
 
-    let t = table.clone();
-    let a = access.clone();
-    let list = Field::new(&name, TypeRef::named_nn_list_nn(&name), move |ctx| {
-        let table = t.clone();
-        let access = a.clone();
-        FieldFuture::new(async move {
-            let path = field_path(&ctx);
-            let mut args = select_args(&ctx)?;
-            restrict(&ctx, access.as_deref(), &mut args)?;
-            let (sql, params) = sql::select(&table, &args, &path)?;
-            let row = session(&ctx)?
-                .query_one(&sql, &params, DB_ERROR_PATH)
-                .await?;
-            Ok(Some(row_list(rows_of(row.get(0)))))
-        })
-    })
+    let list = root_field(
+        name.clone(),
+        TypeRef::named_nn_list_nn(&name),
+        table,
+        &access,
+        |ctx, table, access| {
+            FieldFuture::new(async move {
+                let path = field_path(&ctx);
+                let mut args = select_args(&ctx)?;
+                restrict(&ctx, access.as_deref(), &mut args)?;
+                let (sql, params) = sql::select(&table, &args, &path)?;
+                let row = session(&ctx)?
+                    .query_one(&sql, &params, DB_ERROR_PATH)
+                    .await?;
+                Ok(Some(row_list(rows_of(row.get(0)))))
+            })
+        },
+    )
     .description(format!("fetch data from the table: {quoted}"));
     fields.push((name.clone(), select_arguments(list, &name)));
 
@@ -210,14 +212,12 @@ pub fn query_fields(table: &Arc<Table>, access: Option<Arc<TableAccess>>) -> Vec
             .is_some_and(|rule| rule.allow_aggregations)
     });
     if aggregates {
-        let t = table.clone();
-        let a = access.clone();
-        let aggregate = Field::new(
+        let aggregate = root_field(
             format!("{name}_aggregate"),
             TypeRef::named_nn(format!("{name}_aggregate")),
-            move |ctx| {
-                let table = t.clone();
-                let access = a.clone();
+            table,
+            &access,
+            |ctx, table, access| {
                 FieldFuture::new(async move {
                     let mut args = select_args(&ctx)?;
                     restrict(&ctx, access.as_deref(), &mut args)?;
@@ -238,28 +238,30 @@ pub fn query_fields(table: &Arc<Table>, access: Option<Arc<TableAccess>>) -> Vec
     }
 
     if !table.primary_key.is_empty() && access.as_deref().is_none_or(|a| a.pk_visible(table)) {
-        let t = table.clone();
-        let a = access.clone();
-        let by_pk = Field::new(format!("{name}_by_pk"), TypeRef::named(&name), move |ctx| {
-            let table = t.clone();
-            let access = a.clone();
-            FieldFuture::new(async move {
-                let path = field_path(&ctx);
-                let mut args = SelectArgs {
-                    filter: Some(pk_filter(&table, &pk_args(&ctx, &table)?)),
-                    ..Default::default()
-                };
-                restrict(&ctx, access.as_deref(), &mut args)?;
-                let (sql, params) = sql::select(&table, &args, &path)?;
-                let row = session(&ctx)?
-                    .query_one(&sql, &params, DB_ERROR_PATH)
-                    .await?;
-                Ok(rows_of(row.get(0))
-                    .into_iter()
-                    .next()
-                    .map(FieldValue::owned_any))
-            })
-        })
+        let by_pk = root_field(
+            format!("{name}_by_pk"),
+            TypeRef::named(&name),
+            table,
+            &access,
+            |ctx, table, access| {
+                FieldFuture::new(async move {
+                    let path = field_path(&ctx);
+                    let mut args = SelectArgs {
+                        filter: Some(pk_filter(&table, &pk_args(&ctx, &table)?)),
+                        ..Default::default()
+                    };
+                    restrict(&ctx, access.as_deref(), &mut args)?;
+                    let (sql, params) = sql::select(&table, &args, &path)?;
+                    let row = session(&ctx)?
+                        .query_one(&sql, &params, DB_ERROR_PATH)
+                        .await?;
+                    Ok(rows_of(row.get(0))
+                        .into_iter()
+                        .next()
+                        .map(FieldValue::owned_any))
+                })
+            },
+        )
         .description(format!(
             "fetch data from the table: {quoted} using primary key columns"
         ));
@@ -447,6 +449,27 @@ async fn delete(
     Ok(session(ctx)?.mutate(vec![statement], DB_ERROR_PATH).await?)
 }
 
+/// A root field over `table` whose resolver gets its own handle on the table and on the
+/// role's access.
+fn root_field<F>(
+    name: String,
+    ty: TypeRef,
+    table: &Arc<Table>,
+    access: &Option<Arc<TableAccess>>,
+    resolve: F,
+) -> Field
+where
+    F: for<'a> Fn(ResolverContext<'a>, Arc<Table>, Option<Arc<TableAccess>>) -> FieldFuture<'a>
+        + Send
+        + Sync
+        + 'static,
+{
+    let (table, access) = (table.clone(), access.clone());
+    Field::new(name, ty, move |ctx| {
+        resolve(ctx, table.clone(), access.clone())
+    })
+}
+
 fn first_row(result: MutationResult) -> Option<FieldValue<'static>> {
     result
         .returning
@@ -483,12 +506,12 @@ pub fn mutation_fields(
                 )
             }
         };
-        let (t, a) = (table.clone(), access.clone());
-        let insert_many = Field::new(
+        let insert_many = root_field(
             format!("insert_{name}"),
             TypeRef::named(&response),
-            move |ctx| {
-                let (table, access) = (t.clone(), a.clone());
+            table,
+            &access,
+            |ctx, table, access| {
                 FieldFuture::new(async move {
                     let with_rows = wants_returning(&ctx);
                     let result =
@@ -508,12 +531,12 @@ pub fn mutation_fields(
         fields.push((format!("insert_{name}"), with_conflict(insert_many)));
 
         if can_select {
-            let (t, a) = (table.clone(), access.clone());
-            let insert_one = Field::new(
+            let insert_one = root_field(
                 format!("insert_{name}_one"),
                 TypeRef::named(&name),
-                move |ctx| {
-                    let (table, access) = (t.clone(), a.clone());
+                table,
+                &access,
+                |ctx, table, access| {
                     FieldFuture::new(async move {
                         let result =
                             insert(&ctx, &table, access.as_deref(), "object", true).await?;
@@ -535,12 +558,12 @@ pub fn mutation_fields(
             Some(view) => view,
             None => Table::clone(table),
         };
-        let (t, a) = (table.clone(), access.clone());
-        let mut update_many_rows = Field::new(
+        let mut update_many_rows = root_field(
             format!("update_{name}"),
             TypeRef::named(&response),
-            move |ctx| {
-                let (table, access) = (t.clone(), a.clone());
+            table,
+            &access,
+            |ctx, table, access| {
                 FieldFuture::new(async move {
                     let path = field_path(&ctx);
                     let ops = update_ops(&all_args(&ctx)?);
@@ -570,12 +593,12 @@ pub fn mutation_fields(
         }
         fields.push((format!("update_{name}"), update_many_rows));
 
-        let (t, a) = (table.clone(), access.clone());
-        let update_many = Field::new(
+        let update_many = root_field(
             format!("update_{name}_many"),
             TypeRef::named_list(&response),
-            move |ctx| {
-                let (table, access) = (t.clone(), a.clone());
+            table,
+            &access,
+            |ctx, table, access| {
                 FieldFuture::new(async move {
                     let path = field_path(&ctx);
                     let updates = match arg(&ctx, "updates")? {
@@ -619,12 +642,12 @@ pub fn mutation_fields(
         fields.push((format!("update_{name}_many"), update_many));
 
         if by_pk {
-            let (t, a) = (table.clone(), access.clone());
-            let mut update_by_pk = Field::new(
+            let mut update_by_pk = root_field(
                 format!("update_{name}_by_pk"),
                 TypeRef::named(&name),
-                move |ctx| {
-                    let (table, access) = (t.clone(), a.clone());
+                table,
+                &access,
+                |ctx, table, access| {
                     FieldFuture::new(async move {
                         let path = field_path(&ctx);
                         let keys = sql::object_or_empty(arg(&ctx, "pk_columns")?.as_ref());
@@ -650,12 +673,12 @@ pub fn mutation_fields(
     }
 
     if allowed(|a| a.delete.is_some()) {
-        let (t, a) = (table.clone(), access.clone());
-        let delete_rows = Field::new(
+        let delete_rows = root_field(
             format!("delete_{name}"),
             TypeRef::named(&response),
-            move |ctx| {
-                let (table, access) = (t.clone(), a.clone());
+            table,
+            &access,
+            |ctx, table, access| {
                 FieldFuture::new(async move {
                     let filter = arg(&ctx, "where")?;
                     let with_rows = wants_returning(&ctx);
@@ -672,12 +695,12 @@ pub fn mutation_fields(
         fields.push((format!("delete_{name}"), delete_rows));
 
         if by_pk {
-            let (t, a) = (table.clone(), access.clone());
-            let delete_by_pk = Field::new(
+            let delete_by_pk = root_field(
                 format!("delete_{name}_by_pk"),
                 TypeRef::named(&name),
-                move |ctx| {
-                    let (table, access) = (t.clone(), a.clone());
+                table,
+                &access,
+                |ctx, table, access| {
                     FieldFuture::new(async move {
                         let filter = Some(pk_filter(&table, &pk_args(&ctx, &table)?));
                         let result = delete(&ctx, &table, access.as_deref(), filter, true).await?;
