@@ -362,7 +362,13 @@ fn permissions<R: DeserializeOwned>(
     entries: Vec<Value>,
 ) -> anyhow::Result<Vec<Permission<R>>> {
     let mut parsed: Vec<Permission<R>> = Vec::with_capacity(entries.len());
-    for entry in entries {
+    for mut entry in entries {
+        // Exports may carry `computed_fields: []`: no computed field, which is served.
+        if let Some(permission) = entry.get_mut("permission").and_then(Value::as_mapping_mut)
+            && permission.get("computed_fields").is_some_and(is_empty)
+        {
+            permission.remove("computed_fields");
+        }
         let role = entry
             .get("role")
             .and_then(Value::as_str)

@@ -78,7 +78,8 @@ async fn relationships_and_other_table_features_are_refused_by_name() {
     }
     // Settings left empty, as the Hasura CLI writes them, are fine.
     let project = things_project(&format!(
-        "{THINGS}object_relationships: []\nconfiguration:\n  custom_root_fields: {{}}\n  column_config: {{}}\nis_enum: false\n"
+        "{THINGS}object_relationships: []\nconfiguration:\n  custom_root_fields: {{}}\n  column_config: {{}}\nis_enum: false\n\
+         select_permissions:\n  - role: app\n    permission:\n      columns: [id]\n      filter: {{}}\n      computed_fields: []\n"
     ));
     let db = TestDb::create().await;
     let config = db.config_for(project.path().to_path_buf(), None);

@@ -148,8 +148,8 @@ impl Server {
         self.gql_headers(query, variables, &headers).await
     }
 
-    /// Sends a request with the admin secret as `role` with the session variables
-    /// `variables` (header name, value); returns the whole response body.
+    /// Sends a request with the admin secret as `role`, with the session variables in
+    /// `session` (header name, value); returns the whole response body.
     pub async fn gql_as(
         &self,
         role: &str,
