@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{SECRET, Server, TestDb, user, user_id};
+use common::{SECRET, Server, TestDb, only_error, user, user_id};
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value as Json, json};
 
@@ -183,16 +183,6 @@ fn bearer(token: &str) -> (&'static str, String) {
     ("authorization", format!("Bearer {token}"))
 }
 
-fn error(body: &Json) -> (String, String) {
-    assert!(body.get("data").is_none(), "expected an error: {body}");
-    let errors = body["errors"].as_array().expect("errors");
-    assert_eq!(errors.len(), 1, "{body}");
-    (
-        errors[0]["extensions"]["code"].as_str().unwrap().to_owned(),
-        errors[0]["message"].as_str().unwrap().to_owned(),
-    )
-}
-
 async fn seed(server: &Server) {
     let mut deleted = user(3, "h3", "2024-01-01T00:00:00Z");
     deleted["deleted_at"] = json!("2024-02-01T00:00:00Z");
@@ -272,7 +262,7 @@ async fn roles_see_what_their_permissions_allow() {
     )
     .await;
     assert_eq!(
-        error(&hidden),
+        only_error(&hidden),
         (
             "validation-failed".to_owned(),
             "field 'attributes' not found in type: 'cognito_users'".to_owned()
@@ -295,7 +285,7 @@ async fn roles_see_what_their_permissions_allow() {
     ] {
         let body = post(&server, query, &[bearer(&user_token)]).await;
         assert_eq!(
-            error(&body),
+            only_error(&body),
             ("validation-failed".to_owned(), message.to_owned()),
             "{query}"
         );
@@ -307,7 +297,7 @@ async fn roles_see_what_their_permissions_allow() {
     )
     .await;
     assert_eq!(
-        error(&mutation),
+        only_error(&mutation),
         (
             "validation-failed".to_owned(),
             "no mutations exist".to_owned()
@@ -424,7 +414,7 @@ async fn roles_see_what_their_permissions_allow() {
     )
     .await;
     assert_eq!(
-        error(&denied),
+        only_error(&denied),
         (
             "access-denied".to_owned(),
             "Your requested role is not in allowed roles".to_owned()
@@ -478,7 +468,7 @@ async fn roles_see_what_their_permissions_allow() {
         ],
     )
     .await;
-    assert_eq!(error(&wrong_secret).0, "access-denied");
+    assert_eq!(only_error(&wrong_secret).0, "access-denied");
 
     // The key set was fetched once and then served from the cache (max-age=3600).
     assert_eq!(fetches.load(Ordering::SeqCst), 1);
@@ -537,7 +527,7 @@ async fn bad_tokens_get_hasuras_errors() {
     for (name, token, code, message) in cases {
         let body = post(&server, query, &[bearer(&token)]).await;
         assert_eq!(
-            error(&body),
+            only_error(&body),
             (code.to_owned(), message.to_owned()),
             "{name}"
         );
@@ -555,7 +545,7 @@ async fn bad_tokens_get_hasuras_errors() {
     .unwrap();
     let body = post(&server, query, &[bearer(&unknown_kid)]).await;
     assert_eq!(
-        error(&body),
+        only_error(&body),
         (
             "invalid-jwt".to_owned(),
             "Could not verify JWT: JWSError JWSInvalidSignature".to_owned()
@@ -563,7 +553,7 @@ async fn bad_tokens_get_hasuras_errors() {
     );
     let missing = post(&server, query, &[]).await;
     assert_eq!(
-        error(&missing),
+        only_error(&missing),
         (
             "access-denied".to_owned(),
             "Missing 'Authorization' or 'Cookie' header in JWT authentication mode".to_owned()
@@ -571,7 +561,7 @@ async fn bad_tokens_get_hasuras_errors() {
     );
     let malformed = post(&server, query, &[("authorization", "Basic abc".to_owned())]).await;
     assert_eq!(
-        error(&malformed),
+        only_error(&malformed),
         (
             "invalid-jwt".to_owned(),
             "Malformed Authorization header".to_owned()
@@ -624,7 +614,7 @@ async fn json_claims_under_a_namespace_path() {
         &[bearer(&wrong_format)],
     )
     .await;
-    assert_eq!(error(&body).0, "invalid-jwt");
+    assert_eq!(only_error(&body).0, "invalid-jwt");
     server.stop().await;
 }
 
@@ -642,4 +632,60 @@ async fn jwt_mode_needs_an_admin_secret() {
         err.to_string().contains("HASURA_GRAPHQL_ADMIN_SECRET"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_token_with_the_sync_role_writes_only_as_that_role() {
+    let (jwk_url, _) = jwks_server().await;
+    let server = start(&jwk_url).await;
+    // Claims as the pre-token Lambda gives the worker's machine client.
+    let mut claims = serde_json::Map::new();
+    claims.insert(
+        NAMESPACE.to_owned(),
+        json!(
+            json!({
+                "x-hasura-allowed-roles": ["cognito_sync"],
+                "x-hasura-default-role": "cognito_sync",
+            })
+            .to_string()
+        ),
+    );
+    let sync_token = token(&claims, SIGNING_KEY, |_| {});
+    let as_sync = [
+        bearer(&sync_token),
+        ("x-hasura-role", "cognito_sync".to_owned()),
+    ];
+    let upsert = post(
+        &server,
+        r#"mutation { insert_cognito_groups(objects: [{user_pool_id: "p", name: "g", observed_at: "2024-01-01T00:00:00Z", content_hash: "h"}],
+             on_conflict: {constraint: cognito_groups_pkey, update_columns: [content_hash, observed_at]}) { affected_rows } }"#,
+        &as_sync,
+    )
+    .await;
+    assert_eq!(
+        upsert,
+        json!({ "data": { "insert_cognito_groups": { "affected_rows": 1 } } })
+    );
+    // The sync role has no column outside the mirror's writes: synced_at is the database's.
+    let stamped = post(
+        &server,
+        r#"mutation { update_cognito_groups(where: {}, _set: {synced_at: "2024-01-01T00:00:00Z"}) { affected_rows } }"#,
+        &as_sync,
+    )
+    .await;
+    assert_eq!(
+        only_error(&stamped),
+        (
+            "validation-failed".to_owned(),
+            "field 'synced_at' not found in type: 'cognito_groups_set_input'".to_owned()
+        )
+    );
+    let escalate = post(
+        &server,
+        "{ cognito_users { id } }",
+        &[bearer(&sync_token), ("x-hasura-role", "admin".to_owned())],
+    )
+    .await;
+    assert_eq!(only_error(&escalate).0, "access-denied");
+    server.stop().await;
 }
