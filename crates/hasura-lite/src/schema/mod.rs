@@ -19,7 +19,7 @@ use async_graphql::dynamic::{
 use serde_json::Value as Json;
 
 use crate::catalog::Table;
-use crate::metadata::{DeleteRule, InsertRule, SelectRule, UpdateRule};
+use crate::metadata::{Columns, DeleteRule, InsertRule, SelectRule, UpdateRule};
 
 /// GraphQL name of the query root, as Hasura names it.
 pub const QUERY_ROOT: &str = "query_root";
@@ -76,22 +76,16 @@ impl TableAccess {
                 .is_some_and(|rule| table.primary_key.iter().all(|k| rule.columns.allows(k)))
     }
 
-    /// The columns the role may give values for on insert: permitted and not preset.
+    /// The columns the role may give values for on insert.
     pub fn insertable(&self, table: &Table) -> Option<Table> {
-        self.insert.as_ref().map(|rule| {
-            view(table, |c| {
-                rule.columns.allows(c) && !rule.set.contains_key(c)
-            })
-        })
+        let rule = self.insert.as_ref()?;
+        Some(writable(table, &rule.columns, &rule.set))
     }
 
-    /// The columns the role may change on update: permitted and not preset.
+    /// The columns the role may change on update.
     pub fn updatable(&self, table: &Table) -> Option<Table> {
-        self.update.as_ref().map(|rule| {
-            view(table, |c| {
-                rule.columns.allows(c) && !rule.set.contains_key(c)
-            })
-        })
+        let rule = self.update.as_ref()?;
+        Some(writable(table, &rule.columns, &rule.set))
     }
 
     /// Checks the permissions against the catalog: every named column exists, every
@@ -134,6 +128,12 @@ impl TableAccess {
         }
         Ok(())
     }
+}
+
+/// The columns a write permission lets the role give: permitted and not preset, as Hasura
+/// takes preset columns out of the input types.
+fn writable(table: &Table, columns: &Columns, preset: &serde_json::Map<String, Json>) -> Table {
+    view(table, |c| columns.allows(c) && !preset.contains_key(c))
 }
 
 /// `table` with only the columns `keep` accepts; keys and constraints stay whole.
