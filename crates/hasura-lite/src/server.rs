@@ -144,14 +144,15 @@ fn from_headers(headers: &HeaderMap, requested_role: Option<&str>) -> Principal 
     principal(role.to_owned(), variables)
 }
 
-fn principal(role: String, variables: BTreeMap<String, String>) -> Principal {
+/// The request's role; as in Hasura, `x-hasura-role` is itself a session variable.
+fn principal(role: String, mut variables: BTreeMap<String, String>) -> Principal {
     if role == ADMIN_ROLE {
-        Principal::Admin
-    } else {
-        Principal::Role {
-            name: role,
-            variables,
-        }
+        return Principal::Admin;
+    }
+    variables.insert("x-hasura-role".to_owned(), role.clone());
+    Principal::Role {
+        name: role,
+        variables,
     }
 }
 

@@ -17,7 +17,8 @@ const NOTES_SQL: &str = "CREATE TABLE public.notes (
 );";
 
 /// `author` reads, writes and deletes its own notes (owner preset from its session),
-/// never publishes; `dropbox` may only insert, and see nothing; `reader` may only read.
+/// never publishes; `dropbox` may only insert (owner preset to its role), and see nothing;
+/// `reader` may only read.
 const NOTES_YAML: &str = r#"
 table:
   name: notes
@@ -47,7 +48,7 @@ insert_permissions:
     permission:
       columns: [id, body]
       set:
-        owner: dropbox
+        owner: X-Hasura-Role
       check: {}
 update_permissions:
   - role: author
@@ -339,6 +340,11 @@ async fn upserts_use_the_update_permission_for_rows_that_exist() {
         )
         .await;
     assert_eq!(ok_data(&body)["insert_notes"]["affected_rows"], 1);
+    assert_eq!(
+        all_notes(&server).await[3],
+        json!({ "id": 9, "owner": "dropbox", "body": "y", "status": "draft", "source": null }),
+        "the role is a session variable too"
+    );
     let body = server
         .gql_as(
             "dropbox",
