@@ -1,13 +1,29 @@
-//! Command line: subcommands and flags (clap derive).
+//! Command line: subcommands and flags (clap derive). The only module that knows clap.
 //!
 //! Every connection setting can also come from the environment (the variable is named on
 //! the flag) or from a `--config` TOML file; [`crate::config`] resolves them, flags first.
 //! Tuning flags are optional here so that a config file can set them too; their defaults
-//! live in [`crate::config`] and are spelled out in each flag's help.
+//! live in [`crate::config`] and are spelled out in each flag's help. Each `*Args` turns
+//! into the plain request its [`crate::commands`] module takes; nothing below this module
+//! sees a clap type.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
+use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::commands::backfill::BackfillRequest;
+use crate::commands::daemon::DaemonRequest;
+use crate::commands::jwt_secret::{ClaimsFormat, JwtSecretRequest};
+use crate::commands::reconcile::ReconcileRequest;
+use crate::config::{DEFAULT_COGNITO_RPS, Overrides, ScanOverrides, Secret};
+use crate::daemon::DaemonOptions;
+use crate::daemon::scheduler::{DEFAULT_SCHEDULE, SchedulerOptions, parse_schedule};
+use crate::state::lease::process_holder;
+use crate::sync::progress::ProgressMode;
+use crate::sync::reconcile::{DEFAULT_MAX_DELETE_FRACTION, OnDelete, ReconcileOptions};
 
 /// Keeps a Hasura (GraphQL over PostgreSQL) mirror of an AWS Cognito user pool.
 ///
@@ -104,9 +120,24 @@ pub enum Command {
     /// Print the HASURA_GRAPHQL_JWT_SECRET JSON for the pool (no network, no credentials).
     JwtSecret(JwtSecretArgs),
     /// Apply change events from SQS within seconds and run the scheduled reconcile; serves /healthz, /readyz and /metrics.
-    Daemon(crate::daemon::DaemonArgs),
+    Daemon(DaemonArgs),
     /// Diff Cognito against the mirror and write only the difference; tombstones users gone from Cognito.
-    Reconcile(crate::sync::reconcile::ReconcileArgs),
+    Reconcile(ReconcileArgs),
+}
+
+impl ConnectionArgs {
+    /// What these flags set, for [`crate::config::Settings::load`].
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            config: self.config.clone(),
+            user_pool_id: self.user_pool_id.clone(),
+            region: self.region.clone(),
+            hasura_endpoint: self.hasura_endpoint.clone(),
+            hasura_admin_secret: self.hasura_admin_secret.clone().map(Secret::new),
+            hasura_jwt: self.hasura_jwt.clone().map(Secret::new),
+            hasura_retries: self.hasura_retries,
+        }
+    }
 }
 
 /// How a whole-pool scan is tuned; `backfill` and `reconcile` share these flags.
@@ -151,13 +182,46 @@ pub struct BackfillArgs {
     pub progress: ProgressMode,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
-pub enum ProgressMode {
-    /// A bar when stderr is a terminal.
-    #[default]
-    Auto,
-    Always,
-    Never,
+impl ScanArgs {
+    fn overrides(&self, concurrency: Option<usize>) -> ScanOverrides {
+        ScanOverrides {
+            shards: self.shards,
+            cognito_rps: self.cognito_rps,
+            batch_size: self.batch_size,
+            concurrency,
+        }
+    }
+}
+
+impl BackfillArgs {
+    pub fn request(&self) -> BackfillRequest {
+        BackfillRequest {
+            scan: self.scan.overrides(self.concurrency),
+            dry_run: self.dry_run,
+            restart: self.restart,
+            progress: self.progress,
+        }
+    }
+}
+
+impl ValueEnum for ProgressMode {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            ProgressMode::Auto,
+            ProgressMode::Always,
+            ProgressMode::Never,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            ProgressMode::Auto => {
+                PossibleValue::new("auto").help("A bar when stderr is a terminal")
+            }
+            ProgressMode::Always => PossibleValue::new("always"),
+            ProgressMode::Never => PossibleValue::new("never"),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -186,19 +250,220 @@ pub struct JwtSecretArgs {
     pub claims_format: ClaimsFormat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ClaimsFormat {
-    StringifiedJson,
-    Json,
+impl JwtSecretArgs {
+    pub fn request(&self) -> JwtSecretRequest {
+        JwtSecretRequest {
+            claims_namespace: self.claims_namespace.clone(),
+            audience: self.audience.clone(),
+            claims_format: self.claims_format,
+        }
+    }
 }
 
-impl ClaimsFormat {
-    /// The value Hasura expects in `claims_format`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClaimsFormat::StringifiedJson => "stringified_json",
+impl ValueEnum for ClaimsFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[ClaimsFormat::StringifiedJson, ClaimsFormat::Json]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(match self {
+            ClaimsFormat::StringifiedJson => "stringified-json",
             ClaimsFormat::Json => "json",
+        }))
+    }
+}
+
+impl ValueEnum for OnDelete {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[OnDelete::Tombstone, OnDelete::Delete, OnDelete::Scrub]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(match self {
+            OnDelete::Tombstone => "tombstone",
+            OnDelete::Delete => "delete",
+            OnDelete::Scrub => "scrub",
+        }))
+    }
+}
+
+/// `reconcile`: repair drift between Cognito and the mirror.
+#[derive(Debug, Clone, Args)]
+pub struct ReconcileArgs {
+    /// What to do with users (and groups) of the pool that Cognito no longer has.
+    /// `tombstone` sets `deleted_at` and keeps the row; `delete` removes the row (and rows
+    /// tombstoned by earlier runs); `scrub` tombstones and blanks the personal data
+    /// (username, email, phone number, names, attributes) of these and earlier tombstones,
+    /// keeping `id`, groups and dates. Only rows read before the scan started are touched.
+    #[arg(long, value_enum, default_value_t = OnDelete::Tombstone)]
+    pub on_delete: OnDelete,
+
+    /// Safety brake: write nothing (and exit non-zero) when more than this share of the
+    /// mirror's live users would be tombstoned, or when Cognito returns no users at all.
+    #[arg(long, default_value_t = DEFAULT_MAX_DELETE_FRACTION, value_name = "FRACTION")]
+    pub max_delete_fraction: f64,
+
+    /// Release the safety brake: tombstone however many users Cognito no longer has.
+    #[arg(long)]
+    pub allow_mass_delete: bool,
+
+    /// Read everything and print the plan, without writing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// With --dry-run, list the users that would be inserted, updated, revived and tombstoned.
+    #[arg(long)]
+    pub verbose: bool,
+
+    /// Print the report (and with --dry-run the full plan) as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub scan: ScanArgs,
+}
+
+impl ReconcileArgs {
+    pub fn request(&self) -> ReconcileRequest {
+        ReconcileRequest {
+            scan: self.scan.overrides(None),
+            on_delete: self.on_delete,
+            max_delete_fraction: self.max_delete_fraction,
+            allow_mass_delete: self.allow_mass_delete,
+            dry_run: self.dry_run,
         }
+    }
+}
+
+/// `daemon`: apply change events from SQS within seconds.
+#[derive(Debug, Clone, Args)]
+pub struct DaemonArgs {
+    /// The sync queue's URL.
+    #[arg(long, env = "SYNC_SQS_QUEUE_URL", value_name = "URL")]
+    pub queue_url: String,
+
+    /// Concurrent receive loops.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub pollers: usize,
+
+    /// Address of the /healthz, /readyz and /metrics listener.
+    #[arg(
+        long,
+        env = "LISTEN_ADDR",
+        default_value = "0.0.0.0:8080",
+        value_name = "ADDR"
+    )]
+    pub listen: SocketAddr,
+
+    /// Seconds a received message stays invisible while its batch is applied.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub visibility_timeout: u32,
+
+    /// Seconds to finish the batches in flight after SIGTERM (ECS's stop timeout is 30).
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub shutdown_timeout: u64,
+
+    /// Long-poll wait of one receive, 0 to 20 seconds.
+    #[arg(long, default_value_t = 20, value_name = "SECONDS")]
+    pub wait_time: u32,
+
+    /// Messages per receive, 1 to 10.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub batch_size: u32,
+
+    /// Cognito read requests per second (the quota is shared with every tool of the account).
+    #[arg(long, default_value_t = DEFAULT_COGNITO_RPS, value_name = "RPS")]
+    pub cognito_rps: f64,
+
+    /// First retry delay of a message that failed; doubles with each receive.
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    pub retry_backoff: u64,
+
+    /// Longest retry delay. With the queue's maxReceiveCount it bounds how long a dependency
+    /// may be down before messages reach the dead-letter queue.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub retry_backoff_max: u64,
+
+    /// Consecutive failed batches after which /readyz answers 503.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub unready_after: u32,
+
+    /// Seconds between queue backlog and Hasura probes.
+    #[arg(long, default_value_t = 15, value_name = "SECONDS")]
+    pub probe_interval: u64,
+
+    /// Seconds over which requests for an early reconcile are folded into one.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub reconcile_debounce: u64,
+
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
+}
+
+/// The daemon's flags for the scheduled reconcile.
+#[derive(Debug, Clone, Args)]
+pub struct ScheduleArgs {
+    /// When to reconcile, in cron syntax with a seconds field (`sec min hour day month weekday`,
+    /// UTC), e.g. `0 */15 * * * *` for every 15 minutes; `off` disables the scheduled reconcile.
+    #[arg(long, env = "RECONCILE_SCHEDULE", default_value = DEFAULT_SCHEDULE, value_name = "CRON")]
+    pub reconcile_schedule: String,
+
+    /// How long the reconcile lease outlives its last renewal: another replica takes over
+    /// that long after the holder died.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub reconcile_lease_ttl: u64,
+
+    /// What the scheduled reconcile does with users Cognito no longer has (as `reconcile
+    /// --on-delete`).
+    #[arg(long, env = "RECONCILE_ON_DELETE", value_enum, default_value_t = OnDelete::Tombstone, value_name = "ACTION")]
+    pub reconcile_on_delete: OnDelete,
+
+    /// The scheduled reconcile's safety brake (as `reconcile --max-delete-fraction`). Nothing
+    /// releases it unattended: a braked run is logged and counted, and waits for a person
+    /// to run `reconcile --allow-mass-delete`.
+    #[arg(
+        long,
+        env = "RECONCILE_MAX_DELETE_FRACTION",
+        default_value_t = DEFAULT_MAX_DELETE_FRACTION,
+        value_name = "FRACTION"
+    )]
+    pub reconcile_max_delete_fraction: f64,
+}
+
+impl DaemonArgs {
+    /// The daemon's request; the schedule is parsed here, the rest validated by the command.
+    pub fn request(&self) -> anyhow::Result<DaemonRequest> {
+        let schedule = &self.schedule;
+        Ok(DaemonRequest {
+            listen: self.listen,
+            cognito_rps: self.cognito_rps,
+            options: DaemonOptions {
+                queue_url: self.queue_url.clone(),
+                pollers: self.pollers,
+                visibility_timeout_seconds: i32::try_from(self.visibility_timeout)
+                    .unwrap_or(i32::MAX),
+                shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
+                wait_time_seconds: i32::try_from(self.wait_time).unwrap_or(i32::MAX),
+                batch_size: i32::try_from(self.batch_size).unwrap_or(i32::MAX),
+                retry_backoff: Duration::from_secs(self.retry_backoff),
+                retry_backoff_max: Duration::from_secs(self.retry_backoff_max),
+                unready_after: self.unready_after.max(1),
+                probe_interval: Duration::from_secs(self.probe_interval.max(1)),
+                reconcile_debounce: Duration::from_secs(self.reconcile_debounce),
+                scheduler: SchedulerOptions {
+                    schedule: parse_schedule(&schedule.reconcile_schedule)?,
+                    lease_ttl: Duration::from_secs(schedule.reconcile_lease_ttl.max(3)),
+                    holder: process_holder(),
+                    // Unattended: the brake is never released (see the flag's help).
+                    reconcile: ReconcileOptions {
+                        on_delete: schedule.reconcile_on_delete,
+                        max_delete_fraction: schedule.reconcile_max_delete_fraction,
+                        allow_mass_delete: false,
+                        ..ReconcileOptions::default()
+                    },
+                },
+            },
+        })
     }
 }
 
@@ -249,5 +514,134 @@ mod tests {
             }
             other => panic!("parsed as {other:?}"),
         }
+    }
+
+    fn parse(args: &[&str]) -> Command {
+        let mut argv = vec!["cognito-hasura-sync"];
+        argv.extend(args);
+        Cli::try_parse_from(argv).unwrap().command
+    }
+
+    fn daemon_request(flags: &[&str]) -> anyhow::Result<DaemonRequest> {
+        let mut args = vec!["daemon"];
+        if !flags.contains(&"--queue-url") {
+            args.extend(["--queue-url", "http://q"]);
+        }
+        args.extend(flags);
+        match parse(&args) {
+            Command::Daemon(args) => args.request(),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn daemon_flags_do_not_clash_with_the_global_ones() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "daemon",
+            "--queue-url",
+            "http://q",
+            "--user-pool-id",
+            "us-east-1_abc",
+            "--pollers",
+            "4",
+        ])
+        .unwrap();
+        let Command::Daemon(args) = cli.command else {
+            panic!("not the daemon");
+        };
+        assert_eq!(args.pollers, 4);
+        assert_eq!(
+            cli.connection.user_pool_id.as_deref(),
+            Some("us-east-1_abc")
+        );
+    }
+
+    #[test]
+    fn daemon_defaults_and_backoff() {
+        let request = daemon_request(&[]).unwrap();
+        assert_eq!(request.listen.to_string(), "0.0.0.0:8080");
+        let options = request.options;
+        options.validate().unwrap();
+        assert_eq!(options.pollers, 2);
+        assert_eq!(options.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(options.wait_time_seconds, 20);
+        assert_eq!(options.batch_size, 10);
+        assert_eq!(options.backoff(1), Duration::from_secs(5));
+        assert_eq!(options.backoff(3), Duration::from_secs(20));
+        assert_eq!(options.backoff(30), Duration::from_secs(300));
+        let reconcile = options.scheduler.reconcile;
+        assert_eq!(reconcile.on_delete, OnDelete::Tombstone);
+        assert_eq!(reconcile.max_delete_fraction, 0.1);
+        assert!(!reconcile.allow_mass_delete);
+    }
+
+    #[test]
+    fn the_scheduled_reconcile_takes_its_delete_policy_but_never_releases_the_brake() {
+        let reconcile = daemon_request(&[
+            "--reconcile-on-delete",
+            "scrub",
+            "--reconcile-max-delete-fraction",
+            "0.25",
+        ])
+        .unwrap()
+        .options
+        .scheduler
+        .reconcile;
+        assert_eq!(reconcile.on_delete, OnDelete::Scrub);
+        assert_eq!(reconcile.max_delete_fraction, 0.25);
+        assert!(!reconcile.allow_mass_delete);
+    }
+
+    #[test]
+    fn out_of_range_daemon_settings_are_refused() {
+        for flags in [
+            ["--batch-size", "11"],
+            ["--wait-time", "21"],
+            ["--pollers", "0"],
+            ["--retry-backoff", "0"],
+            ["--queue-url", " "],
+            ["--reconcile-max-delete-fraction", "1.5"],
+        ] {
+            let refused = daemon_request(&flags).and_then(|r| r.options.validate());
+            assert!(refused.is_err(), "{flags:?}");
+        }
+        assert!(daemon_request(&["--reconcile-schedule", "every hour"]).is_err());
+    }
+
+    #[test]
+    fn reconcile_flags_parse_with_their_defaults() {
+        let Command::Reconcile(args) = parse(&["reconcile"]) else {
+            panic!("not reconcile");
+        };
+        assert_eq!(args.on_delete, OnDelete::Tombstone);
+        assert_eq!(args.max_delete_fraction, DEFAULT_MAX_DELETE_FRACTION);
+        assert!(!args.allow_mass_delete && !args.dry_run);
+        let Command::Reconcile(args) = parse(&[
+            "reconcile",
+            "--on-delete",
+            "scrub",
+            "--max-delete-fraction",
+            "0.25",
+            "--allow-mass-delete",
+            "--dry-run",
+            "--json",
+            "--shards",
+            "256",
+        ]) else {
+            panic!("not reconcile");
+        };
+        let request = args.request();
+        assert_eq!(request.on_delete, OnDelete::Scrub);
+        assert_eq!(request.max_delete_fraction, 0.25);
+        assert_eq!(request.scan.shards, Some(256));
+        assert!(request.allow_mass_delete && request.dry_run);
+        assert!(Cli::try_parse_from(["x", "reconcile", "--on-delete", "purge"]).is_err());
+        let help = Cli::command()
+            .find_subcommand_mut("reconcile")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("blanks the personal data"), "{help}");
     }
 }

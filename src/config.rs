@@ -21,12 +21,10 @@
 //! ```
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
-
-use crate::cli::{BackfillArgs, ConnectionArgs};
 
 /// Default parallel ListUsers scans.
 pub const DEFAULT_SHARDS: usize = 16;
@@ -38,6 +36,30 @@ pub const DEFAULT_BATCH_SIZE: usize = 500;
 pub const DEFAULT_CONCURRENCY: usize = 4;
 /// Largest upsert accepted: bigger requests only risk Hasura's body limit and long transactions.
 pub const MAX_BATCH_SIZE: usize = 5000;
+/// Default retries of a Hasura request that failed retryably.
+pub const DEFAULT_HASURA_RETRIES: usize = 8;
+
+/// What the command line (a flag or its environment variable) sets; `None` where it is silent.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// The TOML file to read the rest from.
+    pub config: Option<PathBuf>,
+    pub user_pool_id: Option<String>,
+    pub region: Option<String>,
+    pub hasura_endpoint: Option<String>,
+    pub hasura_admin_secret: Option<Secret>,
+    pub hasura_jwt: Option<Secret>,
+    pub hasura_retries: Option<usize>,
+}
+
+/// A scan's tuning as the command line sets it; `None` where it is silent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScanOverrides {
+    pub shards: Option<usize>,
+    pub cognito_rps: Option<f64>,
+    pub batch_size: Option<usize>,
+    pub concurrency: Option<usize>,
+}
 
 /// A credential: shown as `<redacted>` by `Debug`, read only through [`Secret::expose`].
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -91,13 +113,13 @@ pub struct Settings {
     pub hasura_jwt: Option<Secret>,
     /// Retries of a retryable Hasura failure.
     pub hasura_retries: usize,
-    /// The `[backfill]` table of the config file, for [`BackfillSettings::resolve`].
+    /// The `[backfill]` table of the config file, for [`ScanSettings::resolve`].
     pub backfill_file: BackfillFile,
 }
 
-/// Tuning of a backfill, defaults applied.
+/// Tuning of a whole-pool scan (backfill or reconcile), defaults applied.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BackfillSettings {
+pub struct ScanSettings {
     pub shards: usize,
     pub cognito_rps: f64,
     pub batch_size: usize,
@@ -137,7 +159,7 @@ pub struct BackfillFile {
 impl Settings {
     /// Resolves the connection flags (environment already folded in by clap) over the
     /// `--config` file, if any.
-    pub fn load(args: &ConnectionArgs) -> anyhow::Result<Self> {
+    pub fn load(args: &Overrides) -> anyhow::Result<Self> {
         let file = match &args.config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
@@ -146,25 +168,26 @@ impl Settings {
     }
 
     /// Resolves from a config file's text instead of a path (used by tests).
-    pub fn from_toml(args: &ConnectionArgs, text: &str) -> anyhow::Result<Self> {
+    pub fn from_toml(args: &Overrides, text: &str) -> anyhow::Result<Self> {
         let file: FileConfig = toml::from_str(text).context("invalid config file")?;
         Ok(Self::merge(args, file))
     }
 
-    fn merge(args: &ConnectionArgs, file: FileConfig) -> Self {
+    fn merge(args: &Overrides, file: FileConfig) -> Self {
         let nonempty = |v: &Option<String>| v.as_ref().filter(|s| !s.trim().is_empty()).cloned();
+        let nonempty_secret =
+            |v: &Option<Secret>| v.as_ref().filter(|s| !s.0.trim().is_empty()).cloned();
         Settings {
             user_pool_id: nonempty(&args.user_pool_id).or(file.user_pool_id),
             region: nonempty(&args.region).or(file.region),
             hasura_endpoint: nonempty(&args.hasura_endpoint).or(file.hasura.endpoint),
-            hasura_admin_secret: nonempty(&args.hasura_admin_secret)
-                .map(Secret)
+            hasura_admin_secret: nonempty_secret(&args.hasura_admin_secret)
                 .or(file.hasura.admin_secret),
-            hasura_jwt: nonempty(&args.hasura_jwt).map(Secret).or(file.hasura.jwt),
+            hasura_jwt: nonempty_secret(&args.hasura_jwt).or(file.hasura.jwt),
             hasura_retries: args
                 .hasura_retries
                 .or(file.hasura.retries)
-                .unwrap_or(crate::hasura::DEFAULT_RETRIES),
+                .unwrap_or(DEFAULT_HASURA_RETRIES),
             backfill_file: file.backfill,
         }
     }
@@ -213,18 +236,16 @@ impl Settings {
     }
 }
 
-impl BackfillSettings {
+impl ScanSettings {
     /// Flags over the config file over the defaults, validated.
-    pub fn resolve(args: &BackfillArgs, file: &BackfillFile) -> anyhow::Result<Self> {
-        let settings = BackfillSettings {
-            shards: args.scan.shards.or(file.shards).unwrap_or(DEFAULT_SHARDS),
+    pub fn resolve(args: &ScanOverrides, file: &BackfillFile) -> anyhow::Result<Self> {
+        let settings = ScanSettings {
+            shards: args.shards.or(file.shards).unwrap_or(DEFAULT_SHARDS),
             cognito_rps: args
-                .scan
                 .cognito_rps
                 .or(file.cognito_rps)
                 .unwrap_or(DEFAULT_COGNITO_RPS),
             batch_size: args
-                .scan
                 .batch_size
                 .or(file.batch_size)
                 .unwrap_or(DEFAULT_BATCH_SIZE),
@@ -267,7 +288,6 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::ScanArgs;
 
     const FILE: &str = r#"
         user_pool_id = "eu-west-1_FromFile"
@@ -281,9 +301,9 @@ mod tests {
 
     #[test]
     fn flags_win_over_the_file() {
-        let args = ConnectionArgs {
+        let args = Overrides {
             user_pool_id: Some("us-east-1_FromFlag".into()),
-            hasura_admin_secret: Some("flag-secret".into()),
+            hasura_admin_secret: Some(Secret::new("flag-secret")),
             ..Default::default()
         };
         let settings = Settings::from_toml(&args, FILE).unwrap();
@@ -299,12 +319,9 @@ mod tests {
             Some("us-east-1")
         );
 
-        let backfill = BackfillSettings::resolve(
-            &BackfillArgs {
-                scan: ScanArgs {
-                    batch_size: Some(700),
-                    ..Default::default()
-                },
+        let backfill = ScanSettings::resolve(
+            &ScanOverrides {
+                batch_size: Some(700),
                 ..Default::default()
             },
             &settings.backfill_file,
@@ -318,7 +335,7 @@ mod tests {
 
     #[test]
     fn missing_settings_say_how_to_set_them() {
-        let settings = Settings::from_toml(&ConnectionArgs::default(), "").unwrap();
+        let settings = Settings::from_toml(&Overrides::default(), "").unwrap();
         assert!(
             settings
                 .require_pool()
@@ -348,8 +365,8 @@ mod tests {
 
     #[test]
     fn secrets_never_show_in_debug() {
-        let args = ConnectionArgs {
-            hasura_jwt: Some("eyJ-secret-token".into()),
+        let args = Overrides {
+            hasura_jwt: Some(Secret::new("eyJ-secret-token")),
             ..Default::default()
         };
         let settings = Settings::from_toml(&args, FILE).unwrap();
@@ -364,37 +381,28 @@ mod tests {
     #[test]
     fn invalid_tuning_and_unknown_keys_are_rejected() {
         for args in [
-            BackfillArgs {
-                scan: ScanArgs {
-                    shards: Some(8),
-                    ..Default::default()
-                },
+            ScanOverrides {
+                shards: Some(8),
                 ..Default::default()
             },
-            BackfillArgs {
-                scan: ScanArgs {
-                    batch_size: Some(0),
-                    ..Default::default()
-                },
+            ScanOverrides {
+                batch_size: Some(0),
                 ..Default::default()
             },
-            BackfillArgs {
+            ScanOverrides {
                 concurrency: Some(0),
                 ..Default::default()
             },
-            BackfillArgs {
-                scan: ScanArgs {
-                    cognito_rps: Some(0.0),
-                    ..Default::default()
-                },
+            ScanOverrides {
+                cognito_rps: Some(0.0),
                 ..Default::default()
             },
         ] {
             assert!(
-                BackfillSettings::resolve(&args, &BackfillFile::default()).is_err(),
+                ScanSettings::resolve(&args, &BackfillFile::default()).is_err(),
                 "{args:?}"
             );
         }
-        assert!(Settings::from_toml(&ConnectionArgs::default(), "user_pool = \"x\"").is_err());
+        assert!(Settings::from_toml(&Overrides::default(), "user_pool = \"x\"").is_err());
     }
 }

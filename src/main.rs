@@ -4,16 +4,14 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Parser;
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use cognito_hasura_sync::cli::{Cli, Command};
-use cognito_hasura_sync::commands::{self, check, jwt_secret, status};
-use cognito_hasura_sync::config::{BackfillSettings, Settings};
-use cognito_hasura_sync::hasura::HasuraClient;
-use cognito_hasura_sync::state::RunStore;
-use cognito_hasura_sync::sync::{BackfillOptions, backfill, reconcile};
+use cognito_hasura_sync::commands::{backfill, check, daemon, jwt_secret, reconcile, status};
+use cognito_hasura_sync::config::Settings;
 use cognito_hasura_sync::telemetry;
 
 #[tokio::main]
@@ -30,56 +28,65 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(&cli.connection)?;
+    let settings = Settings::load(&cli.connection.overrides())?;
     match cli.command {
         Command::JwtSecret(args) => {
-            let secret = jwt_secret::jwt_secret(&settings, &args)?;
+            let secret = jwt_secret::run(&settings, &args.request())?;
             println!("{}", serde_json::to_string(&secret)?);
         }
         Command::Check => {
-            let lines = check::check(&settings, |line| println!("{line}")).await;
+            let lines = check::run(&settings, |line| println!("{line}")).await;
             if lines.iter().any(|l| !l.ok) {
                 return Ok(ExitCode::FAILURE);
             }
         }
         Command::Status(args) => {
-            let pool = settings.require_pool()?;
-            let runs = RunStore::new(HasuraClient::new(&settings.require_hasura()?)?);
-            let status = status::status(&runs, pool, args.runs).await?;
+            let status = status::run(&settings, args.runs).await?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&status)?);
+                print_json(&status, true)?;
             } else {
                 print!("{}", status.render());
             }
         }
         Command::Daemon(args) => {
-            cognito_hasura_sync::daemon::run(&settings, args, shutdown_on_signal()).await?;
+            daemon::run(&settings, args.request()?, shutdown_on_signal()).await?;
         }
         Command::Reconcile(args) => {
-            reconcile::run_reconcile(&settings, &args, shutdown_on_signal()).await?;
+            let mut report =
+                reconcile::run(&settings, args.request(), shutdown_on_signal()).await?;
+            if !(args.verbose || args.json) {
+                report.plan = None;
+            }
+            if args.json {
+                print_json(&report, false)?;
+            } else {
+                print!("{report}");
+            }
+            if let Some(reason) = &report.brake {
+                bail!("safety brake: {reason}");
+            }
         }
         Command::Backfill(args) => {
-            let tuning = BackfillSettings::resolve(&args, &settings.backfill_file)?;
-            let hasura = HasuraClient::new(&settings.require_hasura()?)?;
-            let sdk = commands::aws_config(&settings).await;
-            let reader = commands::cognito_reader(&sdk, &settings, tuning.cognito_rps)?;
-            let options = BackfillOptions {
-                settings: tuning,
-                dry_run: args.dry_run,
-                restart: args.restart,
-                progress: args.progress,
-            };
-            let summary = backfill(reader, hasura, options, shutdown_on_signal()).await?;
-            let mut stdout = std::io::stdout().lock();
+            let summary = backfill::run(&settings, args.request(), shutdown_on_signal()).await?;
             if args.json {
-                writeln!(stdout, "{}", serde_json::to_string(&summary)?)
-                    .context("cannot write the summary")?;
+                print_json(&summary, false)?;
             } else {
-                writeln!(stdout, "{summary}").context("cannot write the summary")?;
+                writeln!(std::io::stdout().lock(), "{summary}")
+                    .context("cannot write the summary")?;
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One JSON document on stdout.
+fn print_json(value: &impl Serialize, pretty: bool) -> anyhow::Result<()> {
+    let text = if pretty {
+        serde_json::to_string_pretty(value)?
+    } else {
+        serde_json::to_string(value)?
+    };
+    writeln!(std::io::stdout().lock(), "{text}").context("cannot write the report")
 }
 
 /// A token cancelled on SIGINT or SIGTERM: work in flight is finished and the checkpoint saved.

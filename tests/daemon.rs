@@ -11,11 +11,11 @@ use anyhow::{Context, bail};
 use aws_sdk_cognitoidentityprovider::types::AttributeType;
 use cognito_hasura_sync::cognito::{CognitoReader, ReadLimits};
 use cognito_hasura_sync::config::{HasuraAuth, HasuraSettings, Secret};
-use cognito_hasura_sync::daemon::reconcile::ReconcileRequests;
-use cognito_hasura_sync::daemon::{Daemon, DaemonArgs, DaemonOptions, install_metrics};
+use cognito_hasura_sync::daemon::requests::ReconcileRequests;
+use cognito_hasura_sync::daemon::scheduler::SchedulerOptions;
+use cognito_hasura_sync::daemon::{Daemon, DaemonOptions, install_metrics};
 use cognito_hasura_sync::hasura::HasuraClient;
-use cognito_hasura_sync::sync::reconcile::OnDelete;
-use cognito_hasura_sync::sync::reconcile::schedule::ScheduleArgs;
+use cognito_hasura_sync::sync::reconcile::ReconcileOptions;
 use testbed::{FaultProxy, GroupSpec, MirrorUser, TestBed, TestBedOptions, UserSpec};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -72,7 +72,7 @@ async fn start_tuned(
     bed: &TestBed,
     cognito_endpoint: &str,
     hasura_endpoint: &str,
-    tune: impl FnOnce(&mut DaemonArgs),
+    tune: impl FnOnce(&mut DaemonOptions),
 ) -> anyhow::Result<Running> {
     // The daemon's log lines, shown by the test harness when a test fails.
     let _ = tracing_subscriber::fmt()
@@ -93,34 +93,33 @@ async fn start_tuned(
         auth: HasuraAuth::AdminSecret(Secret::new(&bed.hasura.admin_secret)),
         retries: 1,
     };
-    let mut args = DaemonArgs {
+    let mut options = DaemonOptions {
         queue_url: bed.queue_url.clone(),
         pollers: 2,
-        listen: "127.0.0.1:0".parse()?,
-        visibility_timeout: 20,
-        shutdown_timeout: 30,
-        wait_time: 1,
+        visibility_timeout_seconds: 20,
+        shutdown_timeout: Duration::from_secs(30),
+        wait_time_seconds: 1,
         batch_size: 10,
-        cognito_rps: 50.0,
-        retry_backoff: 1,
-        retry_backoff_max: 2,
+        retry_backoff: Duration::from_secs(1),
+        retry_backoff_max: Duration::from_secs(2),
         unready_after: 2,
-        probe_interval: 1,
-        reconcile_debounce: 1,
-        schedule: ScheduleArgs {
-            reconcile_schedule: "off".into(),
-            reconcile_lease_ttl: 60,
-            reconcile_on_delete: OnDelete::Tombstone,
-            reconcile_max_delete_fraction: 0.1,
+        probe_interval: Duration::from_secs(1),
+        reconcile_debounce: Duration::from_secs(1),
+        scheduler: SchedulerOptions {
+            schedule: None,
+            lease_ttl: Duration::from_secs(60),
+            holder: "test".into(),
+            reconcile: ReconcileOptions::default(),
         },
     };
-    tune(&mut args);
+    tune(&mut options);
+    options.validate()?;
     let daemon = Daemon::new(
         bed.sqs.clone(),
         reader,
         HasuraClient::new(&settings)?,
         HasuraClient::with_retries(&settings, 0)?,
-        DaemonOptions::from_args(&args)?,
+        options,
     );
     let reconcile = daemon.reconcile_requests();
     let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -535,8 +534,8 @@ async fn a_slow_batch_keeps_its_messages_invisible() -> anyhow::Result<()> {
     let users = bed.create_users((0..3).map(UserSpec::numbered)).await?;
     let proxy = FaultProxy::start(bed.hasura.base_url()).await?;
     let hasura = format!("{}/v1/graphql", proxy.url());
-    let daemon = start_tuned(&bed, &bed.aws_endpoint, &hasura, |args| {
-        args.visibility_timeout = 2;
+    let daemon = start_tuned(&bed, &bed.aws_endpoint, &hasura, |options| {
+        options.visibility_timeout_seconds = 2;
     })
     .await?;
     // Every Hasura request now outlasts the visibility timeout twice over.

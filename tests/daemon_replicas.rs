@@ -52,7 +52,7 @@ impl Replica {
             // The scheduler's debug line names each run it finished: run rows map to processes.
             .env(
                 "RUST_LOG",
-                "info,cognito_hasura_sync::sync::reconcile::schedule=debug",
+                "info,cognito_hasura_sync::daemon::scheduler=debug",
             )
             // The lease holder's name starts with the host name: readable failure messages.
             .env("HOSTNAME", name)

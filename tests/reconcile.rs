@@ -483,8 +483,8 @@ async fn the_lease_admits_one_holder_until_it_expires() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_schedulers_never_overlap_and_one_takes_over_when_the_other_dies() -> anyhow::Result<()>
 {
-    use cognito_hasura_sync::daemon::reconcile::ReconcileRequests;
-    use cognito_hasura_sync::sync::reconcile::schedule::{SchedulerOptions, run_scheduler};
+    use cognito_hasura_sync::daemon::requests::ReconcileRequests;
+    use cognito_hasura_sync::daemon::scheduler::{SchedulerOptions, run_scheduler};
 
     let bed = TestBed::start().await?;
     bed.populate(5, UserSpec::numbered).await?;

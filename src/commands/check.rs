@@ -40,7 +40,7 @@ fn line(ok: bool, what: &'static str, detail: impl Into<String>) -> CheckLine {
 }
 
 /// Runs every check whose prerequisites passed; `on_line` sees each result as it is known.
-pub async fn check(settings: &Settings, mut on_line: impl FnMut(&CheckLine)) -> Vec<CheckLine> {
+pub async fn run(settings: &Settings, mut on_line: impl FnMut(&CheckLine)) -> Vec<CheckLine> {
     let mut lines = Vec::new();
     let mut push = |l: CheckLine| {
         on_line(&l);

@@ -4,8 +4,34 @@
 use anyhow::bail;
 use serde::Serialize;
 
-use crate::cli::JwtSecretArgs;
 use crate::config::Settings;
+
+/// How Hasura finds the claims in a token: Pre Token Generation V1 can only add strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimsFormat {
+    StringifiedJson,
+    Json,
+}
+
+impl ClaimsFormat {
+    /// The value Hasura expects in `claims_format`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClaimsFormat::StringifiedJson => "stringified_json",
+            ClaimsFormat::Json => "json",
+        }
+    }
+}
+
+/// What `jwt-secret` is asked for.
+#[derive(Debug, Clone)]
+pub struct JwtSecretRequest {
+    /// Where Hasura finds its claims; `None` (or Hasura's default) leaves the field out.
+    pub claims_namespace: Option<String>,
+    /// The app client id the tokens are for.
+    pub audience: Option<String>,
+    pub claims_format: ClaimsFormat,
+}
 
 /// Hasura's JWT secret configuration, fields in the order Hasura documents them.
 #[derive(Debug, Serialize)]
@@ -26,7 +52,7 @@ pub const HASURA_CLAIMS_NAMESPACE: &str = "https://hasura.io/jwt/claims";
 
 /// Builds the secret for the configured pool. The region is the pool id's prefix (what
 /// Cognito's issuer uses), else `--region`.
-pub fn jwt_secret(settings: &Settings, args: &JwtSecretArgs) -> anyhow::Result<JwtSecret> {
+pub fn run(settings: &Settings, args: &JwtSecretRequest) -> anyhow::Result<JwtSecret> {
     let pool = settings.require_pool()?;
     let region = pool
         .split_once('_')
@@ -55,7 +81,6 @@ pub fn jwt_secret(settings: &Settings, args: &JwtSecretArgs) -> anyhow::Result<J
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::ClaimsFormat;
 
     fn settings(pool: &str) -> Settings {
         Settings {
@@ -66,12 +91,12 @@ mod tests {
 
     #[test]
     fn prints_hasura_jwt_secret_json() {
-        let args = JwtSecretArgs {
+        let args = JwtSecretRequest {
             claims_namespace: None,
             audience: None,
             claims_format: ClaimsFormat::StringifiedJson,
         };
-        let secret = jwt_secret(&settings("eu-west-1_AbC123"), &args).unwrap();
+        let secret = run(&settings("eu-west-1_AbC123"), &args).unwrap();
         assert_eq!(
             serde_json::to_string(&secret).unwrap(),
             r#"{"type":"RS256","jwk_url":"https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123/.well-known/jwks.json","claims_format":"stringified_json","issuer":"https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123"}"#
@@ -80,40 +105,38 @@ mod tests {
 
     #[test]
     fn options_are_added() {
-        let args = JwtSecretArgs {
+        let args = JwtSecretRequest {
             claims_namespace: Some("https://example.com/claims".into()),
             audience: Some("client123".into()),
             claims_format: ClaimsFormat::Json,
         };
-        let json =
-            serde_json::to_value(jwt_secret(&settings("us-east-1_X"), &args).unwrap()).unwrap();
+        let json = serde_json::to_value(run(&settings("us-east-1_X"), &args).unwrap()).unwrap();
         assert_eq!(json["claims_format"], "json");
         assert_eq!(json["claims_namespace"], "https://example.com/claims");
         assert_eq!(json["audience"], "client123");
-        let default_namespace = JwtSecretArgs {
+        let default_namespace = JwtSecretRequest {
             claims_namespace: Some(HASURA_CLAIMS_NAMESPACE.into()),
             ..args
         };
-        let json =
-            serde_json::to_value(jwt_secret(&settings("us-east-1_X"), &default_namespace).unwrap())
-                .unwrap();
+        let json = serde_json::to_value(run(&settings("us-east-1_X"), &default_namespace).unwrap())
+            .unwrap();
         assert!(json.get("claims_namespace").is_none());
     }
 
     #[test]
     fn a_pool_id_without_region_needs_one() {
-        let args = JwtSecretArgs {
+        let args = JwtSecretRequest {
             claims_namespace: None,
             audience: None,
             claims_format: ClaimsFormat::Json,
         };
-        assert!(jwt_secret(&settings("nounderscore"), &args).is_err());
+        assert!(run(&settings("nounderscore"), &args).is_err());
         let with_region = Settings {
             region: Some("ap-south-1".into()),
             ..settings("nounderscore")
         };
         assert!(
-            jwt_secret(&with_region, &args)
+            run(&with_region, &args)
                 .unwrap()
                 .issuer
                 .contains("ap-south-1")

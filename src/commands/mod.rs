@@ -1,8 +1,16 @@
-//! The subcommands: each takes resolved settings and built clients, does its job and prints
-//! its result on stdout (logs go to stderr).
+//! The subcommands, one module each, all of one shape: `run` takes the resolved
+//! [`Settings`] and the subcommand's plain request, builds the clients it needs, runs the
+//! engine and returns a report that `main` prints (stdout for results, stderr for logs).
+//!
+//! - [`backfill`], [`reconcile`]: whole-pool scans ([`crate::sync`]).
+//! - [`daemon`]: the SQS consumer and scheduled reconcile ([`crate::daemon`]).
+//! - [`status`], [`check`], [`jwt_secret`]: reports of their own.
 
+pub mod backfill;
 pub mod check;
+pub mod daemon;
 pub mod jwt_secret;
+pub mod reconcile;
 pub mod status;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -25,18 +33,11 @@ pub async fn aws_config(settings: &Settings) -> SdkConfig {
 }
 
 /// A reader of the configured pool.
-pub fn cognito_reader(
+fn cognito_reader(
     sdk: &SdkConfig,
     settings: &Settings,
-    rps: f64,
+    limits: ReadLimits,
 ) -> anyhow::Result<CognitoReader> {
     let pool = settings.require_pool()?;
-    Ok(CognitoReader::new(
-        sdk,
-        pool,
-        ReadLimits {
-            rps,
-            ..ReadLimits::default()
-        },
-    ))
+    Ok(CognitoReader::new(sdk, pool, limits))
 }

@@ -4,6 +4,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::config::Settings;
+use crate::hasura::HasuraClient;
 use crate::hasura::operations::recent_runs;
 use crate::state::RunStore;
 
@@ -29,7 +31,14 @@ pub struct RunLine {
     pub error: Option<String>,
 }
 
-pub async fn status(runs: &RunStore, pool: &str, limit: i64) -> anyhow::Result<Status> {
+/// The `limit` most recent runs of the configured pool and the mirror's counts.
+pub async fn run(settings: &Settings, limit: i64) -> anyhow::Result<Status> {
+    let pool = settings.require_pool()?;
+    let runs = RunStore::new(HasuraClient::new(&settings.require_hasura()?)?);
+    status(&runs, pool, limit).await
+}
+
+async fn status(runs: &RunStore, pool: &str, limit: i64) -> anyhow::Result<Status> {
     let data = runs.recent(pool, limit).await?;
     let count = |agg: Option<recent_runs::RecentRunsLiveUsersAggregate>| agg.map_or(0, |a| a.count);
     Ok(Status {

@@ -4,26 +4,25 @@
 //! One batch, step by step ([`Consumer::process_batch`]):
 //! 1. decode every body; an undecodable one is made visible again at once, so that the
 //!    redrive policy moves it to the dead-letter queue after `maxReceiveCount` receives;
-//! 2. reduce each message to what it names; other-pool and ignored ones are acknowledged,
-//!    pool-wide ones ask the reconcile for an early run ([`ReconcileRequests`]);
+//! 2. reduce each message to what it names; pool-wide ones ask the reconcile for an early
+//!    run ([`ReconcileRequests`]);
 //! 3. re-read every named user (each once) and, if groups are named, the pool's groups;
 //! 4. write everything read in ONE `ApplyEvents` mutation (one Hasura transaction); while
 //!    steps 3 and 4 run, the batch's visibility timeout is renewed every half timeout, so a
 //!    slow dependency never lets another poller receive the same messages;
-//! 5. delete the messages whose effect is committed, plus the acknowledged ones, in one
-//!    `DeleteMessageBatch`; messages whose read or write failed get their visibility set to a
-//!    backoff delay growing with their receive count, and are never deleted.
+//! 5. [`fate`] decides each message's outcome from its decoding, its reads and the write;
+//!    the committed and acknowledged ones are deleted in one batch call, the failed ones get
+//!    their visibility set to a backoff delay growing with their receive count.
+//!
+//! The consumer sees the queue through [`Queue`] and Cognito and Hasura through [`Store`], so
+//! the pipeline is unit-tested with in-memory twins of both.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
-    MessageSystemAttributeName, QueueAttributeName,
-};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -32,9 +31,10 @@ use tracing::{Span, field};
 
 use super::DaemonOptions;
 use super::ops::Health;
-use super::reconcile::ReconcileRequests;
+use super::queue::{EntryFailure, Queue, Received};
+use super::requests::ReconcileRequests;
 use crate::cognito::{CognitoError, CognitoReader};
-use crate::events::{self, DecodedEvent, EventAction, Plan, UserRef};
+use crate::events::{self, DecodedEvent, EventAction, Targets, UserRef};
 use crate::hasura::HasuraClient;
 use crate::hasura::daemon_ops::{ApplyEvents, DaemonProbe, apply_events, daemon_probe};
 use crate::model::{GroupRecord, UserRecord};
@@ -46,13 +46,30 @@ use crate::telemetry::daemon::{
 /// Users re-read from Cognito at once within a batch (all under the reader's shared limit).
 const READ_CONCURRENCY: usize = 10;
 
-/// Everything a poll loop needs; shared by all loops.
-pub(crate) struct Consumer {
-    pub sqs: aws_sdk_sqs::Client,
+/// Where a batch's users and groups are read from and written to.
+pub(crate) trait Store: Send + Sync + 'static {
+    fn pool(&self) -> &str;
+    /// Re-reads what `targets` names.
+    fn read(&self, targets: &Targets) -> impl Future<Output = Reads> + Send;
+    /// Writes every successful read in one transaction.
+    fn write(&self, reads: &Reads) -> impl Future<Output = Result<(), String>> + Send;
+    /// Whether the mirror answers (for `/readyz`).
+    fn probe(&self) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// The production [`Store`]: Cognito read by a [`CognitoReader`], the mirror written through
+/// Hasura.
+pub(crate) struct CognitoToHasura {
     pub reader: CognitoReader,
     pub hasura: HasuraClient,
     /// A client that never retries, for the readiness probe.
     pub probe: HasuraClient,
+}
+
+/// Everything a poll loop needs; shared by all loops.
+pub(crate) struct Consumer<Q, S> {
+    pub queue: Q,
+    pub store: S,
     pub options: DaemonOptions,
     pub health: Arc<Health>,
     pub reconcile: ReconcileRequests,
@@ -64,14 +81,12 @@ struct Item {
     receive_count: u32,
     sent_at: Option<DateTime<Utc>>,
     span: Span,
-    decoded: Result<(DecodedEvent, Plan), String>,
-    outcome: Outcome,
+    decoded: Result<(DecodedEvent, Targets), String>,
 }
 
+/// What becomes of a message.
 #[derive(Debug, Clone, PartialEq)]
-enum Outcome {
-    /// Waiting for the reads and the write.
-    Pending,
+pub(crate) enum Outcome {
     /// Changes nothing here: delete it.
     Acknowledged,
     /// Committed: delete it.
@@ -93,7 +108,40 @@ pub(crate) struct BatchReport {
     pub dependency_failed: bool,
 }
 
-impl Consumer {
+/// The one place a message's fate is decided: from its decoding, the batch's reads and the
+/// batch's write (`None` when nothing was written).
+pub(crate) fn fate(
+    decoded: &Result<(DecodedEvent, Targets), String>,
+    reads: &Reads,
+    written: Option<&Result<(), String>>,
+) -> Outcome {
+    let Ok((_, targets)) = decoded else {
+        return Outcome::Undecodable;
+    };
+    // Other-pool, ignored and purely pool-wide messages name nothing to apply.
+    if targets.users.is_empty() && targets.groups.is_empty() {
+        return Outcome::Acknowledged;
+    }
+    if let Some(error) = reads.error_for(targets) {
+        return Outcome::Failed {
+            reason: "cognito",
+            error,
+        };
+    }
+    match written {
+        Some(Ok(())) => Outcome::Applied,
+        Some(Err(error)) => Outcome::Failed {
+            reason: "hasura",
+            error: error.clone(),
+        },
+        None => Outcome::Failed {
+            reason: "hasura",
+            error: "not written".to_owned(),
+        },
+    }
+}
+
+impl<Q: Queue, S: Store> Consumer<Q, S> {
     /// Receives and applies batches until `stop`; the batch in flight is always finished.
     pub async fn poll_loop(self: Arc<Self>, stop: CancellationToken) {
         let mut failures = 0u32;
@@ -102,7 +150,11 @@ impl Consumer {
                 // Dropping a pending receive loses nothing: anything it took returns to the
                 // queue after the visibility timeout.
                 () = stop.cancelled() => break,
-                received = self.receive() => received,
+                received = self.queue.receive(
+                    self.options.batch_size,
+                    self.options.wait_time_seconds,
+                    self.options.visibility_timeout_seconds,
+                ) => received,
             };
             let messages = match received {
                 Ok(messages) => {
@@ -137,60 +189,35 @@ impl Consumer {
         }
     }
 
-    async fn receive(&self) -> Result<Vec<Message>, String> {
-        let out = self
-            .sqs
-            .receive_message()
-            .queue_url(&self.options.queue_url)
-            .max_number_of_messages(self.options.batch_size)
-            .wait_time_seconds(self.options.wait_time_seconds)
-            .visibility_timeout(self.options.visibility_timeout_seconds)
-            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
-            .send()
-            .await
-            .map_err(|e| DisplayErrorContext(e).to_string())?;
-        Ok(out.messages.unwrap_or_default())
-    }
-
     /// Applies one received batch; see the module docs for the steps.
-    pub async fn process_batch(&self, messages: Vec<Message>) -> BatchReport {
-        let pool = self.reader.user_pool_id().to_owned();
-        let mut items: Vec<Item> = messages
-            .into_iter()
-            .filter_map(|m| self.item(m, &pool))
-            .collect();
-
-        // What the batch names, each once.
-        let plan = events::reduce(
-            items
-                .iter()
-                .filter_map(|i| i.decoded.as_ref().ok().map(|(e, _)| e)),
-            &pool,
-        );
-        for item in &mut items {
-            if let Ok((event, message_plan)) = &item.decoded {
-                item.outcome = if message_plan.pool_wide || message_plan.is_empty() {
-                    acknowledge(item, event, message_plan, &self.reconcile)
-                } else {
-                    Outcome::Pending
-                };
+    pub async fn process_batch(&self, messages: Vec<Received>) -> BatchReport {
+        let pool = self.store.pool().to_owned();
+        let items: Vec<Item> = messages.into_iter().map(|m| self.item(m, &pool)).collect();
+        for item in &items {
+            if let Ok((event, targets)) = &item.decoded {
+                self.pool_wide(item, event, targets);
             }
         }
-
-        let mut report = BatchReport::default();
         let receipt_handles: Vec<String> = items.iter().map(|i| i.receipt_handle.clone()).collect();
-        report.dependency_failed = tokio::select! {
-            failed = self.apply(&pool, &plan, &mut items) => failed,
+        let (reads, written) = tokio::select! {
+            done = self.read_and_write(&pool, &items) => done,
             never = self.keep_invisible(&receipt_handles) => match never {},
         };
         let committed_at = Utc::now();
-
-        self.delete(&items).await;
-        self.release(&items).await;
-        for item in &items {
+        let outcomes: Vec<Outcome> = items
+            .iter()
+            .map(|item| fate(&item.decoded, &reads, written.as_ref()))
+            .collect();
+        let mut report = BatchReport {
+            dependency_failed: matches!(written, Some(Err(_)))
+                || (!reads.users.is_empty() && reads.users.values().all(Result::is_err)),
+            ..BatchReport::default()
+        };
+        self.delete(&items, &outcomes).await;
+        self.release(&items, &outcomes).await;
+        for (item, outcome) in items.iter().zip(&outcomes) {
             let format = item.format();
-            match &item.outcome {
+            match outcome {
                 Outcome::Applied => {
                     report.applied += 1;
                     let latency = item
@@ -199,7 +226,12 @@ impl Consumer {
                     item.span
                         .in_scope(|| MessageApplied { format, latency }.emit());
                 }
-                Outcome::Acknowledged => report.acknowledged += 1,
+                Outcome::Acknowledged => {
+                    report.acknowledged += 1;
+                    if let Ok((event, targets)) = &item.decoded {
+                        item.span.in_scope(|| acknowledged(event, targets));
+                    }
+                }
                 Outcome::Failed { reason, error } => {
                     report.failed += 1;
                     let retry_in = self.options.backoff(item.receive_count);
@@ -215,130 +247,242 @@ impl Consumer {
                     });
                 }
                 Outcome::Undecodable => report.undecodable += 1,
-                Outcome::Pending => {
-                    unreachable!("every pending message is applied or failed above")
-                }
             }
         }
         report
     }
 
-    /// Steps 3 and 4: re-reads what the batch names and writes it, marking each pending
-    /// message applied or failed. True when a dependency failed the batch as a whole.
-    async fn apply(&self, pool: &str, plan: &Plan, items: &mut [Item]) -> bool {
-        let reads = self.read(plan).await;
-        for item in items.iter_mut().filter(|i| i.outcome == Outcome::Pending) {
-            let Ok((_, message_plan)) = &item.decoded else {
-                continue;
-            };
-            if let Some(error) = reads.error_for(message_plan) {
-                item.outcome = Outcome::Failed {
-                    reason: "cognito",
-                    error,
-                };
-            }
+    /// Steps 3 and 4: re-reads what the batch's applicable messages name and, when any of
+    /// them was read in full, writes the reads.
+    async fn read_and_write(
+        &self,
+        pool: &str,
+        items: &[Item],
+    ) -> (Reads, Option<Result<(), String>>) {
+        let applicable: Vec<&Targets> = items
+            .iter()
+            .filter_map(|i| i.decoded.as_ref().ok().map(|(_, targets)| targets))
+            .filter(|t| !(t.users.is_empty() && t.groups.is_empty()))
+            .collect();
+        if applicable.is_empty() {
+            return (Reads::default(), None);
         }
-        let mut dependency_failed =
-            !plan.users.is_empty() && reads.users.values().all(Result::is_err);
-        if items.iter().any(|i| i.outcome == Outcome::Pending) {
-            let outcome = match self.write(pool, &reads).await {
-                Ok(()) => Outcome::Applied,
-                Err(error) => {
-                    dependency_failed = true;
-                    Outcome::Failed {
-                        reason: "hasura",
-                        error,
-                    }
-                }
-            };
-            for item in items.iter_mut().filter(|i| i.outcome == Outcome::Pending) {
-                item.outcome = outcome.clone();
-            }
-        }
-        dependency_failed
+        let targets = events::reduce(
+            items
+                .iter()
+                .filter_map(|i| i.decoded.as_ref().ok().map(|(e, _)| e)),
+            pool,
+        );
+        let reads = self.store.read(&targets).await;
+        let any_read = applicable.iter().any(|t| reads.error_for(t).is_none());
+        let written = if any_read {
+            Some(self.store.write(&reads).await)
+        } else {
+            None
+        };
+        (reads, written)
     }
 
-    /// Decodes one message inside its span. Messages SQS sent without a receipt handle cannot
-    /// be acted on and are skipped (they return after the visibility timeout).
-    fn item(&self, message: Message, pool: &str) -> Option<Item> {
-        let message_id = message.message_id.clone().unwrap_or_default();
+    /// Decodes one message inside its span.
+    fn item(&self, message: Received, pool: &str) -> Item {
         let span = tracing::info_span!(
             "message",
-            message_id = %message_id,
+            message_id = %message.message_id,
             sub = field::Empty,
             username = field::Empty,
             group = field::Empty
         );
-        let Some(receipt_handle) = message.receipt_handle.clone() else {
-            span.in_scope(|| {
-                QueueCallFailed {
-                    operation: "ReceiveMessage",
-                    error: "message without a receipt handle",
-                }
-                .emit();
-            });
-            return None;
-        };
-        let attribute = |name: MessageSystemAttributeName| {
-            message
-                .attributes
-                .as_ref()
-                .and_then(|a| a.get(&name))
-                .and_then(|v| v.parse::<i64>().ok())
-        };
-        let receive_count = attribute(MessageSystemAttributeName::ApproximateReceiveCount)
-            .map_or(1, |n| n.clamp(1, 1_000) as u32);
-        let sent_at = attribute(MessageSystemAttributeName::SentTimestamp)
-            .and_then(DateTime::from_timestamp_millis);
-        let decoded = match events::decode(message.body().unwrap_or_default()) {
+        let decoded = match events::decode(&message.body) {
             Ok(event) => {
-                let plan = events::reduce(std::iter::once(&event), pool);
-                for user in &plan.users {
+                let targets = events::reduce(std::iter::once(&event), pool);
+                for user in &targets.users {
                     match user {
                         UserRef::Sub(sub) => span.record("sub", field::display(sub)),
                         UserRef::Username(name) => span.record("username", name.as_str()),
                     };
                 }
-                if let Some(group) = plan.groups.first() {
+                if let Some(group) = targets.groups.first() {
                     span.record("group", group.as_str());
                 }
-                Ok((event, plan))
+                Ok((event, targets))
             }
             Err(error) => Err(error.to_string()),
         };
-        let mut item = Item {
-            receipt_handle,
-            receive_count,
-            sent_at,
+        let item = Item {
+            receipt_handle: message.receipt_handle,
+            receive_count: message.receive_count,
+            sent_at: message.sent_at,
             span,
             decoded,
-            outcome: Outcome::Pending,
         };
         let format = item.format();
+        let receive_count = item.receive_count;
         item.span.in_scope(|| {
             MessageReceived {
                 format,
                 receive_count,
             }
-            .emit()
-        });
-        if let Err(error) = &item.decoded {
-            item.span.in_scope(|| {
+            .emit();
+            if let Err(error) = &item.decoded {
                 MessageUndecodable {
                     receive_count,
                     error,
                 }
-                .emit()
-            });
-            item.outcome = Outcome::Undecodable;
-        }
-        Some(item)
+                .emit();
+            }
+        });
+        item
     }
 
-    /// Re-reads every user and, when groups are named, the pool's groups.
-    async fn read(&self, plan: &Plan) -> Reads {
+    /// A pool-wide event asks for an early reconcile.
+    fn pool_wide(&self, item: &Item, event: &DecodedEvent, targets: &Targets) {
+        if targets.pool_wide {
+            item.span.in_scope(|| self.reconcile.request(&event.reason));
+        }
+    }
+
+    /// Deletes the applied and acknowledged messages in one request. A message whose delete
+    /// failed returns after the visibility timeout and is applied again: harmless, the write
+    /// is idempotent.
+    async fn delete(&self, items: &[Item], outcomes: &[Outcome]) {
+        let entries: Vec<(usize, &str)> = items
+            .iter()
+            .zip(outcomes)
+            .enumerate()
+            .filter(|(_, (_, o))| matches!(o, Outcome::Applied | Outcome::Acknowledged))
+            .map(|(n, (i, _))| (n, i.receipt_handle.as_str()))
+            .collect();
+        if entries.is_empty() {
+            return;
+        }
+        let result = self.queue.delete(&entries).await;
+        report_failures("DeleteMessageBatch", result, items);
+    }
+
+    /// Sets the visibility of failed messages to their backoff, undecodable ones to zero.
+    async fn release(&self, items: &[Item], outcomes: &[Outcome]) {
+        let changes: Vec<(usize, &str, i32)> = items
+            .iter()
+            .zip(outcomes)
+            .enumerate()
+            .filter_map(|(n, (i, outcome))| {
+                let delay = match outcome {
+                    Outcome::Failed { .. } => self.options.backoff(i.receive_count),
+                    // Straight back, so that the redrive policy counts its receives quickly.
+                    Outcome::Undecodable => Duration::ZERO,
+                    _ => return None,
+                };
+                Some((
+                    n,
+                    i.receipt_handle.as_str(),
+                    delay.as_secs().min(43_200) as i32,
+                ))
+            })
+            .collect();
+        if changes.is_empty() {
+            return;
+        }
+        let result = self.queue.set_visibility(&changes).await;
+        report_failures("ChangeMessageVisibilityBatch", result, items);
+    }
+
+    /// Keeps a batch's messages invisible while it is applied (a slow Cognito or Hasura can
+    /// outlast the receive's visibility timeout): every half timeout, the timeout is set
+    /// again for all of them. Never returns; dropped when the batch is done. If a renewal
+    /// fails the messages still return, after the visibility timeout they have.
+    async fn keep_invisible(&self, receipt_handles: &[String]) -> Infallible {
+        let timeout = self.options.visibility_timeout_seconds;
+        let period = Duration::from_millis(u64::try_from(timeout).unwrap_or(1).max(1) * 500);
+        loop {
+            tokio::time::sleep(period).await;
+            let changes: Vec<(usize, &str, i32)> = receipt_handles
+                .iter()
+                .enumerate()
+                .map(|(n, handle)| (n, handle.as_str(), timeout))
+                .collect();
+            VisibilityExtended {
+                messages: receipt_handles.len(),
+                seconds: timeout,
+            }
+            .emit();
+            let result = self.queue.set_visibility(&changes).await;
+            report_failures("ChangeMessageVisibilityBatch", result, &[]);
+        }
+    }
+
+    /// Polls the backlog gauge and probes Hasura every `probe_interval` until `stop`; also
+    /// drains the recorder's histogram samples, which otherwise pile up between scrapes.
+    pub async fn probe_loop(self: Arc<Self>, metrics: PrometheusHandle, stop: CancellationToken) {
+        loop {
+            self.probe_once().await;
+            metrics.run_upkeep();
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(self.options.probe_interval) => {}
+            }
+        }
+    }
+
+    async fn probe_once(&self) {
+        match self.queue.depth().await {
+            Ok((visible, in_flight)) => {
+                QueueBacklog { visible, in_flight }.emit();
+                self.health.queue_reachable(None);
+            }
+            Err(error) => {
+                QueueCallFailed {
+                    operation: "GetQueueAttributes",
+                    error: &error,
+                }
+                .emit();
+                self.health.queue_reachable(Some(error));
+            }
+        }
+        self.health.hasura_reachable(self.store.probe().await.err());
+        // Updates the readiness gauge and logs a change even when nobody asks /readyz.
+        let _ = self.health.readiness();
+    }
+}
+
+/// Logs and counts a batch call that failed, or its entries that did (in their message's
+/// span when `items` says which message an entry was).
+fn report_failures(
+    operation: &'static str,
+    result: Result<Vec<EntryFailure>, String>,
+    items: &[Item],
+) {
+    match result {
+        Ok(failed) => {
+            for (n, error) in failed {
+                let emit = || {
+                    QueueCallFailed {
+                        operation,
+                        error: &error,
+                    }
+                    .emit()
+                };
+                match items.get(n) {
+                    Some(item) => item.span.in_scope(emit),
+                    None => emit(),
+                }
+            }
+        }
+        Err(error) => QueueCallFailed {
+            operation,
+            error: &error,
+        }
+        .emit(),
+    }
+}
+
+impl Store for CognitoToHasura {
+    fn pool(&self) -> &str {
+        self.reader.user_pool_id()
+    }
+
+    async fn read(&self, targets: &Targets) -> Reads {
         let usernames_checked_at = Utc::now();
-        let users = futures::stream::iter(plan.users.iter().cloned())
+        let users = futures::stream::iter(targets.users.iter().cloned())
             .map(|user| async move {
                 let result = match &user {
                     UserRef::Sub(sub) => self.reader.user_by_sub(*sub).await,
@@ -352,11 +496,11 @@ impl Consumer {
         // A sub never comes back once deleted: any state read of it is older than now.
         let subs_gone_at = Utc::now();
         let groups_checked_at = Utc::now();
-        let groups = if plan.groups.is_empty() {
+        let groups = if targets.groups.is_empty() {
             None
         } else {
             Some(self.reader.list_groups().await.map(|all| {
-                let mut by_name: BTreeMap<String, Option<GroupRecord>> = plan
+                let mut by_name: BTreeMap<String, Option<GroupRecord>> = targets
                     .groups
                     .iter()
                     .map(|name| (name.clone(), None))
@@ -378,8 +522,7 @@ impl Consumer {
         }
     }
 
-    /// Writes every successful read in one mutation.
-    async fn write(&self, pool: &str, reads: &Reads) -> Result<(), String> {
+    async fn write(&self, reads: &Reads) -> Result<(), String> {
         let started = Instant::now();
         let mut latest: BTreeMap<uuid::Uuid, &UserRecord> = BTreeMap::new();
         let (mut gone_subs, mut gone_usernames) = (Vec::new(), Vec::new());
@@ -410,7 +553,7 @@ impl Consumer {
         }
         let users: Vec<_> = latest.values().map(|user| (*user).into()).collect();
         let variables = apply_events::Variables {
-            pool: pool.to_owned(),
+            pool: self.pool().to_owned(),
             users,
             gone_subs,
             subs_gone_at: reads.subs_gone_at,
@@ -440,209 +583,12 @@ impl Consumer {
         Ok(())
     }
 
-    /// Deletes the applied and acknowledged messages in one request.
-    async fn delete(&self, items: &[Item]) {
-        let entries: Vec<DeleteMessageBatchRequestEntry> = items
-            .iter()
-            .enumerate()
-            .filter(|(_, i)| matches!(i.outcome, Outcome::Applied | Outcome::Acknowledged))
-            .filter_map(|(n, i)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(n.to_string())
-                    .receipt_handle(&i.receipt_handle)
-                    .build()
-                    .ok()
-            })
-            .collect();
-        if entries.is_empty() {
-            return;
-        }
-        let result = self
-            .sqs
-            .delete_message_batch()
-            .queue_url(&self.options.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await;
-        // A message whose delete failed returns after the visibility timeout and is applied
-        // again: harmless, the write is idempotent.
-        match result {
-            Ok(out) => {
-                for failed in out.failed() {
-                    let message_id = failed.id().parse::<usize>().ok().and_then(|n| items.get(n));
-                    let error = format!(
-                        "{}: {}",
-                        failed.code(),
-                        failed.message().unwrap_or_default()
-                    );
-                    let emit = || {
-                        QueueCallFailed {
-                            operation: "DeleteMessageBatch",
-                            error: &error,
-                        }
-                        .emit()
-                    };
-                    match message_id {
-                        Some(item) => item.span.in_scope(emit),
-                        None => emit(),
-                    }
-                }
-            }
-            Err(error) => QueueCallFailed {
-                operation: "DeleteMessageBatch",
-                error: &DisplayErrorContext(error).to_string(),
-            }
-            .emit(),
-        }
-    }
-
-    /// Sets the visibility of failed messages to their backoff, undecodable ones to zero.
-    async fn release(&self, items: &[Item]) {
-        let changes: Vec<(usize, &str, i32)> = items
-            .iter()
-            .enumerate()
-            .filter_map(|(n, i)| {
-                let delay = match i.outcome {
-                    Outcome::Failed { .. } => self.options.backoff(i.receive_count),
-                    // Straight back, so that the redrive policy counts its receives quickly.
-                    Outcome::Undecodable => Duration::ZERO,
-                    _ => return None,
-                };
-                Some((
-                    n,
-                    i.receipt_handle.as_str(),
-                    delay.as_secs().min(43_200) as i32,
-                ))
-            })
-            .collect();
-        self.set_visibility(&changes).await;
-    }
-
-    /// Keeps a batch's messages invisible while it is applied (a slow Cognito or Hasura can
-    /// outlast the receive's visibility timeout): every half timeout, the timeout is set
-    /// again for all of them. Never returns; dropped when the batch is done.
-    async fn keep_invisible(&self, receipt_handles: &[String]) -> Infallible {
-        let timeout = self.options.visibility_timeout_seconds;
-        let period = Duration::from_millis(u64::try_from(timeout).unwrap_or(1).max(1) * 500);
-        loop {
-            tokio::time::sleep(period).await;
-            let changes: Vec<(usize, &str, i32)> = receipt_handles
-                .iter()
-                .enumerate()
-                .map(|(n, handle)| (n, handle.as_str(), timeout))
-                .collect();
-            VisibilityExtended {
-                messages: receipt_handles.len(),
-                seconds: timeout,
-            }
-            .emit();
-            self.set_visibility(&changes).await;
-        }
-    }
-
-    /// One `ChangeMessageVisibilityBatch` setting, per message, (entry id, receipt handle,
-    /// seconds); failures are logged and counted. If it fails the messages still return,
-    /// after the visibility timeout they have.
-    async fn set_visibility(&self, changes: &[(usize, &str, i32)]) {
-        let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = changes
-            .iter()
-            .filter_map(|&(n, handle, seconds)| {
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(n.to_string())
-                    .receipt_handle(handle)
-                    .visibility_timeout(seconds)
-                    .build()
-                    .ok()
-            })
-            .collect();
-        if entries.is_empty() {
-            return;
-        }
-        let result = self
-            .sqs
-            .change_message_visibility_batch()
-            .queue_url(&self.options.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                for failed in out.failed() {
-                    let error = format!(
-                        "{}: {}",
-                        failed.code(),
-                        failed.message().unwrap_or_default()
-                    );
-                    QueueCallFailed {
-                        operation: "ChangeMessageVisibilityBatch",
-                        error: &error,
-                    }
-                    .emit();
-                }
-            }
-            Err(error) => QueueCallFailed {
-                operation: "ChangeMessageVisibilityBatch",
-                error: &DisplayErrorContext(error).to_string(),
-            }
-            .emit(),
-        }
-    }
-
-    /// Polls the backlog gauge and probes Hasura every `probe_interval` until `stop`; also
-    /// drains the recorder's histogram samples, which otherwise pile up between scrapes.
-    pub async fn probe_loop(self: Arc<Self>, metrics: PrometheusHandle, stop: CancellationToken) {
-        loop {
-            self.probe_once().await;
-            metrics.run_upkeep();
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(self.options.probe_interval) => {}
-            }
-        }
-    }
-
-    async fn probe_once(&self) {
-        let queue = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&self.options.queue_url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .send()
-            .await;
-        match queue {
-            Ok(out) => {
-                let count = |name: QueueAttributeName| {
-                    out.attributes()
-                        .and_then(|a| a.get(&name))
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0)
-                };
-                QueueBacklog {
-                    visible: count(QueueAttributeName::ApproximateNumberOfMessages),
-                    in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-                }
-                .emit();
-                self.health.queue_reachable(None);
-            }
-            Err(error) => {
-                let error = DisplayErrorContext(error).to_string();
-                QueueCallFailed {
-                    operation: "GetQueueAttributes",
-                    error: &error,
-                }
-                .emit();
-                self.health.queue_reachable(Some(error));
-            }
-        }
-        let hasura = self
-            .probe
+    async fn probe(&self) -> Result<(), String> {
+        self.probe
             .post::<DaemonProbe>(daemon_probe::Variables {})
-            .await;
-        self.health
-            .hasura_reachable(hasura.err().map(|e| e.to_string()));
-        // Updates the readiness gauge and logs a change even when nobody asks /readyz.
-        let _ = self.health.readiness();
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -655,45 +601,30 @@ impl Item {
     }
 }
 
-/// Acknowledges a message that asks for nothing this batch can apply.
-fn acknowledge(
-    item: &Item,
-    event: &DecodedEvent,
-    plan: &Plan,
-    reconcile: &ReconcileRequests,
-) -> Outcome {
-    let format = event.format.as_str();
-    item.span.in_scope(|| {
-        if plan.pool_wide {
-            reconcile.request(&event.reason);
-        }
-        // A pool-wide event that also names users and groups is applied like any other.
-        if !(plan.users.is_empty() && plan.groups.is_empty()) {
-            return Outcome::Pending;
-        }
-        let (reason, detail) = if plan.other_pool > 0 {
-            ("other_pool", event.user_pool_id.clone().unwrap_or_default())
-        } else if plan.pool_wide {
-            ("pool_wide", event.reason.clone())
-        } else {
-            let why = match &event.action {
-                EventAction::Ignore(reason) => reason.as_str(),
-                _ => "nothing to apply",
-            };
-            ("ignored", format!("{}: {why}", event.reason))
+/// Logs and counts why a message that asks for nothing to apply was acknowledged.
+fn acknowledged(event: &DecodedEvent, targets: &Targets) {
+    let (reason, detail) = if targets.other_pool > 0 {
+        ("other_pool", event.user_pool_id.clone().unwrap_or_default())
+    } else if targets.pool_wide {
+        ("pool_wide", event.reason.clone())
+    } else {
+        let why = match &event.action {
+            EventAction::Ignore(reason) => reason.as_str(),
+            _ => "nothing to apply",
         };
-        MessageAcknowledged {
-            format,
-            reason,
-            detail: &detail,
-        }
-        .emit();
-        Outcome::Acknowledged
-    })
+        ("ignored", format!("{}: {why}", event.reason))
+    };
+    MessageAcknowledged {
+        format: event.format.as_str(),
+        reason,
+        detail: &detail,
+    }
+    .emit();
 }
 
 /// The results of one batch's Cognito reads.
-struct Reads {
+#[derive(Debug, Default)]
+pub(crate) struct Reads {
     users: HashMap<UserRef, Result<Option<UserRecord>, CognitoError>>,
     /// The named groups, `None` when gone; `None` when no group was named.
     groups: Option<Result<BTreeMap<String, Option<GroupRecord>>, CognitoError>>,
@@ -706,15 +637,15 @@ struct Reads {
 
 impl Reads {
     /// Why a message's reads failed, if they did.
-    fn error_for(&self, plan: &Plan) -> Option<String> {
-        for user in &plan.users {
+    pub fn error_for(&self, targets: &Targets) -> Option<String> {
+        for user in &targets.users {
             match self.users.get(user) {
                 Some(Ok(_)) => {}
                 Some(Err(error)) => return Some(error.to_string()),
                 None => return Some(format!("{user} was not read")),
             }
         }
-        if !plan.groups.is_empty() {
+        if !targets.groups.is_empty() {
             match &self.groups {
                 Some(Ok(_)) => {}
                 Some(Err(error)) => return Some(error.to_string()),

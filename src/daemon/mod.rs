@@ -3,8 +3,10 @@
 //! - [`consumer`]: the poll loops and the batch pipeline (decode, reduce, re-read, one
 //!   mutation, delete what is committed, back off what failed), and the periodic probe that
 //!   feeds the backlog gauge and `/readyz`.
+//! - [`queue`]: the queue seam ([`queue::Queue`]) and its SQS implementation.
 //! - [`ops`]: the operations listener and the health state behind `/readyz`.
-//! - [`reconcile`]: debounced requests for an early pool-wide reconcile.
+//! - [`requests`]: debounced requests for an early pool-wide reconcile.
+//! - [`scheduler`]: the scheduled reconcile under the pool's lease.
 //!
 //! Shutdown: one [`CancellationToken`]. When it fires the loops stop receiving, the batches
 //! in flight finish (their messages are deleted only once committed) and [`Daemon::serve`]
@@ -15,14 +17,14 @@
 
 mod consumer;
 pub mod ops;
-pub mod reconcile;
+pub mod queue;
+pub mod requests;
+pub mod scheduler;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use clap::Args;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -32,15 +34,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::cognito::{CognitoReader, ReadLimits};
-use crate::config::Settings;
+use crate::cognito::CognitoReader;
 use crate::hasura::HasuraClient;
-use crate::sync::reconcile::ReconcileOptions;
-use crate::sync::reconcile::schedule::{ScheduleArgs, SchedulerOptions, run_scheduler};
 
-use consumer::Consumer;
+use consumer::{CognitoToHasura, Consumer};
 use ops::Health;
-use reconcile::ReconcileRequests;
+use queue::SqsQueue;
+use requests::ReconcileRequests;
+use scheduler::{SchedulerOptions, run_scheduler};
 
 /// Retries of one Hasura request inside a batch: a batch that still fails goes back to the
 /// queue with backoff, so long in-process retries would only hold its messages.
@@ -52,72 +53,7 @@ const LATENCY_BUCKETS: [f64; 12] = [
     0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
 ];
 
-/// `daemon`: apply change events from SQS within seconds.
-#[derive(Debug, Clone, Args)]
-pub struct DaemonArgs {
-    /// The sync queue's URL.
-    #[arg(long, env = "SYNC_SQS_QUEUE_URL", value_name = "URL")]
-    pub queue_url: String,
-
-    /// Concurrent receive loops.
-    #[arg(long, default_value_t = 2, value_name = "N")]
-    pub pollers: usize,
-
-    /// Address of the /healthz, /readyz and /metrics listener.
-    #[arg(
-        long,
-        env = "LISTEN_ADDR",
-        default_value = "0.0.0.0:8080",
-        value_name = "ADDR"
-    )]
-    pub listen: SocketAddr,
-
-    /// Seconds a received message stays invisible while its batch is applied.
-    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
-    pub visibility_timeout: u32,
-
-    /// Seconds to finish the batches in flight after SIGTERM (ECS's stop timeout is 30).
-    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
-    pub shutdown_timeout: u64,
-
-    /// Long-poll wait of one receive, 0 to 20 seconds.
-    #[arg(long, default_value_t = 20, value_name = "SECONDS")]
-    pub wait_time: u32,
-
-    /// Messages per receive, 1 to 10.
-    #[arg(long, default_value_t = 10, value_name = "N")]
-    pub batch_size: u32,
-
-    /// Cognito read requests per second (the quota is shared with every tool of the account).
-    #[arg(long, default_value_t = crate::config::DEFAULT_COGNITO_RPS, value_name = "RPS")]
-    pub cognito_rps: f64,
-
-    /// First retry delay of a message that failed; doubles with each receive.
-    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
-    pub retry_backoff: u64,
-
-    /// Longest retry delay. With the queue's maxReceiveCount it bounds how long a dependency
-    /// may be down before messages reach the dead-letter queue.
-    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
-    pub retry_backoff_max: u64,
-
-    /// Consecutive failed batches after which /readyz answers 503.
-    #[arg(long, default_value_t = 5, value_name = "N")]
-    pub unready_after: u32,
-
-    /// Seconds between queue backlog and Hasura probes.
-    #[arg(long, default_value_t = 15, value_name = "SECONDS")]
-    pub probe_interval: u64,
-
-    /// Seconds over which requests for an early reconcile are folded into one.
-    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
-    pub reconcile_debounce: u64,
-
-    #[command(flatten)]
-    pub schedule: ScheduleArgs,
-}
-
-/// [`DaemonArgs`], validated.
+/// How the daemon runs; [`DaemonOptions::validate`] says whether it can.
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
     pub queue_url: String,
@@ -136,59 +72,41 @@ pub struct DaemonOptions {
 }
 
 impl DaemonOptions {
-    pub fn from_args(args: &DaemonArgs) -> anyhow::Result<Self> {
-        if args.queue_url.trim().is_empty() {
+    /// Refuses settings SQS or the daemon cannot work with, naming the flag to change.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.queue_url.trim().is_empty() {
             bail!("no queue configured: set --queue-url or SYNC_SQS_QUEUE_URL");
         }
-        if !(1..=64).contains(&args.pollers) {
-            bail!("--pollers must be between 1 and 64, not {}", args.pollers);
+        if !(1..=64).contains(&self.pollers) {
+            bail!("--pollers must be between 1 and 64, not {}", self.pollers);
         }
-        if args.wait_time > 20 {
+        if !(0..=20).contains(&self.wait_time_seconds) {
             bail!(
                 "--wait-time must be between 0 and 20 seconds, not {}",
-                args.wait_time
+                self.wait_time_seconds
             );
         }
-        if !(1..=10).contains(&args.batch_size) {
+        if !(1..=10).contains(&self.batch_size) {
             bail!(
                 "--batch-size must be between 1 and 10, not {}",
-                args.batch_size
+                self.batch_size
             );
         }
-        if !(1..=43_200).contains(&args.visibility_timeout) {
+        if !(1..=43_200).contains(&self.visibility_timeout_seconds) {
             bail!(
                 "--visibility-timeout must be between 1 and 43200 seconds, not {}",
-                args.visibility_timeout
+                self.visibility_timeout_seconds
             );
         }
-        if args.retry_backoff == 0
-            || args.retry_backoff > args.retry_backoff_max
-            || args.retry_backoff_max > 43_200
+        if self.retry_backoff.is_zero()
+            || self.retry_backoff > self.retry_backoff_max
+            || self.retry_backoff_max > Duration::from_secs(43_200)
         {
             bail!(
                 "--retry-backoff must be at least 1 and at most --retry-backoff-max (at most 43200 seconds)"
             );
         }
-        if !(args.cognito_rps.is_finite() && args.cognito_rps > 0.0) {
-            bail!(
-                "--cognito-rps must be a positive number, not {}",
-                args.cognito_rps
-            );
-        }
-        Ok(DaemonOptions {
-            queue_url: args.queue_url.clone(),
-            pollers: args.pollers,
-            visibility_timeout_seconds: args.visibility_timeout as i32,
-            shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
-            wait_time_seconds: args.wait_time as i32,
-            batch_size: args.batch_size as i32,
-            retry_backoff: Duration::from_secs(args.retry_backoff),
-            retry_backoff_max: Duration::from_secs(args.retry_backoff_max),
-            unready_after: args.unready_after.max(1),
-            probe_interval: Duration::from_secs(args.probe_interval.max(1)),
-            reconcile_debounce: Duration::from_secs(args.reconcile_debounce),
-            scheduler: SchedulerOptions::from_args(&args.schedule, ReconcileOptions::default())?,
-        })
+        self.scheduler.validate()
     }
 
     /// The delay before the `attempt`-th retry (1-based): doubling from `retry_backoff`,
@@ -267,10 +185,12 @@ impl Daemon {
             stop.clone(),
         );
         let consumer = Arc::new(Consumer {
-            sqs: self.sqs,
-            reader: self.reader,
-            hasura: self.hasura,
-            probe: self.probe,
+            queue: SqsQueue::new(self.sqs, &options.queue_url),
+            store: CognitoToHasura {
+                reader: self.reader,
+                hasura: self.hasura,
+                probe: self.probe,
+            },
             options: self.options,
             health: health.clone(),
             reconcile: self.reconcile,
@@ -429,154 +349,5 @@ pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
             .get()
             .cloned()
             .context("another metrics recorder is already installed"),
-    }
-}
-
-/// The `daemon` subcommand: builds the clients from `settings`, binds `--listen`, installs
-/// the metrics recorder and serves until `shutdown`.
-///
-/// # Errors
-///
-/// Missing settings, an address that cannot be bound, or a daemon task that failed.
-pub async fn run(
-    settings: &Settings,
-    args: DaemonArgs,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let options = DaemonOptions::from_args(&args)?;
-    let pool = settings.require_pool()?;
-    let hasura_settings = settings.require_hasura()?;
-    let hasura = HasuraClient::with_retries(
-        &hasura_settings,
-        hasura_settings.retries.min(HASURA_RETRIES),
-    )?;
-    let probe = HasuraClient::with_retries(&hasura_settings, 0)?;
-    let sdk = crate::commands::aws_config(settings).await;
-    let reader = CognitoReader::new(
-        &sdk,
-        pool,
-        ReadLimits {
-            rps: args.cognito_rps,
-            max_retries: Some(COGNITO_RETRIES),
-        },
-    );
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let metrics = install_metrics()?;
-    Daemon::new(sqs, reader, hasura, probe, options)
-        .serve(listener, metrics, shutdown)
-        .await
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::Parser;
-
-    use super::*;
-    use crate::sync::reconcile::OnDelete;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        daemon: DaemonArgs,
-    }
-
-    /// The way the binary's command line takes it: the global connection flags, then the
-    /// subcommand.
-    #[derive(Parser)]
-    struct Binary {
-        #[command(flatten)]
-        connection: crate::cli::ConnectionArgs,
-        #[command(subcommand)]
-        command: Sub,
-    }
-
-    #[derive(clap::Subcommand)]
-    enum Sub {
-        Daemon(DaemonArgs),
-    }
-
-    #[test]
-    fn flags_do_not_clash_with_the_global_ones() {
-        use clap::CommandFactory;
-        Binary::command().debug_assert();
-        let parsed = Binary::try_parse_from([
-            "x",
-            "daemon",
-            "--queue-url",
-            "http://q",
-            "--user-pool-id",
-            "us-east-1_abc",
-            "--pollers",
-            "4",
-        ])
-        .unwrap();
-        let Sub::Daemon(args) = parsed.command;
-        assert_eq!(args.pollers, 4);
-        assert_eq!(
-            parsed.connection.user_pool_id.as_deref(),
-            Some("us-east-1_abc")
-        );
-    }
-
-    #[test]
-    fn defaults_and_backoff() {
-        let cli = Cli::try_parse_from(["x", "--queue-url", "http://q"]).unwrap();
-        assert_eq!(cli.daemon.pollers, 2);
-        assert_eq!(cli.daemon.listen.to_string(), "0.0.0.0:8080");
-        let options = DaemonOptions::from_args(&cli.daemon).unwrap();
-        assert_eq!(options.shutdown_timeout, Duration::from_secs(30));
-        assert_eq!(options.wait_time_seconds, 20);
-        assert_eq!(options.batch_size, 10);
-        assert_eq!(options.backoff(1), Duration::from_secs(5));
-        assert_eq!(options.backoff(3), Duration::from_secs(20));
-        assert_eq!(options.backoff(30), Duration::from_secs(300));
-        let reconcile = options.scheduler.reconcile;
-        assert_eq!(reconcile.on_delete, OnDelete::Tombstone);
-        assert_eq!(reconcile.max_delete_fraction, 0.1);
-        assert!(!reconcile.allow_mass_delete);
-    }
-
-    #[test]
-    fn the_scheduled_reconcile_takes_its_delete_policy_but_never_releases_the_brake() {
-        let cli = Cli::try_parse_from([
-            "x",
-            "--queue-url",
-            "http://q",
-            "--reconcile-on-delete",
-            "scrub",
-            "--reconcile-max-delete-fraction",
-            "0.25",
-        ])
-        .unwrap();
-        let reconcile = DaemonOptions::from_args(&cli.daemon)
-            .unwrap()
-            .scheduler
-            .reconcile;
-        assert_eq!(reconcile.on_delete, OnDelete::Scrub);
-        assert_eq!(reconcile.max_delete_fraction, 0.25);
-        assert!(!reconcile.allow_mass_delete);
-    }
-
-    #[test]
-    fn out_of_range_settings_are_refused() {
-        for flags in [
-            ["--batch-size", "11"],
-            ["--wait-time", "21"],
-            ["--pollers", "0"],
-            ["--retry-backoff", "0"],
-            ["--queue-url", " "],
-            ["--reconcile-max-delete-fraction", "1.5"],
-        ] {
-            let mut args = vec!["x"];
-            args.extend(flags);
-            if flags[0] != "--queue-url" {
-                args.extend(["--queue-url", "http://q"]);
-            }
-            let cli = Cli::try_parse_from(args).unwrap();
-            assert!(DaemonOptions::from_args(&cli.daemon).is_err(), "{flags:?}");
-        }
     }
 }

@@ -3,7 +3,7 @@
 //! A change event is a hint, never the truth: the daemon re-reads whatever an event names from
 //! Cognito and writes what Cognito says now. This module only answers "what does this message
 //! name?" — it does no I/O, logs nothing and counts nothing; the daemon does that with the
-//! [`DecodedEvent`]s and the [`Plan`] it gets from here.
+//! [`DecodedEvent`]s and the [`Targets`] it gets from here.
 //!
 //! [`decode`] detects the shape of one message body:
 //!
@@ -14,7 +14,7 @@
 //! - any of these wrapped in an SNS notification (`"Type": "Notification"`, payload in
 //!   `Message`); SNS raw message delivery is the payload itself and needs no unwrapping.
 //!
-//! [`reduce`] folds a batch of decoded events into a [`Plan`]: each user and group once, the
+//! [`reduce`] folds a batch of decoded events into a [`Targets`]: each user and group once, the
 //! events of other pools and the ignored ones counted, and whether a pool-wide reconcile is
 //! asked for. The table of which event names what is in `docs/events.md`.
 
@@ -32,7 +32,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-pub use reduce::{Plan, reduce};
+pub use reduce::{Targets, reduce};
 
 /// The shape a message body was recognised as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,4 +1,4 @@
-//! Folding a batch of decoded events into one plan: the users and groups to re-read, each
+//! Folding a batch of decoded events into one set of targets: the users and groups to re-read, each
 //! once, and whether the pool should be reconciled early.
 
 use std::collections::BTreeSet;
@@ -7,7 +7,7 @@ use super::{DecodedEvent, EventAction, UserRef};
 
 /// What a batch of events asks for in one pool.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
+pub struct Targets {
     /// Users to re-read from Cognito, each once. A sub and a username can still name the same
     /// user: only Cognito can tell.
     pub users: BTreeSet<UserRef>,
@@ -28,51 +28,51 @@ pub struct Plan {
     pub ignored: usize,
 }
 
-impl Plan {
-    /// Whether the plan asks the daemon to do anything.
+impl Targets {
+    /// Whether the targets ask the daemon to do anything.
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.users.is_empty() && self.groups.is_empty() && !self.pool_wide
     }
 }
 
-/// Collapses `events` into the plan for `our_pool`.
-pub fn reduce<'a, I>(events: I, our_pool: &str) -> Plan
+/// Collapses `events` into the targets of `our_pool`.
+pub fn reduce<'a, I>(events: I, our_pool: &str) -> Targets
 where
     I: IntoIterator<Item = &'a DecodedEvent>,
 {
-    let mut plan = Plan::default();
+    let mut targets = Targets::default();
     for event in events {
         if event
             .user_pool_id
             .as_deref()
             .is_some_and(|pool| pool != our_pool)
         {
-            plan.other_pool += 1;
+            targets.other_pool += 1;
             continue;
         }
         match &event.action {
             EventAction::Ignore(_) => {
-                plan.ignored += 1;
+                targets.ignored += 1;
                 continue;
             }
             EventAction::User { user, group } => {
-                plan.users.insert(user.clone());
-                plan.groups.extend(group.iter().cloned());
+                targets.users.insert(user.clone());
+                targets.groups.extend(group.iter().cloned());
             }
             EventAction::Group { name, deleted } => {
-                plan.groups.insert(name.clone());
+                targets.groups.insert(name.clone());
                 // Nothing names the former members, whose group lists just changed.
-                plan.pool_wide |= *deleted;
+                targets.pool_wide |= *deleted;
             }
-            EventAction::PoolWide => plan.pool_wide = true,
+            EventAction::PoolWide => targets.pool_wide = true,
         }
-        plan.applied += 1;
+        targets.applied += 1;
         if event.user_pool_id.is_none() {
-            plan.applied_without_pool_id += 1;
+            targets.applied_without_pool_id += 1;
         }
     }
-    plan
+    targets
 }
 
 #[cfg(test)]
@@ -125,19 +125,19 @@ mod tests {
             event(Some(OUR_POOL), user(UserRef::Username("alice".to_owned()))),
             event(Some(OUR_POOL), user(UserRef::Username("alice".to_owned()))),
         ];
-        let plan = reduce(&events, OUR_POOL);
+        let targets = reduce(&events, OUR_POOL);
         assert_eq!(
-            plan.users,
+            targets.users,
             BTreeSet::from([sub(1), UserRef::Username("alice".to_owned())])
         );
-        assert_eq!(plan.groups, BTreeSet::from(["editors".to_owned()]));
-        assert!(!plan.pool_wide);
+        assert_eq!(targets.groups, BTreeSet::from(["editors".to_owned()]));
+        assert!(!targets.pool_wide);
         assert_eq!(
             (
-                plan.applied,
-                plan.applied_without_pool_id,
-                plan.other_pool,
-                plan.ignored
+                targets.applied,
+                targets.applied_without_pool_id,
+                targets.other_pool,
+                targets.ignored
             ),
             (7, 1, 0, 0)
         );
@@ -154,10 +154,13 @@ mod tests {
             ),
             event(Some(OUR_POOL), user(sub(3))),
         ];
-        let plan = reduce(&events, OUR_POOL);
-        assert_eq!(plan.users, BTreeSet::from([sub(3)]));
-        assert!(!plan.pool_wide);
-        assert_eq!((plan.applied, plan.other_pool, plan.ignored), (1, 3, 0));
+        let targets = reduce(&events, OUR_POOL);
+        assert_eq!(targets.users, BTreeSet::from([sub(3)]));
+        assert!(!targets.pool_wide);
+        assert_eq!(
+            (targets.applied, targets.other_pool, targets.ignored),
+            (1, 3, 0)
+        );
     }
 
     #[test]
@@ -171,9 +174,12 @@ mod tests {
                 }),
             ),
         ];
-        let plan = reduce(&events, OUR_POOL);
-        assert!(plan.is_empty());
-        assert_eq!((plan.applied, plan.other_pool, plan.ignored), (0, 0, 2));
+        let targets = reduce(&events, OUR_POOL);
+        assert!(targets.is_empty());
+        assert_eq!(
+            (targets.applied, targets.other_pool, targets.ignored),
+            (0, 0, 2)
+        );
     }
 
     #[test]
@@ -185,24 +191,24 @@ mod tests {
                 deleted: true,
             },
         )];
-        let plan = reduce(&deleted, OUR_POOL);
-        assert!(plan.pool_wide);
-        assert_eq!(plan.groups, BTreeSet::from(["beta".to_owned()]));
+        let targets = reduce(&deleted, OUR_POOL);
+        assert!(targets.pool_wide);
+        assert_eq!(targets.groups, BTreeSet::from(["beta".to_owned()]));
 
         let unidentified = [
             event(None, EventAction::PoolWide),
             event(Some(OUR_POOL), user(sub(4))),
         ];
-        let plan = reduce(&unidentified, OUR_POOL);
-        assert!(plan.pool_wide);
-        assert_eq!(plan.users, BTreeSet::from([sub(4)]));
-        assert!(!plan.is_empty());
+        let targets = reduce(&unidentified, OUR_POOL);
+        assert!(targets.pool_wide);
+        assert_eq!(targets.users, BTreeSet::from([sub(4)]));
+        assert!(!targets.is_empty());
     }
 
     #[test]
     fn an_empty_batch_plans_nothing() {
-        let plan = reduce(&[], OUR_POOL);
-        assert_eq!(plan, Plan::default());
-        assert!(plan.is_empty());
+        let targets = reduce(&[], OUR_POOL);
+        assert_eq!(targets, Targets::default());
+        assert!(targets.is_empty());
     }
 }

@@ -956,13 +956,13 @@ fn a_decoded_batch_reduces_to_each_user_once() {
     other_pool.user_pool_id = Some("eu-west-1_Other1234".to_owned());
     events.push(other_pool);
 
-    let plan = reduce(&events, OUR_POOL);
+    let targets = reduce(&events, OUR_POOL);
     let subs = [ALICE, CREATED, SIGNED_UP].map(|sub| UserRef::Sub(Uuid::parse_str(sub).unwrap()));
-    assert_eq!(plan.users, subs.into_iter().collect());
-    assert_eq!(plan.groups, ["editors".to_owned()].into_iter().collect());
-    assert!(!plan.pool_wide);
-    assert_eq!(plan.applied, 7);
-    assert_eq!(plan.applied_without_pool_id, 1);
-    assert_eq!(plan.ignored, 3);
-    assert_eq!(plan.other_pool, 1);
+    assert_eq!(targets.users, subs.into_iter().collect());
+    assert_eq!(targets.groups, ["editors".to_owned()].into_iter().collect());
+    assert!(!targets.pool_wide);
+    assert_eq!(targets.applied, 7);
+    assert_eq!(targets.applied_without_pool_id, 1);
+    assert_eq!(targets.ignored, 3);
+    assert_eq!(targets.other_pool, 1);
 }

@@ -6,14 +6,13 @@
 //! 3. ListGroups and every group's members (re-read on resume); upsert the groups.
 //! 4. One task per unfinished shard pages through ListUsers under the reader's shared rate
 //!    limit, joins each user's groups and pushes pages into a bounded channel; reading only
-//!    waits when the channel is full. This task batches pages into upserts of up to
+//!    waits when the channel is full. The [`Pipeline`] batches pages into upserts of
 //!    `batch_size` users, `concurrency` of them in flight, and saves the checkpoint (only
 //!    ever over committed pages) every few seconds.
 //! 5. Mark the run succeeded, or failed with the error (it is then resumed next time).
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
@@ -21,23 +20,18 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use serde::Serialize;
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::ProgressMode;
-use crate::cognito::{CallStats, CognitoReader, Memberships, Shard};
-use crate::config::BackfillSettings;
+use crate::cognito::{CallStats, CognitoReader, Shard};
+use crate::config::ScanSettings;
 use crate::hasura::operations::{GroupDigests, UpsertGroups, group_digests, upsert_groups};
 use crate::hasura::{HasuraClient, HasuraError, HasuraStats};
 use crate::model::{GroupRecord, UserRecord};
 use crate::state::{Checkpoint, RunCounters, RunKind, RunStatus, RunStore};
-use crate::sync::progress::Progress;
-use crate::sync::scan::{ShardEvent, scan_shard};
+use crate::sync::progress::{Progress, ProgressMode};
+use crate::sync::scan::{PoolScan, ShardEvent, start_pool_scan};
 use crate::sync::writer::{BatchOutcome, CommitTracker, PageRef, write_users};
 
-/// Groups whose member lists are read at once.
-const MEMBERSHIP_CONCURRENCY: usize = 4;
 /// Save the checkpoint at most this often while it moves...
 const SAVE_EVERY: Duration = Duration::from_secs(2);
 /// ...and at least this often (heartbeat).
@@ -46,7 +40,7 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(15);
 /// How to run a backfill.
 #[derive(Debug, Clone, Copy)]
 pub struct BackfillOptions {
-    pub settings: BackfillSettings,
+    pub settings: ScanSettings,
     /// Compare with the mirror and count, but write nothing (no run record either).
     pub dry_run: bool,
     /// Abort the unfinished run instead of resuming it.
@@ -155,7 +149,28 @@ impl fmt::Display for BackfillSummary {
 /// One upsert in flight: the pages it commits, and how it went.
 type BatchWrite = BoxFuture<'static, (Vec<PageRef>, Result<BatchOutcome, HasuraError>)>;
 
-/// Runs a backfill of the reader's pool into the mirror until done, failed or `shutdown`.
+/// The run a backfill works on, and where it stands.
+struct OpenRun {
+    /// `None` in a dry run (no run record).
+    id: Option<uuid::Uuid>,
+    checkpoint: Checkpoint,
+    counters: RunCounters,
+    resumed: bool,
+}
+
+/// What this process did, for its summary (the run's counters sum over every process).
+#[derive(Default)]
+struct Here {
+    outcome: BatchOutcome,
+    users_seen: u64,
+    shard_restarts: u64,
+    groups_seen: u64,
+    groups_written: u64,
+}
+
+/// Runs a backfill of the reader's pool into the mirror until done, failed or `shutdown`,
+/// in four stages: open (or resume) the run, read the groups and their members, scan the
+/// shards into batched upserts, finish the run.
 pub async fn backfill(
     reader: CognitoReader,
     hasura: HasuraClient,
@@ -164,322 +179,43 @@ pub async fn backfill(
 ) -> anyhow::Result<BackfillSummary> {
     let started = Instant::now();
     let pool_id = reader.user_pool_id().to_owned();
-    let settings = options.settings;
     let pool = reader
         .describe_pool()
         .await
         .context("cannot read the user pool")?;
     let runs = RunStore::new(hasura.clone());
-
-    // Which run, and where it stands.
-    let (run_id, checkpoint, mut counters, resumed) = if options.dry_run {
-        (
-            None,
-            fresh_checkpoint(settings.shards)?,
-            RunCounters::default(),
-            false,
-        )
-    } else {
-        let unfinished = runs
-            .unfinished(&pool_id)
-            .await
-            .context("cannot read earlier runs from Hasura")?;
-        match unfinished {
-            Some(run) if !options.restart => {
-                // Nothing stops two backfills of one pool (they would share this run's
-                // checkpoint); a live heartbeat is the hint that one may still be running.
-                let since_heartbeat = (chrono::Utc::now() - run.heartbeat_at)
-                    .to_std()
-                    .unwrap_or_default();
-                if run.status == RunStatus::Running.as_str()
-                    && since_heartbeat < 2 * HEARTBEAT_EVERY
-                {
-                    tracing::warn!(
-                        run = %run.id,
-                        heartbeat_seconds_ago = since_heartbeat.as_secs(),
-                        "the unfinished backfill was alive moments ago: if another backfill of this pool is still running, stop one of them"
-                    );
-                }
-                tracing::info!(
-                    run = %run.id,
-                    status = run.status,
-                    started_at = %run.started_at,
-                    done_shards = run.checkpoint.done_shards(),
-                    shards = run.checkpoint.shard_count,
-                    "resuming the unfinished backfill"
-                );
-                if run.checkpoint.shard_count != settings.shards {
-                    tracing::info!(
-                        requested = settings.shards,
-                        kept = run.checkpoint.shard_count,
-                        "a resumed run keeps its shard count"
-                    );
-                }
-                let mut counters = run.counters;
-                counters.resumes += 1;
-                (Some(run.id), run.checkpoint, counters, true)
-            }
-            other => {
-                if let Some(old) = other {
-                    runs.finish(
-                        old.id,
-                        RunStatus::Aborted,
-                        None,
-                        None::<&RunCounters>,
-                        Some("superseded by backfill --restart".into()),
-                    )
-                    .await
-                    .context("cannot mark the unfinished run aborted")?;
-                    tracing::info!(run = %old.id, "unfinished backfill aborted (--restart)");
-                }
-                let checkpoint = fresh_checkpoint(settings.shards)?;
-                let counters = RunCounters::default();
-                let id = runs
-                    .begin(
-                        RunKind::Backfill,
-                        &pool_id,
-                        None,
-                        Some(&checkpoint),
-                        &counters,
-                    )
-                    .await
-                    .context("cannot record the run in Hasura")?;
-                tracing::info!(run = %id, pool = pool_id, estimated_users = pool.estimated_users, "backfill started");
-                (Some(id), checkpoint, counters, false)
-            }
-        }
-    };
-
-    let mut here = BatchOutcome::default();
-    let mut summary_groups = (0u64, 0u64);
-    let mut seen_here = 0u64;
-    let mut shard_restarts_here = 0u64;
-    // The error, and the checkpoint to save with it once the scans had started.
-    let result: Result<CommitTracker, (anyhow::Error, Option<Checkpoint>)> = async {
-        // Groups first: their members are joined to every user read afterwards.
-        let early = |err: anyhow::Error| (err, None);
-        tracing::info!("reading groups and their members (ListGroups, ListUsersInGroup)");
-        let groups = reader.list_groups().await.context("cannot list the pool's groups").map_err(early)?;
-        let memberships: Arc<Memberships> = Arc::new(
-            reader
-                .memberships(&groups, MEMBERSHIP_CONCURRENCY)
-                .await
-                .context("cannot read group memberships")
-                .map_err(early)?,
-        );
-        tracing::info!(
-            groups = groups.len(),
-            members = memberships.values().map(Vec::len).sum::<usize>(),
-            "read groups and memberships"
-        );
-        let written = sync_groups(&hasura, &pool_id, &groups, options.dry_run).await.map_err(early)?;
-        summary_groups = (groups.len() as u64, written);
-        counters.groups_seen = groups.len() as u64;
-        counters.groups_written += if options.dry_run { 0 } else { written };
-
-        let open: Vec<(Shard, Option<String>)> = checkpoint
-            .shards
-            .iter()
-            .filter(|(_, cp)| !cp.done)
-            .map(|(prefix, cp)| Ok((Shard::parse(prefix)?, cp.token.clone())))
-            .collect::<Result<_, crate::cognito::InvalidShardPrefix>>()
-            .context("the run's checkpoint names an invalid shard; use --restart")
-            .map_err(early)?;
-        let remaining = pool.estimated_users.max(0) as u64 * open.len() as u64 / checkpoint.shards.len().max(1) as u64;
-        let mut progress = Progress::new(options.progress, remaining);
-
-        let pages_per_batch = settings.batch_size.div_ceil(60);
-        let (tx, mut rx) = mpsc::channel::<ShardEvent>((2 * pages_per_batch * settings.concurrency).max(16));
-        let scan_cancel = shutdown.child_token();
-        let mut scans = JoinSet::new();
-        for (shard, token) in open {
-            scans.spawn(scan_shard(reader.clone(), shard, token, memberships.clone(), tx.clone(), scan_cancel.clone()));
-        }
-        drop(tx);
-
-        let mut tracker = CommitTracker::new(&checkpoint);
-        let mut batch_users: Vec<UserRecord> = Vec::new();
-        let mut batch_pages: Vec<PageRef> = Vec::new();
-        let mut batch_started = Instant::now();
-        let mut inflight: FuturesUnordered<BatchWrite> = FuturesUnordered::new();
-        let mut channel_open = true;
-        let mut failure: Option<anyhow::Error> = None;
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut last_save = Instant::now();
-        let shard_total = tracker.checkpoint().shards.len();
-
-        let dispatch = |users: &mut Vec<UserRecord>, pages: &mut Vec<PageRef>, inflight: &mut FuturesUnordered<_>| {
-            let users = std::mem::take(users);
-            let pages = std::mem::take(pages);
-            let hasura = hasura.clone();
-            let dry_run = options.dry_run;
-            inflight.push(async move { (pages, write_users(&hasura, users, dry_run).await) }.boxed());
-        };
-
-        loop {
-            if !channel_open && scans.is_empty() && inflight.is_empty() && batch_pages.is_empty() {
-                break;
-            }
-            tokio::select! {
-                Some((pages, result)) = inflight.next(), if !inflight.is_empty() => match result {
-                    Ok(outcome) => {
-                        outcome.add_to(&mut counters);
-                        add(&mut here, &outcome);
-                        tracker.committed(&pages);
-                    }
-                    Err(err) => {
-                        if failure.is_none() {
-                            failure = Some(anyhow!(err).context("writing users to Hasura failed"));
-                        }
-                        scan_cancel.cancel();
-                        batch_users.clear();
-                        batch_pages.clear();
-                    }
-                },
-                Some(joined) = scans.join_next(), if !scans.is_empty() => {
-                    let err = match joined {
-                        Ok(Ok(())) => None,
-                        Ok(Err(err)) => Some(anyhow!(err).context("reading users from Cognito failed")),
-                        Err(join) => Some(anyhow!("a shard scan panicked: {join}")),
-                    };
-                    if let Some(err) = err {
-                        if failure.is_none() {
-                            failure = Some(err);
-                        }
-                        scan_cancel.cancel();
-                        batch_users.clear();
-                        batch_pages.clear();
-                    }
-                }
-                event = rx.recv(), if channel_open && inflight.len() < settings.concurrency => match event {
-                    Some(ShardEvent::Page { shard, users, next_token }) => {
-                        let count = users.len() as u64;
-                        progress.read(count);
-                        seen_here += count;
-                        counters.users_seen += count;
-                        let page = tracker.page_read(&shard, next_token);
-                        if failure.is_none() {
-                            // Batches are filled to exactly batch_size: a page that does not
-                            // fit is split, and counts as committed once both parts are.
-                            let mut users = users;
-                            loop {
-                                let room = settings.batch_size - batch_users.len();
-                                let rest = users.split_off(users.len().min(room));
-                                if batch_users.is_empty() {
-                                    batch_started = Instant::now();
-                                }
-                                batch_users.append(&mut users);
-                                batch_pages.push(page.clone());
-                                if batch_users.len() >= settings.batch_size {
-                                    dispatch(&mut batch_users, &mut batch_pages, &mut inflight);
-                                }
-                                if rest.is_empty() {
-                                    break;
-                                }
-                                tracker.split(&page);
-                                users = rest;
-                            }
-                        }
-                    }
-                    Some(ShardEvent::Restarted { shard }) => {
-                        tracker.restart(&shard);
-                        counters.shard_restarts += 1;
-                        shard_restarts_here += 1;
-                    }
-                    None => {
-                        channel_open = false;
-                        if failure.is_none() && !batch_pages.is_empty() {
-                            dispatch(&mut batch_users, &mut batch_pages, &mut inflight);
-                        }
-                    }
-                },
-                _ = tick.tick() => {
-                    // A partial batch is written once it has waited SAVE_EVERY, so slow reads
-                    // still checkpoint while fast ones fill whole batches.
-                    if failure.is_none() && !batch_pages.is_empty() && inflight.len() < settings.concurrency
-                        && batch_started.elapsed() >= SAVE_EVERY
-                    {
-                        dispatch(&mut batch_users, &mut batch_pages, &mut inflight);
-                    }
-                    let due = (tracker.is_dirty() && last_save.elapsed() >= SAVE_EVERY) || last_save.elapsed() >= HEARTBEAT_EVERY;
-                    if let (Some(id), true) = (run_id, due) {
-                        last_save = Instant::now();
-                        let checkpoint = tracker.take_checkpoint();
-                        if let Err(err) = runs.save(id, &checkpoint, &counters).await {
-                            tracing::warn!(error = format!("{err:#}"), "cannot save the checkpoint; will try again");
-                        }
-                    }
-                    progress.update(&counters, seen_here, tracker.checkpoint().done_shards(), shard_total);
-                }
-            }
-        }
-        if failure.is_none() && shutdown.is_cancelled() {
-            failure = Some(anyhow!("interrupted; run backfill again to resume from the checkpoint"));
-        }
-        match failure {
-            Some(err) => Err((err, Some(tracker.take_checkpoint()))),
-            None => Ok(tracker),
-        }
-    }
+    let mut run = open_run(&runs, &pool_id, &options, pool.estimated_users).await?;
+    let mut here = Here::default();
+    let result = scan(
+        &reader,
+        &hasura,
+        &options,
+        pool.estimated_users,
+        &mut run,
+        &mut here,
+        &shutdown,
+    )
     .await;
-
-    let mut tracker = match result {
-        Ok(tracker) => tracker,
-        Err((err, checkpoint)) => {
-            // The run stays resumable: `failed` runs are picked up by the next backfill.
-            if let Some(id) = run_id {
-                let error = Some(format!("{err:#}"));
-                if let Err(save) = runs
-                    .finish(
-                        id,
-                        RunStatus::Failed,
-                        checkpoint.as_ref(),
-                        Some(&counters),
-                        error,
-                    )
-                    .await
-                {
-                    tracing::warn!(
-                        error = format!("{save:#}"),
-                        "cannot record the failure in Hasura"
-                    );
-                }
-            }
-            return Err(err);
-        }
-    };
-    let checkpoint = tracker.take_checkpoint();
-    if let Some(id) = run_id {
-        runs.finish(
-            id,
-            RunStatus::Succeeded,
-            Some(&checkpoint),
-            Some(&counters),
-            None,
-        )
-        .await
-        .context("cannot mark the run succeeded")?;
-    }
+    finish_run(&runs, &run, result).await?;
     let elapsed = started.elapsed().as_secs_f64();
     let summary = BackfillSummary {
         user_pool_id: pool_id,
-        run_id,
-        resumed,
+        run_id: run.id,
+        resumed: run.resumed,
         dry_run: options.dry_run,
-        users_seen: seen_here,
-        inserted: here.inserted,
-        updated: here.updated,
-        unchanged: here.unchanged,
-        skipped_older: here.skipped_older,
-        groups_seen: summary_groups.0,
-        groups_written: summary_groups.1,
-        shard_restarts: shard_restarts_here,
-        run_totals: counters,
+        users_seen: here.users_seen,
+        inserted: here.outcome.inserted,
+        updated: here.outcome.updated,
+        unchanged: here.outcome.unchanged,
+        skipped_older: here.outcome.skipped_older,
+        groups_seen: here.groups_seen,
+        groups_written: here.groups_written,
+        shard_restarts: here.shard_restarts,
+        run_totals: run.counters,
         cognito: reader.stats(),
         hasura: hasura.stats(),
         elapsed_seconds: elapsed,
-        users_per_second: seen_here as f64 / elapsed.max(0.001),
+        users_per_second: here.users_seen as f64 / elapsed.max(0.001),
     };
     tracing::info!(
         pool = summary.user_pool_id,
@@ -491,6 +227,377 @@ pub async fn backfill(
         "backfill finished"
     );
     Ok(summary)
+}
+
+/// Stage 1: the latest unfinished backfill of the pool, resumed (or aborted with
+/// `--restart`), else a new run. A dry run records nothing.
+async fn open_run(
+    runs: &RunStore,
+    pool_id: &str,
+    options: &BackfillOptions,
+    estimated_users: i64,
+) -> anyhow::Result<OpenRun> {
+    let shards = options.settings.shards;
+    if options.dry_run {
+        return Ok(OpenRun {
+            id: None,
+            checkpoint: fresh_checkpoint(shards)?,
+            counters: RunCounters::default(),
+            resumed: false,
+        });
+    }
+    let unfinished = runs
+        .unfinished(pool_id)
+        .await
+        .context("cannot read earlier runs from Hasura")?;
+    match unfinished {
+        Some(run) if !options.restart => {
+            // Nothing stops two backfills of one pool (they would share this run's
+            // checkpoint); a live heartbeat is the hint that one may still be running.
+            let since_heartbeat = (chrono::Utc::now() - run.heartbeat_at)
+                .to_std()
+                .unwrap_or_default();
+            if run.status == RunStatus::Running.as_str() && since_heartbeat < 2 * HEARTBEAT_EVERY {
+                tracing::warn!(
+                    run = %run.id,
+                    heartbeat_seconds_ago = since_heartbeat.as_secs(),
+                    "the unfinished backfill was alive moments ago: if another backfill of this pool is still running, stop one of them"
+                );
+            }
+            tracing::info!(
+                run = %run.id,
+                status = run.status,
+                started_at = %run.started_at,
+                done_shards = run.checkpoint.done_shards(),
+                shards = run.checkpoint.shard_count,
+                "resuming the unfinished backfill"
+            );
+            if run.checkpoint.shard_count != shards {
+                tracing::info!(
+                    requested = shards,
+                    kept = run.checkpoint.shard_count,
+                    "a resumed run keeps its shard count"
+                );
+            }
+            let mut counters = run.counters;
+            counters.resumes += 1;
+            Ok(OpenRun {
+                id: Some(run.id),
+                checkpoint: run.checkpoint,
+                counters,
+                resumed: true,
+            })
+        }
+        other => {
+            if let Some(old) = other {
+                runs.finish(
+                    old.id,
+                    RunStatus::Aborted,
+                    None,
+                    None::<&RunCounters>,
+                    Some("superseded by backfill --restart".into()),
+                )
+                .await
+                .context("cannot mark the unfinished run aborted")?;
+                tracing::info!(run = %old.id, "unfinished backfill aborted (--restart)");
+            }
+            let checkpoint = fresh_checkpoint(shards)?;
+            let counters = RunCounters::default();
+            let id = runs
+                .begin(
+                    RunKind::Backfill,
+                    pool_id,
+                    None,
+                    Some(&checkpoint),
+                    &counters,
+                )
+                .await
+                .context("cannot record the run in Hasura")?;
+            tracing::info!(run = %id, pool = pool_id, estimated_users, "backfill started");
+            Ok(OpenRun {
+                id: Some(id),
+                checkpoint,
+                counters,
+                resumed: false,
+            })
+        }
+    }
+}
+
+/// Stages 2 and 3: the groups and their members, then the shards still open in the run's
+/// checkpoint, written in batches. On failure, the error and (once the scans had started)
+/// the checkpoint to save with it.
+async fn scan(
+    reader: &CognitoReader,
+    hasura: &HasuraClient,
+    options: &BackfillOptions,
+    estimated_users: i64,
+    run: &mut OpenRun,
+    here: &mut Here,
+    shutdown: &CancellationToken,
+) -> Result<Checkpoint, (anyhow::Error, Option<Checkpoint>)> {
+    let early = |err: anyhow::Error| (err, None);
+    let settings = options.settings;
+    let open: Vec<(Shard, Option<String>)> = run
+        .checkpoint
+        .shards
+        .iter()
+        .filter(|(_, cp)| !cp.done)
+        .map(|(prefix, cp)| Ok((Shard::parse(prefix)?, cp.token.clone())))
+        .collect::<Result<_, crate::cognito::InvalidShardPrefix>>()
+        .context("the run's checkpoint names an invalid shard; use --restart")
+        .map_err(early)?;
+    let remaining = estimated_users.max(0) as u64 * open.len() as u64
+        / run.checkpoint.shards.len().max(1) as u64;
+    let pages_per_batch = settings.batch_size.div_ceil(60);
+    let channel = (2 * pages_per_batch * settings.concurrency).max(16);
+    let pool_scan = start_pool_scan(reader, open, channel, shutdown)
+        .await
+        .map_err(early)?;
+    let written = sync_groups(
+        hasura,
+        reader.user_pool_id(),
+        &pool_scan.groups,
+        options.dry_run,
+    )
+    .await
+    .map_err(early)?;
+    here.groups_seen = pool_scan.groups.len() as u64;
+    here.groups_written = written;
+    run.counters.groups_seen = here.groups_seen;
+    run.counters.groups_written += if options.dry_run { 0 } else { written };
+
+    let runs = RunStore::new(hasura.clone());
+    let mut pipeline = Pipeline {
+        hasura,
+        runs: &runs,
+        options,
+        run_id: run.id,
+        counters: &mut run.counters,
+        here,
+        tracker: CommitTracker::new(&run.checkpoint),
+        batch_users: Vec::new(),
+        batch_pages: Vec::new(),
+        batch_started: Instant::now(),
+        inflight: FuturesUnordered::new(),
+        failure: None,
+        progress: Progress::new(options.progress, remaining),
+        last_save: Instant::now(),
+    };
+    pipeline.run(pool_scan).await;
+    if pipeline.failure.is_none() && shutdown.is_cancelled() {
+        pipeline.failure = Some(anyhow!(
+            "interrupted; run backfill again to resume from the checkpoint"
+        ));
+    }
+    let checkpoint = pipeline.tracker.take_checkpoint();
+    match pipeline.failure {
+        Some(err) => Err((err, Some(checkpoint))),
+        None => Ok(checkpoint),
+    }
+}
+
+/// Stage 3's state: pages batched into upserts of exactly `batch_size` users, `concurrency`
+/// of them in flight, and the checkpoint saved (only ever over committed pages) every few
+/// seconds.
+struct Pipeline<'a> {
+    hasura: &'a HasuraClient,
+    runs: &'a RunStore,
+    options: &'a BackfillOptions,
+    run_id: Option<uuid::Uuid>,
+    counters: &'a mut RunCounters,
+    here: &'a mut Here,
+    tracker: CommitTracker,
+    batch_users: Vec<UserRecord>,
+    batch_pages: Vec<PageRef>,
+    batch_started: Instant,
+    inflight: FuturesUnordered<BatchWrite>,
+    /// The first error; once set, nothing more is dispatched and the scans are cancelled.
+    failure: Option<anyhow::Error>,
+    progress: Progress,
+    last_save: Instant,
+}
+
+impl Pipeline<'_> {
+    /// Until every shard is done and every batch has landed, or the first failure has
+    /// drained what was in flight.
+    async fn run(&mut self, scan: PoolScan) {
+        let PoolScan {
+            pages: mut rx,
+            shards: mut scans,
+            cancel,
+            ..
+        } = scan;
+        let concurrency = self.options.settings.concurrency;
+        let shard_total = self.tracker.checkpoint().shards.len();
+        let mut channel_open = true;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            if !channel_open
+                && scans.is_empty()
+                && self.inflight.is_empty()
+                && self.batch_pages.is_empty()
+            {
+                break;
+            }
+            tokio::select! {
+                Some((pages, result)) = self.inflight.next(), if !self.inflight.is_empty() => match result {
+                    Ok(outcome) => {
+                        outcome.add_to(self.counters);
+                        add(&mut self.here.outcome, &outcome);
+                        self.tracker.committed(&pages);
+                    }
+                    Err(err) => self.fail(anyhow!(err).context("writing users to Hasura failed"), &cancel),
+                },
+                Some(joined) = scans.join_next(), if !scans.is_empty() => match joined {
+                    Ok(Ok(())) => {}
+                    Ok(Err(err)) => self.fail(anyhow!(err).context("reading users from Cognito failed"), &cancel),
+                    Err(join) => self.fail(anyhow!("a shard scan panicked: {join}"), &cancel),
+                },
+                event = rx.recv(), if channel_open && self.inflight.len() < concurrency => match event {
+                    Some(ShardEvent::Page { shard, users, next_token }) => self.page(&shard, users, next_token),
+                    Some(ShardEvent::Restarted { shard }) => {
+                        self.tracker.restart(&shard);
+                        self.counters.shard_restarts += 1;
+                        self.here.shard_restarts += 1;
+                    }
+                    None => {
+                        channel_open = false;
+                        if self.failure.is_none() && !self.batch_pages.is_empty() {
+                            self.dispatch();
+                        }
+                    }
+                },
+                _ = tick.tick() => self.tick(shard_total).await,
+            }
+        }
+    }
+
+    /// A page read: counted, and its users added to the batch, which is dispatched each
+    /// time it fills (a page that does not fit is split, and counts as committed once both
+    /// parts are).
+    fn page(&mut self, shard: &str, mut users: Vec<UserRecord>, next_token: Option<String>) {
+        let count = users.len() as u64;
+        self.progress.read(count);
+        self.here.users_seen += count;
+        self.counters.users_seen += count;
+        let page = self.tracker.page_read(shard, next_token);
+        if self.failure.is_some() {
+            return;
+        }
+        let batch_size = self.options.settings.batch_size;
+        loop {
+            let room = batch_size - self.batch_users.len();
+            let rest = users.split_off(users.len().min(room));
+            if self.batch_users.is_empty() {
+                self.batch_started = Instant::now();
+            }
+            self.batch_users.append(&mut users);
+            self.batch_pages.push(page.clone());
+            if self.batch_users.len() >= batch_size {
+                self.dispatch();
+            }
+            if rest.is_empty() {
+                break;
+            }
+            self.tracker.split(&page);
+            users = rest;
+        }
+    }
+
+    /// Sends the batch as one upsert.
+    fn dispatch(&mut self) {
+        let users = std::mem::take(&mut self.batch_users);
+        let pages = std::mem::take(&mut self.batch_pages);
+        let hasura = self.hasura.clone();
+        let dry_run = self.options.dry_run;
+        self.inflight
+            .push(async move { (pages, write_users(&hasura, users, dry_run).await) }.boxed());
+    }
+
+    /// The first failure stops the scans and drops the batch being filled; what is in
+    /// flight still lands (and moves the checkpoint).
+    fn fail(&mut self, err: anyhow::Error, cancel: &CancellationToken) {
+        self.failure.get_or_insert(err);
+        cancel.cancel();
+        self.batch_users.clear();
+        self.batch_pages.clear();
+    }
+
+    /// Every second: a partial batch that has waited SAVE_EVERY is written (so slow reads
+    /// still checkpoint while fast ones fill whole batches), the checkpoint is saved when it
+    /// moved (at least every HEARTBEAT_EVERY, as the run's heartbeat), and progress shown.
+    async fn tick(&mut self, shard_total: usize) {
+        if self.failure.is_none()
+            && !self.batch_pages.is_empty()
+            && self.inflight.len() < self.options.settings.concurrency
+            && self.batch_started.elapsed() >= SAVE_EVERY
+        {
+            self.dispatch();
+        }
+        let due = (self.tracker.is_dirty() && self.last_save.elapsed() >= SAVE_EVERY)
+            || self.last_save.elapsed() >= HEARTBEAT_EVERY;
+        if let (Some(id), true) = (self.run_id, due) {
+            self.last_save = Instant::now();
+            let checkpoint = self.tracker.take_checkpoint();
+            if let Err(err) = self.runs.save(id, &checkpoint, self.counters).await {
+                tracing::warn!(
+                    error = format!("{err:#}"),
+                    "cannot save the checkpoint; will try again"
+                );
+            }
+        }
+        self.progress.update(
+            self.counters,
+            self.here.users_seen,
+            self.tracker.checkpoint().done_shards(),
+            shard_total,
+        );
+    }
+}
+
+/// Stage 4: the run marked succeeded with its final checkpoint, or failed with the error
+/// (a failed run stays resumable: the next backfill picks it up).
+async fn finish_run(
+    runs: &RunStore,
+    run: &OpenRun,
+    result: Result<Checkpoint, (anyhow::Error, Option<Checkpoint>)>,
+) -> anyhow::Result<()> {
+    let Some(id) = run.id else {
+        return result.map(drop).map_err(|(err, _)| err);
+    };
+    match result {
+        Ok(checkpoint) => runs
+            .finish(
+                id,
+                RunStatus::Succeeded,
+                Some(&checkpoint),
+                Some(&run.counters),
+                None,
+            )
+            .await
+            .context("cannot mark the run succeeded"),
+        Err((err, checkpoint)) => {
+            let error = Some(format!("{err:#}"));
+            if let Err(save) = runs
+                .finish(
+                    id,
+                    RunStatus::Failed,
+                    checkpoint.as_ref(),
+                    Some(&run.counters),
+                    error,
+                )
+                .await
+            {
+                tracing::warn!(
+                    error = format!("{save:#}"),
+                    "cannot record the failure in Hasura"
+                );
+            }
+            Err(err)
+        }
+    }
 }
 
 fn add(total: &mut BatchOutcome, outcome: &BatchOutcome) {

@@ -6,11 +6,20 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::ProgressMode;
 use crate::state::RunCounters;
 use crate::telemetry::ProgressSlot;
 
 const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// When to draw a progress bar.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// A bar when stderr is a terminal, else a log line every few seconds.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
 
 pub struct Progress {
     bar: Option<ProgressBar>,

@@ -1,13 +1,75 @@
-//! One shard's ListUsers scan, shared by backfill and reconcile: pages in order, each user
-//! joined to its groups, and a start over when Cognito rejects the pagination token.
+//! The whole-pool scan shared by backfill and reconcile: the groups and their members first,
+//! then one ListUsers scan per shard, pages in order, each user joined to its groups, and a
+//! start over when Cognito rejects a shard's pagination token.
 
 use std::sync::Arc;
 
+use anyhow::{Context, bail};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cognito::{CognitoError, CognitoReader, Memberships, Shard};
-use crate::model::UserRecord;
+use crate::model::{GroupRecord, UserRecord};
+
+/// Groups whose member lists are read at once.
+const MEMBERSHIP_CONCURRENCY: usize = 4;
+
+/// A pool scan under way: its groups, and the pages of every shard arriving on `pages`.
+pub struct PoolScan {
+    pub groups: Vec<GroupRecord>,
+    pub pages: mpsc::Receiver<ShardEvent>,
+    /// The shard scans; each ends when its shard is done, on `cancel`, or with its error.
+    pub shards: JoinSet<Result<(), CognitoError>>,
+    /// Stops every shard scan (a child of the shutdown token the scan was started with).
+    pub cancel: CancellationToken,
+}
+
+/// Reads the pool's groups and their members, then starts one scan per shard, each from its
+/// token (`None`: the first page). `channel` pages may wait for the consumer. Stops early,
+/// with an error, when `shutdown` fires during the membership phase.
+pub async fn start_pool_scan(
+    reader: &CognitoReader,
+    shards: Vec<(Shard, Option<String>)>,
+    channel: usize,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<PoolScan> {
+    tracing::info!("reading groups and their members (ListGroups, ListUsersInGroup)");
+    let groups = tokio::select! {
+        () = shutdown.cancelled() => bail!("interrupted while listing the pool's groups"),
+        groups = reader.list_groups() => groups.context("cannot list the pool's groups")?,
+    };
+    let memberships: Arc<Memberships> = Arc::new(tokio::select! {
+        () = shutdown.cancelled() => bail!("interrupted while reading group memberships"),
+        members = reader.memberships(&groups, MEMBERSHIP_CONCURRENCY) => {
+            members.context("cannot read group memberships")?
+        }
+    });
+    tracing::info!(
+        groups = groups.len(),
+        members = memberships.values().map(Vec::len).sum::<usize>(),
+        "read groups and memberships"
+    );
+    let (tx, pages) = mpsc::channel::<ShardEvent>(channel.max(1));
+    let cancel = shutdown.child_token();
+    let mut scans = JoinSet::new();
+    for (shard, token) in shards {
+        scans.spawn(scan_shard(
+            reader.clone(),
+            shard,
+            token,
+            memberships.clone(),
+            tx.clone(),
+            cancel.clone(),
+        ));
+    }
+    Ok(PoolScan {
+        groups,
+        pages,
+        shards: scans,
+        cancel,
+    })
+}
 
 /// A message from a shard scan to whoever consumes the pages.
 pub enum ShardEvent {

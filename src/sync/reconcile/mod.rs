@@ -15,78 +15,30 @@
 //!
 //! An unchanged pool costs the scan's Cognito calls, ceil(rows / page) Hasura reads, and no
 //! write to the mirror: the only mutations are the two of the run record.
-//!
-//! [`schedule`] runs reconcile on a cron schedule inside the daemon, under a lease.
 
 pub mod mirror;
 pub mod plan;
-pub mod schedule;
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
 use chrono::{DateTime, DurationRound, Utc};
-use clap::Args;
 use serde::Serialize;
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{BackfillArgs, ScanArgs};
 use crate::cognito::{CallStats, CognitoReader, Shard};
-use crate::commands;
-use crate::config::{BackfillSettings, Settings};
 use crate::hasura::{HasuraClient, HasuraStats};
 use crate::state::{RunKind, RunStatus, RunStore};
-use crate::sync::scan::{ShardEvent, scan_shard};
+use crate::sync::scan::{PoolScan, ShardEvent, start_pool_scan};
 use crate::telemetry::reconcile::{ReconcileBraked, ReconcileFinished};
 
 pub use plan::{OnDelete, Plan};
 
-/// Groups whose member lists are read at once (as backfill).
-const MEMBERSHIP_CONCURRENCY: usize = 4;
 /// User digests per Hasura read: small rows (about 150 bytes), so a page stays under 1 MB.
 pub const DIGEST_PAGE_SIZE: usize = 5000;
 /// Default largest share of the mirror's live users one run may tombstone.
 pub const DEFAULT_MAX_DELETE_FRACTION: f64 = 0.1;
-
-/// `reconcile`: repair drift between Cognito and the mirror.
-#[derive(Debug, Clone, Args)]
-pub struct ReconcileArgs {
-    /// What to do with users (and groups) of the pool that Cognito no longer has.
-    /// `tombstone` sets `deleted_at` and keeps the row; `delete` removes the row (and rows
-    /// tombstoned by earlier runs); `scrub` tombstones and blanks the personal data
-    /// (username, email, phone number, names, attributes) of these and earlier tombstones,
-    /// keeping `id`, groups and dates. Only rows read before the scan started are touched.
-    #[arg(long, value_enum, default_value_t = OnDelete::Tombstone)]
-    pub on_delete: OnDelete,
-
-    /// Safety brake: write nothing (and exit non-zero) when more than this share of the
-    /// mirror's live users would be tombstoned, or when Cognito returns no users at all.
-    #[arg(long, default_value_t = DEFAULT_MAX_DELETE_FRACTION, value_name = "FRACTION")]
-    pub max_delete_fraction: f64,
-
-    /// Release the safety brake: tombstone however many users Cognito no longer has.
-    #[arg(long)]
-    pub allow_mass_delete: bool,
-
-    /// Read everything and print the plan, without writing.
-    #[arg(long)]
-    pub dry_run: bool,
-
-    /// With --dry-run, list the users that would be inserted, updated, revived and tombstoned.
-    #[arg(long)]
-    pub verbose: bool,
-
-    /// Print the report (and with --dry-run the full plan) as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
-
-    #[command(flatten)]
-    pub scan: ScanArgs,
-}
 
 /// How to run a reconcile.
 #[derive(Debug, Clone, Copy)]
@@ -163,53 +115,6 @@ impl ReconcileReport {
     pub fn braked(&self) -> bool {
         self.brake.is_some()
     }
-}
-
-/// Builds the clients from `settings`, runs one reconcile and prints its report on stdout.
-/// Fails (non-zero exit) when the safety brake stopped it, after printing the report.
-pub async fn run_reconcile(
-    settings: &Settings,
-    args: &ReconcileArgs,
-    shutdown: CancellationToken,
-) -> anyhow::Result<ReconcileReport> {
-    let tuning = BackfillSettings::resolve(
-        &BackfillArgs {
-            scan: args.scan.clone(),
-            ..Default::default()
-        },
-        &settings.backfill_file,
-    )?;
-    if !(0.0..=1.0).contains(&args.max_delete_fraction) {
-        bail!(
-            "--max-delete-fraction must be between 0 and 1, not {}",
-            args.max_delete_fraction
-        );
-    }
-    let hasura = HasuraClient::new(&settings.require_hasura()?)?;
-    let sdk = commands::aws_config(settings).await;
-    let reader = commands::cognito_reader(&sdk, settings, tuning.cognito_rps)?;
-    let options = ReconcileOptions {
-        shards: tuning.shards,
-        batch_size: tuning.batch_size,
-        page_size: DIGEST_PAGE_SIZE,
-        on_delete: args.on_delete,
-        max_delete_fraction: args.max_delete_fraction,
-        allow_mass_delete: args.allow_mass_delete,
-        dry_run: args.dry_run,
-    };
-    let mut report = reconcile(reader, hasura, options, shutdown).await?;
-    if !(args.verbose || args.json) {
-        report.plan = None;
-    }
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        print!("{report}");
-    }
-    if let Some(reason) = &report.brake {
-        bail!("safety brake: {reason}");
-    }
-    Ok(report)
 }
 
 /// Reconciles the reader's pool into the mirror once. A run stopped by the safety brake
@@ -403,34 +308,18 @@ async fn plan(
         groups = snapshot.groups.len(),
         "read the mirror's digests"
     );
-    let groups = reader
-        .list_groups()
-        .await
-        .context("cannot list the pool's groups")?;
-    let memberships = Arc::new(
-        reader
-            .memberships(&groups, MEMBERSHIP_CONCURRENCY)
-            .await
-            .context("cannot read group memberships")?,
-    );
+    let shards = Shard::split(options.shards)?
+        .into_iter()
+        .map(|shard| (shard, None))
+        .collect();
+    let PoolScan {
+        groups,
+        pages: mut rx,
+        shards: mut scans,
+        cancel,
+    } = start_pool_scan(reader, shards, 64, shutdown).await?;
     let group_plan = plan::diff_groups(groups, snapshot.groups, started_at);
     let mut differ = plan::Differ::new(snapshot.users, started_at, options.on_delete);
-
-    let shards = Shard::split(options.shards)?;
-    let (tx, mut rx) = mpsc::channel::<ShardEvent>(64);
-    let cancel = shutdown.child_token();
-    let mut scans = JoinSet::new();
-    for shard in shards {
-        scans.spawn(scan_shard(
-            reader.clone(),
-            shard,
-            None,
-            memberships.clone(),
-            tx.clone(),
-            cancel.clone(),
-        ));
-    }
-    drop(tx);
     let mut failure: Option<anyhow::Error> = None;
     loop {
         tokio::select! {
@@ -553,47 +442,5 @@ impl fmt::Display for ReconcileReport {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::{CommandFactory, Parser};
-
-    use super::*;
-
-    /// `reconcile`'s flags as the binary parses them (the subcommand lives in `cli`).
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: ReconcileArgs,
-    }
-
-    #[test]
-    fn flags_parse_with_their_defaults() {
-        Cli::command().debug_assert();
-        let cli = Cli::try_parse_from(["reconcile"]).unwrap();
-        assert_eq!(cli.args.on_delete, OnDelete::Tombstone);
-        assert_eq!(cli.args.max_delete_fraction, DEFAULT_MAX_DELETE_FRACTION);
-        assert!(!cli.args.allow_mass_delete && !cli.args.dry_run);
-        let cli = Cli::try_parse_from([
-            "reconcile",
-            "--on-delete",
-            "scrub",
-            "--max-delete-fraction",
-            "0.25",
-            "--allow-mass-delete",
-            "--dry-run",
-            "--json",
-            "--shards",
-            "256",
-        ])
-        .unwrap();
-        assert_eq!(cli.args.on_delete, OnDelete::Scrub);
-        assert_eq!(cli.args.max_delete_fraction, 0.25);
-        assert_eq!(cli.args.scan.shards, Some(256));
-        assert!(Cli::try_parse_from(["reconcile", "--on-delete", "purge"]).is_err());
-        let help = Cli::command().render_long_help().to_string();
-        assert!(help.contains("blanks the personal data"), "{help}");
     }
 }

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use clap::ValueEnum;
 use serde::Serialize;
 
 use crate::model::{GroupRecord, UserRecord};
@@ -15,7 +14,7 @@ use crate::model::{GroupRecord, UserRecord};
 pub const SCRUB_MARKER: &str = "scrubbed";
 
 /// What happens to a mirrored user (or group) that Cognito no longer has.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnDelete {
     /// Set `deleted_at`; the row stays for the apps that join to it.

@@ -17,52 +17,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::Args;
 use futures::FutureExt;
 use tokio::sync::Notify;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
+use super::requests::ReconcileRequests;
 use crate::cognito::CognitoReader;
-use crate::daemon::reconcile::ReconcileRequests;
 use crate::hasura::HasuraClient;
-use crate::state::lease::{Lease, process_holder};
-use crate::sync::reconcile::{DEFAULT_MAX_DELETE_FRACTION, OnDelete, ReconcileOptions, reconcile};
+use crate::state::lease::Lease;
+use crate::sync::reconcile::{ReconcileOptions, reconcile};
 use crate::telemetry::reconcile::{ReconcileLeaseBusy, ReconcileLeaseLost};
 
 /// Every hour, on the hour (seconds field first, as `tokio-cron-scheduler` reads it).
 pub const DEFAULT_SCHEDULE: &str = "0 0 * * * *";
-
-/// The daemon's flags for the scheduled reconcile.
-#[derive(Debug, Clone, Args)]
-pub struct ScheduleArgs {
-    /// When to reconcile, in cron syntax with a seconds field (`sec min hour day month weekday`,
-    /// UTC), e.g. `0 */15 * * * *` for every 15 minutes; `off` disables the scheduled reconcile.
-    #[arg(long, env = "RECONCILE_SCHEDULE", default_value = DEFAULT_SCHEDULE, value_name = "CRON")]
-    pub reconcile_schedule: String,
-
-    /// How long the reconcile lease outlives its last renewal: another replica takes over
-    /// that long after the holder died.
-    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
-    pub reconcile_lease_ttl: u64,
-
-    /// What the scheduled reconcile does with users Cognito no longer has (as `reconcile
-    /// --on-delete`).
-    #[arg(long, env = "RECONCILE_ON_DELETE", value_enum, default_value_t = OnDelete::Tombstone, value_name = "ACTION")]
-    pub reconcile_on_delete: OnDelete,
-
-    /// The scheduled reconcile's safety brake (as `reconcile --max-delete-fraction`). Nothing
-    /// releases it unattended: a braked run is logged and counted, and waits for a person
-    /// to run `reconcile --allow-mass-delete`.
-    #[arg(
-        long,
-        env = "RECONCILE_MAX_DELETE_FRACTION",
-        default_value_t = DEFAULT_MAX_DELETE_FRACTION,
-        value_name = "FRACTION"
-    )]
-    pub reconcile_max_delete_fraction: f64,
-}
 
 /// How the scheduler runs.
 #[derive(Debug, Clone)]
@@ -76,26 +45,14 @@ pub struct SchedulerOptions {
 }
 
 impl SchedulerOptions {
-    /// Options from the daemon's flags; the schedule is validated here.
-    pub fn from_args(args: &ScheduleArgs, reconcile: ReconcileOptions) -> anyhow::Result<Self> {
-        if !(0.0..=1.0).contains(&args.reconcile_max_delete_fraction) {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !(0.0..=1.0).contains(&self.reconcile.max_delete_fraction) {
             anyhow::bail!(
                 "--reconcile-max-delete-fraction must be between 0 and 1, not {}",
-                args.reconcile_max_delete_fraction
+                self.reconcile.max_delete_fraction
             );
         }
-        let reconcile = ReconcileOptions {
-            on_delete: args.reconcile_on_delete,
-            max_delete_fraction: args.reconcile_max_delete_fraction,
-            allow_mass_delete: false,
-            ..reconcile
-        };
-        Ok(SchedulerOptions {
-            schedule: parse_schedule(&args.reconcile_schedule)?,
-            lease_ttl: Duration::from_secs(args.reconcile_lease_ttl.max(3)),
-            holder: process_holder(),
-            reconcile,
-        })
+        Ok(())
     }
 }
 

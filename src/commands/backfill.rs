@@ -1,0 +1,44 @@
+//! `backfill`: streams the whole pool into the mirror, resuming the last unfinished run.
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cognito::ReadLimits;
+use crate::config::{ScanOverrides, ScanSettings, Settings};
+use crate::hasura::HasuraClient;
+use crate::sync::backfill::{BackfillOptions, BackfillSummary, backfill};
+use crate::sync::progress::ProgressMode;
+
+/// What `backfill` is asked to do.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BackfillRequest {
+    pub scan: ScanOverrides,
+    pub dry_run: bool,
+    pub restart: bool,
+    pub progress: ProgressMode,
+}
+
+/// Runs one backfill of the configured pool until done, failed or `shutdown`.
+pub async fn run(
+    settings: &Settings,
+    request: BackfillRequest,
+    shutdown: CancellationToken,
+) -> anyhow::Result<BackfillSummary> {
+    let tuning = ScanSettings::resolve(&request.scan, &settings.backfill_file)?;
+    let hasura = HasuraClient::new(&settings.require_hasura()?)?;
+    let sdk = super::aws_config(settings).await;
+    let reader = super::cognito_reader(
+        &sdk,
+        settings,
+        ReadLimits {
+            rps: tuning.cognito_rps,
+            ..ReadLimits::default()
+        },
+    )?;
+    let options = BackfillOptions {
+        settings: tuning,
+        dry_run: request.dry_run,
+        restart: request.restart,
+        progress: request.progress,
+    };
+    backfill(reader, hasura, options, shutdown).await
+}

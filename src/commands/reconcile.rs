@@ -1,0 +1,58 @@
+//! `reconcile`: one diff of Cognito against the mirror, writing only the difference.
+
+use anyhow::bail;
+use tokio_util::sync::CancellationToken;
+
+use crate::cognito::ReadLimits;
+use crate::config::{ScanOverrides, ScanSettings, Settings};
+use crate::hasura::HasuraClient;
+use crate::sync::reconcile::{
+    DIGEST_PAGE_SIZE, OnDelete, ReconcileOptions, ReconcileReport, reconcile,
+};
+
+/// What `reconcile` is asked to do.
+#[derive(Debug, Clone, Copy)]
+pub struct ReconcileRequest {
+    pub scan: ScanOverrides,
+    pub on_delete: OnDelete,
+    /// The safety brake's threshold, 0 to 1.
+    pub max_delete_fraction: f64,
+    pub allow_mass_delete: bool,
+    pub dry_run: bool,
+}
+
+/// Runs one reconcile of the configured pool. A run stopped by the safety brake returns its
+/// report (with [`ReconcileReport::brake`] set): `main` prints it, then exits non-zero.
+pub async fn run(
+    settings: &Settings,
+    request: ReconcileRequest,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ReconcileReport> {
+    let tuning = ScanSettings::resolve(&request.scan, &settings.backfill_file)?;
+    if !(0.0..=1.0).contains(&request.max_delete_fraction) {
+        bail!(
+            "--max-delete-fraction must be between 0 and 1, not {}",
+            request.max_delete_fraction
+        );
+    }
+    let hasura = HasuraClient::new(&settings.require_hasura()?)?;
+    let sdk = super::aws_config(settings).await;
+    let reader = super::cognito_reader(
+        &sdk,
+        settings,
+        ReadLimits {
+            rps: tuning.cognito_rps,
+            ..ReadLimits::default()
+        },
+    )?;
+    let options = ReconcileOptions {
+        shards: tuning.shards,
+        batch_size: tuning.batch_size,
+        page_size: DIGEST_PAGE_SIZE,
+        on_delete: request.on_delete,
+        max_delete_fraction: request.max_delete_fraction,
+        allow_mass_delete: request.allow_mass_delete,
+        dry_run: request.dry_run,
+    };
+    reconcile(reader, hasura, options, shutdown).await
+}
