@@ -7,7 +7,7 @@ pub mod status;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
-use crate::cognito::{CognitoReader, ReadLimits};
+use crate::cognito::{CognitoReader, QuotaCategory, QuotaSettings, ReadLimits, RetryPolicy};
 use crate::config::Settings;
 
 /// The one AWS configuration every client is built from: the default credential chain,
@@ -24,7 +24,9 @@ pub async fn aws_config(settings: &Settings) -> SdkConfig {
     }
 }
 
-/// A reader of the configured pool.
+/// A reader of the configured pool for a scan: persistent under throttling, `rps` requests
+/// per second for the scan's list calls (the `UserList` category), the other categories at
+/// their default share.
 pub fn cognito_reader(
     sdk: &SdkConfig,
     settings: &Settings,
@@ -35,8 +37,8 @@ pub fn cognito_reader(
         sdk,
         pool,
         ReadLimits {
-            rps,
-            ..ReadLimits::default()
+            quotas: QuotaSettings::default().with_rate(QuotaCategory::UserList, rps),
+            retry: RetryPolicy::Persistent,
         },
     ))
 }

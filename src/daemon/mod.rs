@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::cognito::{CognitoReader, ReadLimits};
+use crate::cognito::{CognitoReader, QuotaCategory, QuotaSettings, ReadLimits, RetryPolicy};
 use crate::config::Settings;
 use crate::hasura::HasuraClient;
 use crate::sync::reconcile::ReconcileOptions;
@@ -258,9 +258,10 @@ impl Daemon {
         );
         let health = Arc::new(Health::new(options.unready_after, stuck_after));
         let stop = shutdown.child_token();
-        // Same reader as the consumer: one rate limit for every Cognito read of the process.
+        // The consumer's reader and quota limiter, but persistent: a scan slows down under
+        // throttling instead of failing.
         let scheduler = run_scheduler(
-            self.reader.clone(),
+            self.reader.with_retry(RetryPolicy::Persistent),
             self.hasura.clone(),
             options.scheduler.clone(),
             self.reconcile.clone(),
@@ -456,8 +457,8 @@ pub async fn run(
         &sdk,
         pool,
         ReadLimits {
-            rps: args.cognito_rps,
-            max_retries: Some(COGNITO_RETRIES),
+            quotas: QuotaSettings::default().with_rate(QuotaCategory::UserList, args.cognito_rps),
+            retry: RetryPolicy::Capped(COGNITO_RETRIES),
         },
     );
     let sqs = aws_sdk_sqs::Client::new(&sdk);
