@@ -22,7 +22,9 @@ use aws_sdk_cognitoidentityprovider::operation::list_users::ListUsersError;
 use aws_sdk_cognitoidentityprovider::operation::list_users_in_group::ListUsersInGroupError;
 use aws_sdk_cognitoidentityprovider::types::AttributeType;
 use chrono::DateTime;
-use cognito_hasura_sync::cognito::{CognitoError, CognitoReader, ReadLimits, Shard};
+use cognito_hasura_sync::cognito::{
+    CognitoError, CognitoReader, QuotaSettings, ReadLimits, RetryPolicy, Shard,
+};
 use cognito_hasura_sync::model::{GroupRecord, UserRecord};
 use cognito_hasura_sync::sync::scan::{ShardEvent, scan_shard};
 use serde_json::json;
@@ -33,8 +35,8 @@ use tokio_util::sync::CancellationToken;
 
 fn fast() -> ReadLimits {
     ReadLimits {
-        rps: 500.0,
-        max_retries: Some(2),
+        quotas: QuotaSettings::uniform(500.0),
+        retry: RetryPolicy::Capped(2),
     }
 }
 
@@ -354,6 +356,83 @@ fn federated_pool() -> PoolImport {
             .chain([UserImport::from(&UserSpec::numbered(1))])
             .collect(),
     }
+}
+
+/// As in Cognito, AdminGetUser and AdminListGroupsForUser accept a local user's `sub` as the
+/// username, so the reader reads a local user by `sub` from the UserRead and
+/// UserResourceRead quotas alone; a federated user's `sub` is UserNotFound, and the reader
+/// falls back to ListUsers `sub = "..."` and reads the groups by the username found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_by_sub_reads_local_users_directly_and_federated_ones_through_the_filter()
+-> anyhow::Result<()> {
+    let lite = CognitoLite::start().await?;
+    let imported: testbed::Imported = reqwest::Client::new()
+        .post(format!("{}/__cognito-lite/import", lite.endpoint()))
+        .json(&federated_pool())
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let sdk = testbed::sdk_config(lite.endpoint()).await;
+    let reader = CognitoReader::new(&sdk, &imported.user_pool_id, fast());
+    let local_username = UserSpec::numbered(1).username;
+    let local = reader
+        .user_by_username(&local_username)
+        .await?
+        .context("the local user by username")?;
+    let federated_user = reader
+        .user_by_username(&federated(0).username)
+        .await?
+        .context("a federated user by username")?;
+    let before = reader.stats();
+
+    let by_sub = reader
+        .user_by_sub(local.id)
+        .await?
+        .context("the local user by sub")?;
+    assert_eq!(
+        by_sub,
+        UserRecord {
+            observed_at: by_sub.observed_at,
+            ..local.clone()
+        }
+    );
+    let after_local = reader.stats();
+    let calls = |stats: &cognito_hasura_sync::cognito::CallStats| {
+        ["AdminGetUser", "AdminListGroupsForUser", "ListUsers"].map(|op| stats.calls_of(op))
+    };
+    let diff = |a: [u64; 3], b: [u64; 3]| [b[0] - a[0], b[1] - a[1], b[2] - a[2]];
+    assert_eq!(
+        diff(calls(&before), calls(&after_local)),
+        [1, 1, 0],
+        "one AdminGetUser and one AdminListGroupsForUser by sub, no ListUsers"
+    );
+    assert_eq!(
+        after_local.user_reads.get("admin_get_user_by_sub"),
+        Some(&1)
+    );
+
+    let by_sub = reader
+        .user_by_sub(federated_user.id)
+        .await?
+        .context("a federated user by sub")?;
+    assert_eq!(by_sub.username, federated_user.username);
+    assert_eq!(by_sub.status, "EXTERNAL_PROVIDER");
+    assert_eq!(by_sub.groups, ["customers"]);
+    let after_federated = reader.stats();
+    assert_eq!(
+        diff(calls(&after_local), calls(&after_federated)),
+        [1, 1, 1],
+        "AdminGetUser by sub (UserNotFound), ListUsers by filter, groups by username"
+    );
+    assert_eq!(after_federated.user_reads.get("sub_filter"), Some(&1));
+    assert_eq!(after_federated.failures, 0, "UserNotFound is an answer");
+
+    assert_eq!(reader.user_by_sub(uuid::Uuid::new_v4()).await?, None);
+    assert_eq!(reader.stats().user_reads.get("sub_filter"), Some(&2));
+    lite.stop().await
 }
 
 /// Federated users imported over HTTP (as `bench/seed_pool.py --bulk` sends them) are read

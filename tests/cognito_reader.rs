@@ -5,9 +5,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use anyhow::Context as _;
-use cognito_hasura_sync::cognito::{CognitoError, CognitoReader, ReadLimits, Shard};
+use std::time::Duration;
+
+use cognito_hasura_sync::cognito::{
+    CognitoError, CognitoReader, QuotaCategory, QuotaSettings, ReadLimits, RetryPolicy, Shard,
+};
 use cognito_hasura_sync::model::UserRecord;
 use testbed::{CreatedUser, FaultProxy, GroupSpec, ProxySettings, TestBed, UserSpec, UserState};
+use tokio_util::sync::CancellationToken;
 
 const USERS: usize = 130;
 
@@ -88,8 +93,8 @@ fn expected_groups(user: &CreatedUser) -> Vec<String> {
 
 fn fast() -> ReadLimits {
     ReadLimits {
-        rps: 200.0,
-        max_retries: None,
+        quotas: QuotaSettings::uniform(200.0),
+        retry: RetryPolicy::Persistent,
     }
 }
 
@@ -237,6 +242,12 @@ async fn single_user_reads_find_and_miss() -> anyhow::Result<()> {
         .context("user_by_sub finds the user")?;
     assert_eq!(by_sub.username, first.username);
     assert_eq!(by_sub.groups, ["admins", "editors"]);
+    let reads = reader.stats().user_reads;
+    assert_eq!(
+        (reads.get("admin_get_user_by_sub"), reads.get("sub_filter")),
+        (None, Some(&1)),
+        "moto never accepts a sub as a username: the ListUsers filter found the user"
+    );
     let by_name = reader
         .user_by_username(&first.username)
         .await?
@@ -329,19 +340,20 @@ async fn single_user_reads_find_and_miss() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A persistent reader (the scans') finishes a scan under sustained throttling of its list
+/// calls by slowing their category down; a capped reader (the event path's) sharing its
+/// limiter gives up after its cap; cancelling a persistent reader stops its retries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn throttling_slows_down_and_never_fails() -> anyhow::Result<()> {
+async fn scans_persist_through_throttling_and_the_event_path_gives_up() -> anyhow::Result<()> {
     let (bed, created) = populated_bed().await?;
-    // A quota far below the reader's own rate: the reader must find the pace by itself.
-    let mut settings = ProxySettings::default();
-    settings
-        .quotas
-        .push((vec!["ListUsers".into(), "ListUsersInGroup".into()], 8.0));
-    let proxy = FaultProxy::start_with(&bed.aws_endpoint, settings).await?;
+    // A quota far below the reader's own rate: most list calls are throttled until the
+    // reader has found the pace by itself.
+    let proxy = FaultProxy::start(&bed.aws_endpoint).await?;
+    proxy.set_shared_quota(&["ListUsers", "ListUsersInGroup"], 8.0);
     let sdk = testbed::sdk_config(proxy.url()).await;
     let limits = ReadLimits {
-        rps: 100.0,
-        max_retries: None,
+        quotas: QuotaSettings::uniform(100.0),
+        retry: RetryPolicy::Persistent,
     };
     let reader = CognitoReader::new(&sdk, &bed.pool_id, limits);
 
@@ -353,28 +365,43 @@ async fn throttling_slows_down_and_never_fails() -> anyhow::Result<()> {
         stats.throttled,
         proxy.throttled("ListUsers") + proxy.throttled("ListUsersInGroup")
     );
+    assert_eq!(
+        stats.throttled_by_category.keys().collect::<Vec<_>>(),
+        ["UserList"],
+        "only the throttled category counts throttles"
+    );
     assert!(stats.retries >= stats.throttled);
     assert_eq!(stats.failures, 0);
-    assert!(stats.slowdowns > 0, "the shared rate was lowered");
-
-    // With a cap on retries, persistent throttling ends the call with a retryable error.
-    proxy.set_quota("AdminGetUser", 0.01);
-    let capped = CognitoReader::new(
-        &sdk,
-        &bed.pool_id,
-        ReadLimits {
-            rps: 100.0,
-            max_retries: Some(2),
-        },
-    );
-    let mut last = Ok(None);
-    for user in created.iter().take(3) {
-        last = capped.user_by_username(&user.username).await;
-        if last.is_err() {
-            break;
-        }
+    assert!(stats.slowdowns > 0, "the UserList rate was lowered");
+    let limiter = reader.limiter();
+    assert!(limiter.rate(QuotaCategory::UserList) < limiter.ceiling(QuotaCategory::UserList));
+    for category in [QuotaCategory::UserRead, QuotaCategory::UserPoolResourceRead] {
+        assert_eq!(
+            limiter.rate(category),
+            limiter.ceiling(category),
+            "{category} was not slowed down"
+        );
     }
-    let err = last.expect_err("the quota allows one call, then throttles");
+
+    // The event path's reader shares the limiter and gives up after its cap: one call and
+    // three retries.
+    proxy.set_quota("AdminGetUser", 0.001);
+    let capped = reader.with_retry(RetryPolicy::Capped(3));
+    assert_eq!(
+        capped.limiter().rate(QuotaCategory::UserList),
+        limiter.rate(QuotaCategory::UserList),
+        "one limiter for both readers"
+    );
+    let (user, other) = (&created[0], &created[1]);
+    capped
+        .user_by_username(&user.username)
+        .await?
+        .context("the quota's one request")?;
+    let throttled_before = proxy.throttled("AdminGetUser");
+    let err = capped
+        .user_by_username(&other.username)
+        .await
+        .expect_err("throttled past the cap");
     assert!(
         matches!(
             err,
@@ -385,7 +412,93 @@ async fn throttling_slows_down_and_never_fails() -> anyhow::Result<()> {
         ),
         "{err:?}"
     );
+    assert_eq!(proxy.throttled("AdminGetUser") - throttled_before, 4);
     assert_eq!(capped.stats().failures, 1);
+
+    // The persistent reader would retry for ever: its cancellation token stops it.
+    let cancel = CancellationToken::new();
+    let persistent = reader.with_cancel(cancel.clone());
+    let username = other.username.clone();
+    let read = tokio::spawn(async move { persistent.user_by_username(&username).await });
+    let throttled_before = proxy.throttled("AdminGetUser");
+    while proxy.throttled("AdminGetUser") < throttled_before + 5 {
+        anyhow::ensure!(
+            !read.is_finished(),
+            "the persistent read ended: {:?}",
+            read.await?
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cancel.cancel();
+    let err = read.await?.expect_err("cancelled");
+    assert!(matches!(err, CognitoError::Cancelled { .. }), "{err:?}");
+    Ok(())
+}
+
+/// moto rejects the next ListUsersInGroup token when the member it points at was deleted
+/// while the group was paged through; the reader lists the group again from its first page
+/// and returns its members as they are now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_deleted_mid_listing_restarts_the_group_listing() -> anyhow::Result<()> {
+    let bed = TestBed::start().await?;
+    bed.create_group(&GroupSpec::new("crowd")).await?;
+    let created = bed
+        .populate(150, |i| UserSpec::numbered(i).group("crowd"))
+        .await?;
+    // The first member of the second page: the one the first page's token names.
+    let page = |token: Option<String>| {
+        bed.cognito
+            .list_users_in_group()
+            .user_pool_id(&bed.pool_id)
+            .group_name("crowd")
+            .limit(60)
+            .set_next_token(token)
+            .send()
+    };
+    let first_page = page(None).await?;
+    let second_page = page(first_page.next_token().map(str::to_owned)).await?;
+    let doomed = second_page.users()[0]
+        .username()
+        .context("a username")?
+        .to_owned();
+
+    // Each request waits in the proxy, so the deletion lands between the first page and
+    // the request for the second.
+    let proxy = FaultProxy::start(&bed.aws_endpoint).await?;
+    proxy.set_latency(Duration::from_millis(1500));
+    let sdk = testbed::sdk_config(proxy.url()).await;
+    let reader = CognitoReader::new(&sdk, &bed.pool_id, fast());
+    let listing = tokio::spawn({
+        let reader = reader.clone();
+        async move { reader.group_member_subs("crowd").await }
+    });
+    while proxy.calls("ListUsersInGroup") < 2 {
+        anyhow::ensure!(!listing.is_finished(), "the listing ended early");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bed.cognito
+        .admin_delete_user()
+        .user_pool_id(&bed.pool_id)
+        .username(&doomed)
+        .send()
+        .await?;
+    proxy.set_latency(Duration::ZERO);
+
+    let subs: BTreeSet<uuid::Uuid> = listing.await??.into_iter().collect();
+    let expected: BTreeSet<uuid::Uuid> = created
+        .iter()
+        .filter(|u| u.username != doomed)
+        .map(|u| u.sub)
+        .collect();
+    assert_eq!(subs, expected);
+    let stats = reader.stats();
+    assert_eq!(stats.listing_restarts, 1, "{stats:?}");
+    assert_eq!(stats.failures, 0);
+    assert_eq!(
+        proxy.calls("ListUsersInGroup"),
+        5,
+        "the first page, the rejected second one, then all three pages again"
+    );
     Ok(())
 }
 

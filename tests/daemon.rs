@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use aws_sdk_cognitoidentityprovider::types::AttributeType;
-use cognito_hasura_sync::cognito::{CognitoReader, ReadLimits};
+use cognito_hasura_sync::cognito::{CognitoReader, QuotaSettings, ReadLimits, RetryPolicy};
 use cognito_hasura_sync::config::{HasuraAuth, HasuraSettings, Secret};
 use cognito_hasura_sync::daemon::requests::ReconcileRequests;
 use cognito_hasura_sync::daemon::scheduler::SchedulerOptions;
@@ -84,8 +84,8 @@ async fn start_tuned(
         &sdk,
         &bed.pool_id,
         ReadLimits {
-            rps: 50.0,
-            max_retries: Some(2),
+            quotas: QuotaSettings::uniform(50.0),
+            retry: RetryPolicy::Capped(2),
         },
     );
     let settings = HasuraSettings {
@@ -513,7 +513,7 @@ async fn a_failed_read_does_not_hold_back_its_batch() -> anyhow::Result<()> {
     let (visible, in_flight) = bed.queue_depth(&bed.queue_url).await?;
     assert_eq!(visible + in_flight, 1, "only the victim's message is left");
     assert!(
-        proxy.failed("ListUsers") > 0,
+        proxy.stats().total.failed > 0,
         "the fault was never injected"
     );
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_cognitoidentityprovider::types::AttributeType;
-use cognito_hasura_sync::cognito::{CognitoReader, ReadLimits};
+use cognito_hasura_sync::cognito::{CognitoReader, QuotaSettings, ReadLimits, RetryPolicy};
 use cognito_hasura_sync::config::{HasuraAuth, HasuraSettings, Secret};
 use cognito_hasura_sync::hasura::HasuraClient;
 use cognito_hasura_sync::state::lease::Lease;
@@ -39,8 +39,8 @@ async fn run(
         &bed.sdk_config,
         pool,
         ReadLimits {
-            rps: 200.0,
-            max_retries: Some(2),
+            quotas: QuotaSettings::uniform(200.0),
+            retry: RetryPolicy::Capped(2),
         },
     );
     reconcile(reader, hasura.clone(), options, CancellationToken::new()).await
@@ -504,8 +504,8 @@ async fn two_schedulers_never_overlap_and_one_takes_over_when_the_other_dies() -
             &slow_cognito,
             &bed.pool_id,
             ReadLimits {
-                rps: 200.0,
-                max_retries: Some(2),
+                quotas: QuotaSettings::uniform(200.0),
+                retry: RetryPolicy::Capped(2),
             },
         );
         let options = SchedulerOptions {

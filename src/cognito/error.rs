@@ -15,6 +15,23 @@ pub enum CognitoError {
     /// The pagination token expired or does not match the request: restart the shard.
     #[error("user pool {pool}: pagination token of shard {shard:?} was rejected")]
     PaginationTokenRejected { pool: String, shard: String },
+    /// A listing the reader pages through itself had its token rejected again after being
+    /// started over `restarts` times (the pool is changing faster than it can be listed).
+    #[error(
+        "user pool {pool}: {operation} pagination token rejected after {restarts} restarts of the listing: {message}"
+    )]
+    ListingRestartsExhausted {
+        pool: String,
+        operation: &'static str,
+        restarts: u32,
+        message: String,
+    },
+    /// The reader's cancellation token fired while the call waited or retried.
+    #[error("user pool {pool}: {operation} cancelled")]
+    Cancelled {
+        pool: String,
+        operation: &'static str,
+    },
     #[error("user pool {pool}: access denied to {operation}: {message}")]
     AccessDenied {
         pool: String,
@@ -58,6 +75,8 @@ pub(crate) enum Permanent {
     UserNotFound,
     AccessDenied,
     PaginationTokenRejected,
+    /// Not Cognito's answer: the caller cancelled the reader.
+    Cancelled,
     Other,
 }
 
@@ -68,6 +87,7 @@ impl Permanent {
             Permanent::UserNotFound => "user_not_found",
             Permanent::AccessDenied => "access_denied",
             Permanent::PaginationTokenRejected => "pagination_token_rejected",
+            Permanent::Cancelled => "cancelled",
             Permanent::Other => "rejected",
         }
     }
@@ -91,6 +111,8 @@ pub(crate) enum Failure {
     Local(String),
     /// An answer arrived but could not be read.
     BadResponse(String),
+    /// The reader was cancelled before an answer arrived.
+    Cancelled,
 }
 
 impl Failure {
@@ -136,6 +158,7 @@ impl Failure {
             Failure::Network => return Verdict::Transient("network"),
             Failure::BadResponse(_) => return Verdict::Transient("bad_response"),
             Failure::Local(_) => return Verdict::Permanent(Permanent::Other),
+            Failure::Cancelled => return Verdict::Permanent(Permanent::Cancelled),
         };
         match code {
             Some(
@@ -195,6 +218,7 @@ impl Failure {
             }
             Failure::Timeout => "request timed out".to_owned(),
             Failure::Network => "network error".to_owned(),
+            Failure::Cancelled => "cancelled".to_owned(),
             Failure::Local(message) | Failure::BadResponse(message) => message.clone(),
         }
     }
@@ -300,6 +324,7 @@ mod tests {
             permanent(Failure::Local("no credentials".into())),
             Permanent::Other
         );
+        assert_eq!(permanent(Failure::Cancelled), Permanent::Cancelled);
     }
 
     #[test]

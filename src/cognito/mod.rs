@@ -1,11 +1,23 @@
-//! Reading Cognito: sharded ListUsers, groups and memberships, single-user re-reads, all under
-//! one shared rate limit with throttling backoff.
+//! Reading Cognito: sharded ListUsers, groups and memberships, single-user re-reads, each
+//! under the rate limit of its Cognito quota category, with throttling backoff.
 //!
-//! Every request goes through one loop (`CognitoReader::call`): wait for the shared adaptive
-//! limiter (`limiter.rs`), send, and on failure ask the one classifier (`Failure::verdict` in
-//! `error.rs`) whether to slow down and retry (throttling, forever unless capped), retry a
-//! bounded number of times (5xx, network, timeouts) or give up. The SDK's own retries are
-//! disabled so that this loop sees — and counts — every throttled response.
+//! Every request goes through one loop (`CognitoReader::call`): wait for its category's
+//! limiter in the process-wide [`QuotaLimiter`] (`limiter.rs`), send, and on failure ask the
+//! one classifier (`Failure::verdict` in `error.rs`) whether to slow down and retry, retry a
+//! bounded number of times (5xx, network, timeouts) or give up. How long to keep trying is
+//! the reader's [`RetryPolicy`]: scans persist through any amount of throttling (until the
+//! reader is cancelled), the event path gives up after a few retries and lets its message
+//! come back. The SDK's own retries are disabled so that this loop sees — and counts —
+//! every throttled response.
+//!
+//! Listings the reader pages through itself (ListGroups, ListUsersInGroup,
+//! AdminListGroupsForUser) start over from their first page when Cognito rejects a
+//! pagination token, up to [`MAX_LISTING_RESTARTS`] times; ListUsers pages are returned to
+//! the caller, which restarts its shard ([`CognitoError::PaginationTokenRejected`]).
+//!
+//! A user named by `sub` is read with AdminGetUser, which accepts a local user's `sub` as
+//! the username (UserRead, the cheap quota); federated users, deleted users and emulators
+//! answer UserNotFound, and the reader falls back to ListUsers `sub = "..."` (UserList).
 //!
 //! Page sizes are always [`PAGE_LIMIT`] (60), the most Cognito accepts.
 
@@ -27,50 +39,66 @@ use aws_sdk_cognitoidentityprovider::config::retry::RetryConfig;
 use aws_sdk_cognitoidentityprovider::config::timeout::TimeoutConfig;
 use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
 use backon::{BackoffBuilder, ExponentialBuilder};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use crate::model::{GroupRecord, UserRecord};
 use crate::telemetry::cognito::{
-    CognitoCallCompleted, CognitoCallFailed, CognitoRateChanged, CognitoRetry, CognitoThrottled,
+    CognitoCallCompleted, CognitoCallFailed, CognitoListingRestarted, CognitoRateChanged,
+    CognitoRetry, CognitoThrottled, CognitoUserRead,
 };
 
 pub use error::CognitoError;
+pub use limiter::{
+    DEFAULT_QUOTA_SHARE, InvalidQuotaSettings, QuotaCategory, QuotaLimiter, QuotaSettings,
+    UnknownQuotaCategory,
+};
 pub use shard::{InvalidShardCount, InvalidShardPrefix, Shard};
 pub use stats::CallStats;
 
 use error::{Failure, Permanent, Verdict};
-use limiter::AdaptiveLimiter;
-use stats::{Operation, StatsCounters};
+use stats::{Operation, ReadPath, StatsCounters};
 
 /// The page size of every list call: the maximum Cognito accepts (it rejects more than 60).
 pub const PAGE_LIMIT: i32 = 60;
-/// Retries of a call failing with 5xx, network errors or timeouts, unless
-/// [`ReadLimits::max_retries`] says otherwise.
+/// Retries of a call failing with 5xx, network errors or timeouts under
+/// [`RetryPolicy::Persistent`].
 pub const DEFAULT_TRANSIENT_RETRIES: u32 = 8;
+/// Times one listing starts over from its first page after a rejected pagination token
+/// before it fails.
+pub const MAX_LISTING_RESTARTS: u32 = 5;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(20);
 
-/// How hard the reader may use Cognito.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// How long one call keeps trying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RetryPolicy {
+    /// Scans (backfill, reconcile): throttled calls retry, slower and slower, until they
+    /// succeed or the reader is cancelled ([`CognitoReader::with_cancel`]); other transient
+    /// failures up to [`DEFAULT_TRANSIENT_RETRIES`] times.
+    Persistent,
+    /// The event path: throttled and transient failures each give up after this many
+    /// retries (the message is retried later through the queue).
+    Capped(u32),
+}
+
+/// How hard a reader may use Cognito: plain settings, filled by the caller's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReadLimits {
-    /// Requests per second over all read calls of the reader and its clones. The default
-    /// (25) stays under the 30 RPS ListUsers/ListUsersInGroup quota per account.
-    pub rps: f64,
-    /// Retries of one call. `None`: throttled calls retry forever (a run never fails because
-    /// of throttling) and other transient failures up to [`DEFAULT_TRANSIENT_RETRIES`] times.
-    /// `Some(n)`: both kinds give up after `n` retries.
-    pub max_retries: Option<u32>,
+    /// Requests per second per quota category.
+    pub quotas: QuotaSettings,
+    pub retry: RetryPolicy,
 }
 
 impl Default for ReadLimits {
     fn default() -> Self {
         ReadLimits {
-            rps: 25.0,
-            max_retries: None,
+            quotas: QuotaSettings::default(),
+            retry: RetryPolicy::Persistent,
         }
     }
 }
@@ -96,17 +124,20 @@ pub struct UsersPage {
 /// Group names per user `sub`, each list sorted.
 pub type Memberships = HashMap<uuid::Uuid, Vec<String>>;
 
-/// Reads one user pool. Cheap to clone; clones share the client, the rate limit and the stats.
+/// Reads one user pool. Cheap to clone; clones share the client, the quota limiter and the
+/// stats, and so do the readers [`CognitoReader::with_retry`] and
+/// [`CognitoReader::with_cancel`] derive.
 #[derive(Clone)]
 pub struct CognitoReader {
     inner: Arc<Inner>,
+    retry: RetryPolicy,
+    cancel: Option<CancellationToken>,
 }
 
 struct Inner {
     client: Client,
     pool: String,
-    limits: ReadLimits,
-    limiter: AdaptiveLimiter,
+    limiter: QuotaLimiter,
     stats: StatsCounters,
 }
 
@@ -114,8 +145,8 @@ impl fmt::Debug for CognitoReader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CognitoReader")
             .field("pool", &self.inner.pool)
-            .field("limits", &self.inner.limits)
-            .field("rate_per_second", &self.inner.limiter.rate())
+            .field("retry", &self.retry)
+            .field("rates", &self.inner.limiter)
             .finish()
     }
 }
@@ -143,6 +174,16 @@ impl CallFailure {
                 operation,
                 message,
             },
+            Verdict::Permanent(Permanent::Cancelled) => CognitoError::Cancelled { pool, operation },
+            // Only listings the reader restarts itself end with a rejected token here.
+            Verdict::Permanent(Permanent::PaginationTokenRejected) => {
+                CognitoError::ListingRestartsExhausted {
+                    pool,
+                    operation,
+                    restarts: MAX_LISTING_RESTARTS,
+                    message,
+                }
+            }
             Verdict::Permanent(_) => CognitoError::Api {
                 pool,
                 operation,
@@ -160,13 +201,31 @@ impl CallFailure {
 }
 
 impl CognitoReader {
-    /// A reader of `user_pool_id` with a client built from `sdk` (region, credentials and the
-    /// endpoint override, e.g. `AWS_ENDPOINT_URL`). The client's own retries are disabled:
-    /// this reader retries, so that throttling reaches the shared limiter.
+    /// A reader of `user_pool_id` with its own [`QuotaLimiter`] built from `limits`: for a
+    /// process with one reader. Readers that must share the quotas are made with
+    /// [`CognitoReader::with_limiter`] or derived with [`CognitoReader::with_retry`].
     pub fn new(
         sdk: &aws_config::SdkConfig,
         user_pool_id: impl Into<String>,
         limits: ReadLimits,
+    ) -> Self {
+        CognitoReader::with_limiter(
+            sdk,
+            user_pool_id,
+            QuotaLimiter::new(&limits.quotas),
+            limits.retry,
+        )
+    }
+
+    /// A reader of `user_pool_id` drawing from `limiter`, with a client built from `sdk`
+    /// (region, credentials and the endpoint override, e.g. `AWS_ENDPOINT_URL`). The
+    /// client's own retries are disabled: this reader retries, so that throttling reaches
+    /// the limiter.
+    pub fn with_limiter(
+        sdk: &aws_config::SdkConfig,
+        user_pool_id: impl Into<String>,
+        limiter: QuotaLimiter,
+        retry: RetryPolicy,
     ) -> Self {
         let mut timeouts = sdk
             .timeout_config()
@@ -186,10 +245,30 @@ impl CognitoReader {
             inner: Arc::new(Inner {
                 client: Client::from_conf(config),
                 pool: user_pool_id.into(),
-                limits,
-                limiter: AdaptiveLimiter::new(limits.rps),
+                limiter,
                 stats: StatsCounters::default(),
             }),
+            retry,
+            cancel: None,
+        }
+    }
+
+    /// The same reader (client, limiter, stats) with another retry policy: the daemon's
+    /// consumer reads with [`RetryPolicy::Capped`], its scheduled reconcile with
+    /// [`RetryPolicy::Persistent`], both under the same quotas.
+    pub fn with_retry(&self, retry: RetryPolicy) -> Self {
+        CognitoReader {
+            retry,
+            ..self.clone()
+        }
+    }
+
+    /// The same reader, whose calls stop waiting and retrying with
+    /// [`CognitoError::Cancelled`] once `cancel` fires.
+    pub fn with_cancel(&self, cancel: CancellationToken) -> Self {
+        CognitoReader {
+            cancel: Some(cancel),
+            ..self.clone()
         }
     }
 
@@ -197,12 +276,16 @@ impl CognitoReader {
         &self.inner.pool
     }
 
-    /// The current shared request rate (lowered while Cognito throttles).
-    pub fn current_rate(&self) -> f64 {
-        self.inner.limiter.rate()
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
     }
 
-    /// A snapshot of the calls made so far by this reader and its clones.
+    /// The process-wide limiter the reader draws from (current and configured rates).
+    pub fn limiter(&self) -> &QuotaLimiter {
+        &self.inner.limiter
+    }
+
+    /// A snapshot of the calls made so far by this reader and the readers sharing its stats.
     pub fn stats(&self) -> CallStats {
         self.inner.stats.snapshot()
     }
@@ -233,67 +316,69 @@ impl CognitoReader {
     /// ListGroups, all pages.
     pub async fn list_groups(&self) -> Result<Vec<GroupRecord>, CognitoError> {
         let op = Operation::ListGroups;
-        let mut groups = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let sent_token = token.is_some();
-            let out = self
-                .call(op, sent_token, || {
+        let pages = self
+            .all_pages(
+                op,
+                "groups",
+                |token| {
                     self.inner
                         .client
                         .list_groups()
                         .user_pool_id(&self.inner.pool)
                         .limit(PAGE_LIMIT)
-                        .set_next_token(token.clone())
+                        .set_next_token(token)
                         .send()
-                })
-                .await
-                .map_err(|f| f.into_error(&self.inner.pool, op))?;
-            let observed_at = Utc::now();
+                },
+                |out| out.next_token(),
+            )
+            .await
+            .map_err(|f| f.into_error(&self.inner.pool, op))?;
+        let mut groups = Vec::new();
+        for (out, observed_at) in pages {
             for group in out.groups() {
                 let record = convert::group_record(&self.inner.pool, group, observed_at)
                     .ok_or_else(|| self.invalid(op, "a group without a name"))?;
                 groups.push(record);
             }
-            token = next_token(out.next_token());
-            if token.is_none() {
-                return Ok(groups);
-            }
         }
+        Ok(groups)
     }
 
     /// ListUsersInGroup, all pages: the `sub` of every member. `GroupNotFound` when the group
     /// is gone (a ResourceNotFoundException whose message does not name the pool id).
     pub async fn group_member_subs(&self, group: &str) -> Result<Vec<uuid::Uuid>, CognitoError> {
         let op = Operation::ListUsersInGroup;
-        let mut subs = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let sent_token = token.is_some();
-            let out = self
-                .call(op, sent_token, || {
+        let pages = self
+            .all_pages(
+                op,
+                &format!("members of group {group:?}"),
+                |token| {
                     self.inner
                         .client
                         .list_users_in_group()
                         .user_pool_id(&self.inner.pool)
                         .group_name(group)
                         .limit(PAGE_LIMIT)
-                        .set_next_token(token.clone())
+                        .set_next_token(token)
                         .send()
-                })
-                .await
-                .map_err(|f| {
-                    let names_pool = matches!(&f.failure, Failure::Service { message, .. }
-                        if message.contains(self.inner.pool.as_str()));
-                    if f.is(Permanent::ResourceNotFound) && !names_pool {
-                        CognitoError::GroupNotFound {
-                            pool: self.inner.pool.clone(),
-                            group: group.to_owned(),
-                        }
-                    } else {
-                        f.into_error(&self.inner.pool, op)
+                },
+                |out| out.next_token(),
+            )
+            .await
+            .map_err(|f| {
+                let names_pool = matches!(&f.failure, Failure::Service { message, .. }
+                    if message.contains(self.inner.pool.as_str()));
+                if f.is(Permanent::ResourceNotFound) && !names_pool {
+                    CognitoError::GroupNotFound {
+                        pool: self.inner.pool.clone(),
+                        group: group.to_owned(),
                     }
-                })?;
+                } else {
+                    f.into_error(&self.inner.pool, op)
+                }
+            })?;
+        let mut subs = Vec::new();
+        for (out, _) in pages {
             for user in out.users() {
                 let sub = convert::user_sub(user).ok_or_else(|| {
                     self.invalid(
@@ -306,11 +391,8 @@ impl CognitoReader {
                 })?;
                 subs.push(sub);
             }
-            token = next_token(out.next_token());
-            if token.is_none() {
-                return Ok(subs);
-            }
         }
+        Ok(subs)
     }
 
     /// The members of every group, `concurrency` groups at a time (all under the shared
@@ -408,40 +490,21 @@ impl CognitoReader {
     }
 
     /// The user with this `sub`, groups included; `None` when Cognito no longer has it.
-    /// Resolved with ListUsers `Filter: sub = "..."` (the emulator's AdminGetUser does not
-    /// accept a sub), then AdminListGroupsForUser by the username found.
+    /// AdminGetUser with the `sub` as the username (UserRead, the cheap quota: Cognito
+    /// accepts a local user's `sub`), then AdminListGroupsForUser likewise; when Cognito
+    /// answers UserNotFound (a federated user, a deleted one, or an emulator), ListUsers
+    /// `Filter: sub = "..."` (UserList) and AdminListGroupsForUser by the username found.
     pub async fn user_by_sub(&self, sub: uuid::Uuid) -> Result<Option<UserRecord>, CognitoError> {
-        let op = Operation::ListUsers;
-        let filter = format!("sub = \"{sub}\"");
-        let out = self
-            .call(op, false, || {
-                self.inner
-                    .client
-                    .list_users()
-                    .user_pool_id(&self.inner.pool)
-                    .limit(PAGE_LIMIT)
-                    .filter(&filter)
-                    .send()
-            })
-            .await
-            .map_err(|f| f.into_error(&self.inner.pool, op))?;
-        let observed_at = Utc::now();
-        let Some(user) = out
-            .users()
-            .iter()
-            .find(|u| convert::user_sub(u) == Some(sub))
-        else {
-            return Ok(None);
-        };
-        let mut record = convert::user_from_list(&self.inner.pool, user, observed_at)
-            .map_err(|err| self.invalid(op, &err.to_string()))?;
-        match self.groups_of(&record.username).await? {
-            Some(groups) => {
-                record.set_groups(groups);
-                Ok(Some(record))
-            }
-            None => Ok(None),
+        let by_sub = self.admin_get_user(&sub.to_string()).await?;
+        if let Some(record) = by_sub.filter(|record| record.id == sub) {
+            let user = self.with_groups(record, &sub.to_string()).await?;
+            self.user_read(ReadPath::AdminGetUserBySub, user.is_some());
+            return Ok(user);
         }
+        let found = self.find_by_sub_filter(sub).await?;
+        let user = self.with_groups_by_username(found).await?;
+        self.user_read(ReadPath::SubFilter, user.is_some());
+        Ok(user)
     }
 
     /// The user with this username, groups included (AdminGetUser + AdminListGroupsForUser);
@@ -450,6 +513,14 @@ impl CognitoReader {
         &self,
         username: &str,
     ) -> Result<Option<UserRecord>, CognitoError> {
+        let found = self.admin_get_user(username).await?;
+        let user = self.with_groups_by_username(found).await?;
+        self.user_read(ReadPath::AdminGetUserByUsername, user.is_some());
+        Ok(user)
+    }
+
+    /// AdminGetUser; `None` on UserNotFoundException.
+    async fn admin_get_user(&self, username: &str) -> Result<Option<UserRecord>, CognitoError> {
         let op = Operation::AdminGetUser;
         let result = self
             .call(op, false, || {
@@ -467,12 +538,61 @@ impl CognitoReader {
             Err(f) => return Err(f.into_error(&self.inner.pool, op)),
         };
         let observed_at = Utc::now();
-        let mut record = convert::user_from_admin_get(&self.inner.pool, &out, observed_at)
-            .map_err(|err| self.invalid(op, &err.to_string()))?;
-        match self.groups_of(&record.username).await? {
-            Some(groups) => {
-                record.set_groups(groups);
-                Ok(Some(record))
+        convert::user_from_admin_get(&self.inner.pool, &out, observed_at)
+            .map(Some)
+            .map_err(|err| self.invalid(op, &err.to_string()))
+    }
+
+    /// ListUsers `Filter: sub = "..."`: the user without groups, `None` if nobody has it.
+    async fn find_by_sub_filter(
+        &self,
+        sub: uuid::Uuid,
+    ) -> Result<Option<UserRecord>, CognitoError> {
+        let op = Operation::ListUsers;
+        let filter = format!("sub = \"{sub}\"");
+        let out = self
+            .call(op, false, || {
+                self.inner
+                    .client
+                    .list_users()
+                    .user_pool_id(&self.inner.pool)
+                    .limit(PAGE_LIMIT)
+                    .filter(&filter)
+                    .send()
+            })
+            .await
+            .map_err(|f| f.into_error(&self.inner.pool, op))?;
+        let observed_at = Utc::now();
+        out.users()
+            .iter()
+            .find(|u| convert::user_sub(u) == Some(sub))
+            .map(|user| convert::user_from_list(&self.inner.pool, user, observed_at))
+            .transpose()
+            .map_err(|err| self.invalid(op, &err.to_string()))
+    }
+
+    /// `record` with its groups, read by `username` (its username or, for a local user, its
+    /// `sub`); `None` when the user is gone by then.
+    async fn with_groups(
+        &self,
+        mut record: UserRecord,
+        username: &str,
+    ) -> Result<Option<UserRecord>, CognitoError> {
+        Ok(self.groups_of(username).await?.map(|groups| {
+            record.set_groups(groups);
+            record
+        }))
+    }
+
+    /// `record`, if any, with its groups read by its username.
+    async fn with_groups_by_username(
+        &self,
+        record: Option<UserRecord>,
+    ) -> Result<Option<UserRecord>, CognitoError> {
+        match record {
+            Some(record) => {
+                let username = record.username.clone();
+                self.with_groups(record, &username).await
             }
             None => Ok(None),
         }
@@ -481,37 +601,45 @@ impl CognitoReader {
     /// AdminListGroupsForUser, all pages; `None` when the user is gone.
     async fn groups_of(&self, username: &str) -> Result<Option<Vec<String>>, CognitoError> {
         let op = Operation::AdminListGroupsForUser;
-        let mut names = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let sent_token = token.is_some();
-            let result = self
-                .call(op, sent_token, || {
+        let result = self
+            .all_pages(
+                op,
+                &format!("groups of user {username:?}"),
+                |token| {
                     self.inner
                         .client
                         .admin_list_groups_for_user()
                         .user_pool_id(&self.inner.pool)
                         .username(username)
                         .limit(PAGE_LIMIT)
-                        .set_next_token(token.clone())
+                        .set_next_token(token)
                         .send()
-                })
-                .await;
-            let out = match result {
-                Ok(out) => out,
-                Err(f) if f.is(Permanent::UserNotFound) => return Ok(None),
-                Err(f) => return Err(f.into_error(&self.inner.pool, op)),
-            };
-            names.extend(
-                out.groups()
-                    .iter()
-                    .filter_map(|g| g.group_name().map(str::to_owned)),
-            );
-            token = next_token(out.next_token());
-            if token.is_none() {
-                return Ok(Some(names));
-            }
+                },
+                |out| out.next_token(),
+            )
+            .await;
+        let pages = match result {
+            Ok(pages) => pages,
+            Err(f) if f.is(Permanent::UserNotFound) => return Ok(None),
+            Err(f) => return Err(f.into_error(&self.inner.pool, op)),
+        };
+        Ok(Some(
+            pages
+                .iter()
+                .flat_map(|(out, _)| out.groups())
+                .filter_map(|g| g.group_name().map(str::to_owned))
+                .collect(),
+        ))
+    }
+
+    fn user_read(&self, path: ReadPath, found: bool) {
+        self.inner.stats.user_read(path);
+        CognitoUserRead {
+            pool: &self.inner.pool,
+            path: path.as_str(),
+            found,
         }
+        .emit();
     }
 
     fn invalid(&self, operation: Operation, message: &str) -> CognitoError {
@@ -522,8 +650,76 @@ impl CognitoReader {
         }
     }
 
-    /// Sends one request under the shared limit and retries it as the classifier says.
-    /// `sent_token` tells the classifier whether the request carried a pagination token.
+    /// Every page of one listing, each with the time it was read. When Cognito rejects a
+    /// pagination token (a member deleted while the listing is paged through, a token too
+    /// old), the listing starts over from its first page, at most [`MAX_LISTING_RESTARTS`]
+    /// times; `listing` names it in the log.
+    async fn all_pages<O, E, F, Fut>(
+        &self,
+        op: Operation,
+        listing: &str,
+        mut send_page: F,
+        next: impl Fn(&O) -> Option<&str>,
+    ) -> Result<Vec<(O, DateTime<Utc>)>, CallFailure>
+    where
+        F: FnMut(Option<String>) -> Fut,
+        Fut: Future<Output = Result<O, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let mut pages = Vec::new();
+        let mut token: Option<String> = None;
+        let mut restarts = 0;
+        loop {
+            let result = self
+                .call(op, token.is_some(), || send_page(token.clone()))
+                .await;
+            match result {
+                Ok(out) => {
+                    let observed_at = Utc::now();
+                    token = next_token(next(&out));
+                    pages.push((out, observed_at));
+                    if token.is_none() {
+                        return Ok(pages);
+                    }
+                }
+                Err(f)
+                    if f.is(Permanent::PaginationTokenRejected)
+                        && restarts < MAX_LISTING_RESTARTS =>
+                {
+                    restarts += 1;
+                    self.inner.stats.listing_restart();
+                    CognitoListingRestarted {
+                        pool: &self.inner.pool,
+                        operation: op.as_str(),
+                        listing,
+                        restart: restarts,
+                        max_restarts: MAX_LISTING_RESTARTS,
+                        message: &f.failure.message(),
+                    }
+                    .emit();
+                    pages.clear();
+                    token = None;
+                }
+                Err(f) => return Err(f),
+            }
+        }
+    }
+
+    /// `future`, unless the reader's cancellation token fires first.
+    async fn unless_cancelled<F: Future>(&self, future: F) -> Option<F::Output> {
+        match &self.cancel {
+            None => Some(future.await),
+            Some(cancel) => tokio::select! {
+                biased;
+                () = cancel.cancelled() => None,
+                out = future => Some(out),
+            },
+        }
+    }
+
+    /// Sends one request under its category's limit and retries it as the classifier and
+    /// the retry policy say. `sent_token` tells the classifier whether the request carried
+    /// a pagination token.
     async fn call<T, E, F, Fut>(
         &self,
         op: Operation,
@@ -538,34 +734,45 @@ impl CognitoReader {
         let inner = &*self.inner;
         let pool = inner.pool.as_str();
         let operation = op.as_str();
+        let category = op.category();
+        let cancelled = || {
+            tracing::debug!(pool, operation, "cognito call cancelled");
+            CallFailure {
+                verdict: Verdict::Permanent(Permanent::Cancelled),
+                failure: Failure::Cancelled,
+            }
+        };
         let mut delays = ExponentialBuilder::default()
             .with_jitter()
             .with_min_delay(BACKOFF_MIN)
             .with_max_delay(BACKOFF_MAX)
             .without_max_times()
             .build();
-        let transient_limit = inner
-            .limits
-            .max_retries
-            .unwrap_or(DEFAULT_TRANSIENT_RETRIES);
+        let (throttle_limit, transient_limit) = match self.retry {
+            RetryPolicy::Persistent => (None, DEFAULT_TRANSIENT_RETRIES),
+            RetryPolicy::Capped(max) => (Some(max), max),
+        };
         let (mut throttles, mut transients) = (0u32, 0u32);
         loop {
-            inner.limiter.acquire().await;
+            self.unless_cancelled(inner.limiter.acquire(category))
+                .await
+                .ok_or_else(cancelled)?;
             inner.stats.call(op);
             let started = Instant::now();
-            let result = send().await;
+            let result = self.unless_cancelled(send()).await.ok_or_else(cancelled)?;
             let elapsed = started.elapsed();
             let err = match result {
                 Ok(out) => {
                     CognitoCallCompleted {
                         pool,
                         operation,
+                        category: category.as_str(),
                         outcome: "ok",
                         elapsed,
                     }
                     .emit();
-                    if let Some(rate) = inner.limiter.on_success() {
-                        self.rate_changed(rate);
+                    if let Some(rate) = inner.limiter.on_success(category, Instant::now()) {
+                        self.rate_changed(category, rate);
                     }
                     return Ok(out);
                 }
@@ -581,27 +788,29 @@ impl CognitoReader {
             CognitoCallCompleted {
                 pool,
                 operation,
+                category: category.as_str(),
                 outcome,
                 elapsed,
             }
             .emit();
             let give_up = match verdict {
                 Verdict::Throttled => {
-                    inner.stats.throttled();
+                    inner.stats.throttled(category);
                     throttles += 1;
-                    let lowered = inner.limiter.on_throttle();
+                    let lowered = inner.limiter.on_throttle(category, Instant::now());
                     CognitoThrottled {
                         pool,
                         operation,
+                        category: category.as_str(),
                         code: failure.code().unwrap_or("throttled"),
-                        rate_per_second: inner.limiter.rate(),
+                        rate_per_second: inner.limiter.rate(category),
                     }
                     .emit();
                     if let Some(rate) = lowered {
                         inner.stats.slowdown();
-                        self.rate_changed(rate);
+                        self.rate_changed(category, rate);
                     }
-                    inner.limits.max_retries.is_some_and(|max| throttles > max)
+                    throttle_limit.is_some_and(|max| throttles > max)
                 }
                 Verdict::Transient(_) => {
                     transients += 1;
@@ -611,8 +820,14 @@ impl CognitoReader {
             };
             let message = failure.message();
             if give_up {
-                // A missing user is an answer (the operation returns `None`), not a failure.
-                if !matches!(verdict, Verdict::Permanent(Permanent::UserNotFound)) {
+                // A missing user is an answer (the operation returns `None`), and a rejected
+                // token is the listing's to handle: neither is a failure yet.
+                if !matches!(
+                    verdict,
+                    Verdict::Permanent(
+                        Permanent::UserNotFound | Permanent::PaginationTokenRejected
+                    )
+                ) {
                     inner.stats.failure();
                     CognitoCallFailed {
                         pool,
@@ -635,15 +850,18 @@ impl CognitoReader {
                 message: &message,
             }
             .emit();
-            tokio::time::sleep(delay).await;
+            self.unless_cancelled(tokio::time::sleep(delay))
+                .await
+                .ok_or_else(cancelled)?;
         }
     }
 
-    fn rate_changed(&self, rate: f64) {
+    fn rate_changed(&self, category: QuotaCategory, rate: f64) {
         CognitoRateChanged {
             pool: &self.inner.pool,
+            category: category.as_str(),
             rate_per_second: rate,
-            ceiling_per_second: self.inner.limiter.ceiling(),
+            ceiling_per_second: self.inner.limiter.ceiling(category),
         }
         .emit();
     }

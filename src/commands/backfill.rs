@@ -2,7 +2,7 @@
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cognito::ReadLimits;
+use crate::cognito::RetryPolicy;
 use crate::config::{ScanOverrides, ScanSettings, Settings};
 use crate::hasura::HasuraClient;
 use crate::sync::backfill::{BackfillOptions, BackfillSummary, backfill};
@@ -26,14 +26,8 @@ pub async fn run(
     let tuning = ScanSettings::resolve(&request.scan, &settings.backfill_file)?;
     let hasura = HasuraClient::new(&settings.require_hasura()?)?;
     let sdk = super::aws_config(settings).await;
-    let reader = super::cognito_reader(
-        &sdk,
-        settings,
-        ReadLimits {
-            rps: tuning.cognito_rps,
-            ..ReadLimits::default()
-        },
-    )?;
+    let reader =
+        super::cognito_reader(&sdk, settings, tuning.cognito_rps, RetryPolicy::Persistent)?;
     let options = BackfillOptions {
         settings: tuning,
         dry_run: request.dry_run,

@@ -6,7 +6,7 @@ use std::fmt;
 
 use aws_sdk_cognitoidentityprovider::config::ProvideCredentials;
 
-use crate::cognito::{CognitoError, CognitoReader, ReadLimits};
+use crate::cognito::{CognitoError, CognitoReader, ReadLimits, RetryPolicy};
 use crate::config::Settings;
 use crate::hasura::operations::{CheckSchema, check_schema};
 use crate::hasura::{HasuraClient, HasuraError};
@@ -69,8 +69,8 @@ pub async fn run(settings: &Settings, mut on_line: impl FnMut(&CheckLine)) -> Ve
                         &sdk,
                         pool,
                         ReadLimits {
-                            rps: 5.0,
-                            max_retries: Some(2),
+                            retry: RetryPolicy::Capped(2),
+                            ..ReadLimits::default()
                         },
                     );
                     match reader.describe_pool().await {

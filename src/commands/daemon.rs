@@ -7,7 +7,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::cognito::ReadLimits;
+use crate::cognito::RetryPolicy;
 use crate::config::{ScanOverrides, ScanSettings, Settings};
 use crate::daemon::{COGNITO_RETRIES, Daemon, DaemonOptions, HASURA_RETRIES, install_metrics};
 use crate::hasura::HasuraClient;
@@ -54,10 +54,8 @@ pub async fn run(
     let reader = super::cognito_reader(
         &sdk,
         settings,
-        ReadLimits {
-            rps: request.cognito_rps,
-            max_retries: Some(COGNITO_RETRIES),
-        },
+        request.cognito_rps,
+        RetryPolicy::Capped(COGNITO_RETRIES),
     )?;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let listener = TcpListener::bind(request.listen)

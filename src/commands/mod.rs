@@ -15,7 +15,7 @@ pub mod status;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
-use crate::cognito::{CognitoReader, ReadLimits};
+use crate::cognito::{CognitoReader, QuotaCategory, QuotaSettings, ReadLimits, RetryPolicy};
 use crate::config::Settings;
 
 /// The one AWS configuration every client is built from: the default credential chain,
@@ -32,12 +32,22 @@ pub async fn aws_config(settings: &Settings) -> SdkConfig {
     }
 }
 
-/// A reader of the configured pool.
+/// A reader of the configured pool: `user_list_rps` requests per second for the list calls
+/// (the `UserList` quota category; the other categories at their default share), retried as
+/// `retry` says.
 fn cognito_reader(
     sdk: &SdkConfig,
     settings: &Settings,
-    limits: ReadLimits,
+    user_list_rps: f64,
+    retry: RetryPolicy,
 ) -> anyhow::Result<CognitoReader> {
     let pool = settings.require_pool()?;
-    Ok(CognitoReader::new(sdk, pool, limits))
+    Ok(CognitoReader::new(
+        sdk,
+        pool,
+        ReadLimits {
+            quotas: QuotaSettings::default().with_rate(QuotaCategory::UserList, user_list_rps),
+            retry,
+        },
+    ))
 }

@@ -3,7 +3,7 @@
 use anyhow::bail;
 use tokio_util::sync::CancellationToken;
 
-use crate::cognito::ReadLimits;
+use crate::cognito::RetryPolicy;
 use crate::config::{ScanOverrides, ScanSettings, Settings};
 use crate::hasura::HasuraClient;
 use crate::sync::reconcile::{
@@ -37,14 +37,8 @@ pub async fn run(
     }
     let hasura = HasuraClient::new(&settings.require_hasura()?)?;
     let sdk = super::aws_config(settings).await;
-    let reader = super::cognito_reader(
-        &sdk,
-        settings,
-        ReadLimits {
-            rps: tuning.cognito_rps,
-            ..ReadLimits::default()
-        },
-    )?;
+    let reader =
+        super::cognito_reader(&sdk, settings, tuning.cognito_rps, RetryPolicy::Persistent)?;
     let options = ReconcileOptions {
         shards: tuning.shards,
         batch_size: tuning.batch_size,

@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::cognito::CognitoReader;
+use crate::cognito::{CognitoReader, RetryPolicy};
 use crate::hasura::HasuraClient;
 
 use consumer::{CognitoToHasura, Consumer};
@@ -176,9 +176,10 @@ impl Daemon {
         );
         let health = Arc::new(Health::new(options.unready_after, stuck_after));
         let stop = shutdown.child_token();
-        // Same reader as the consumer: one rate limit for every Cognito read of the process.
+        // The consumer's reader and quota limiter, but persistent: a scan slows down under
+        // throttling instead of failing.
         let scheduler = run_scheduler(
-            self.reader.clone(),
+            self.reader.with_retry(RetryPolicy::Persistent),
             self.hasura.clone(),
             options.scheduler.clone(),
             self.reconcile.clone(),

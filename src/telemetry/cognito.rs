@@ -1,4 +1,5 @@
-//! Telemetry events of the Cognito reader: calls, throttling, retries, rate-limit changes.
+//! Telemetry events of the Cognito reader: calls, throttling and rate-limit changes per quota
+//! category, retries, restarted listings, and the path of each single-user read.
 //!
 //! One struct per event; its `emit()` logs with `tracing` and updates its `metrics` series, so
 //! the log line and the counter can never disagree.
@@ -10,6 +11,8 @@ use std::time::Duration;
 pub struct CognitoCallCompleted<'a> {
     pub pool: &'a str,
     pub operation: &'static str,
+    /// The quota category Cognito counts the operation against (`UserList`, ...).
+    pub category: &'static str,
     /// `ok`, `throttled`, `transient` (retryable failure) or `error` (permanent failure).
     pub outcome: &'static str,
     pub elapsed: Duration,
@@ -20,6 +23,7 @@ impl CognitoCallCompleted<'_> {
         tracing::debug!(
             pool = self.pool,
             operation = self.operation,
+            category = self.category,
             outcome = self.outcome,
             elapsed_ms = self.elapsed.as_millis() as u64,
             "cognito call completed"
@@ -27,6 +31,7 @@ impl CognitoCallCompleted<'_> {
         metrics::counter!(
             "cognito_calls_total",
             "operation" => self.operation,
+            "category" => self.category,
             "outcome" => self.outcome
         )
         .increment(1);
@@ -38,8 +43,10 @@ impl CognitoCallCompleted<'_> {
 pub struct CognitoThrottled<'a> {
     pub pool: &'a str,
     pub operation: &'static str,
+    /// The quota category that was throttled, and is slowed down.
+    pub category: &'static str,
     pub code: &'a str,
-    /// The shared read rate after this throttle was taken into account.
+    /// The category's rate after this throttle was taken into account.
     pub rate_per_second: f64,
 }
 
@@ -48,11 +55,17 @@ impl CognitoThrottled<'_> {
         tracing::info!(
             pool = self.pool,
             operation = self.operation,
+            category = self.category,
             reason = self.code,
             rate_per_second = self.rate_per_second,
-            "cognito throttled the request; slowing down"
+            "cognito throttled the request; slowing its quota category down"
         );
-        metrics::counter!("cognito_throttled_total", "operation" => self.operation).increment(1);
+        metrics::counter!(
+            "cognito_throttled_total",
+            "operation" => self.operation,
+            "category" => self.category
+        )
+        .increment(1);
     }
 }
 
@@ -116,10 +129,11 @@ impl CognitoCallFailed<'_> {
     }
 }
 
-/// The shared client-side read rate changed (halved on throttling, raised while healthy).
+/// A quota category's client-side rate changed (halved on throttling, raised while healthy).
 #[derive(Debug)]
 pub struct CognitoRateChanged<'a> {
     pub pool: &'a str,
+    pub category: &'static str,
     pub rate_per_second: f64,
     pub ceiling_per_second: f64,
 }
@@ -128,12 +142,73 @@ impl CognitoRateChanged<'_> {
     pub fn emit(&self) {
         tracing::debug!(
             pool = self.pool,
+            category = self.category,
             rate_per_second = self.rate_per_second,
             ceiling_per_second = self.ceiling_per_second,
             "cognito read rate changed"
         );
-        metrics::gauge!("cognito_read_rate_per_second").set(self.rate_per_second);
-        metrics::counter!("cognito_rate_changes_total").increment(1);
+        metrics::gauge!("cognito_read_rate_per_second", "category" => self.category)
+            .set(self.rate_per_second);
+        metrics::counter!("cognito_rate_changes_total", "category" => self.category).increment(1);
+    }
+}
+
+/// Cognito rejected the pagination token of a listing (a member deleted while it was paged
+/// through, an expired token); the listing starts over from its first page.
+#[derive(Debug)]
+pub struct CognitoListingRestarted<'a> {
+    pub pool: &'a str,
+    pub operation: &'static str,
+    /// What is listed, e.g. `members of group "admins"`.
+    pub listing: &'a str,
+    /// 1 for the first restart of this listing.
+    pub restart: u32,
+    /// Restarts allowed before the listing fails.
+    pub max_restarts: u32,
+    pub message: &'a str,
+}
+
+impl CognitoListingRestarted<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(
+            pool = self.pool,
+            operation = self.operation,
+            listing = self.listing,
+            restart = self.restart,
+            max_restarts = self.max_restarts,
+            error = self.message,
+            "pagination token rejected; restarting the listing from its first page"
+        );
+        metrics::counter!("cognito_listing_restarts_total", "operation" => self.operation)
+            .increment(1);
+    }
+}
+
+/// A single user was read, by the path named: `admin_get_user_by_sub` (AdminGetUser with the
+/// `sub`, UserRead), `sub_filter` (ListUsers `sub = "..."`, UserList, after AdminGetUser
+/// answered UserNotFound) or `admin_get_user_by_username`.
+#[derive(Debug)]
+pub struct CognitoUserRead<'a> {
+    pub pool: &'a str,
+    pub path: &'static str,
+    /// Whether Cognito has the user.
+    pub found: bool,
+}
+
+impl CognitoUserRead<'_> {
+    pub fn emit(&self) {
+        tracing::debug!(
+            pool = self.pool,
+            path = self.path,
+            found = self.found,
+            "cognito user read"
+        );
+        metrics::counter!(
+            "cognito_user_reads_total",
+            "path" => self.path,
+            "found" => if self.found { "true" } else { "false" }
+        )
+        .increment(1);
     }
 }
 
@@ -220,9 +295,11 @@ mod tests {
         metrics::with_local_recorder(&recorder, || {
             let pool = "us-east-1_X";
             let operation = "ListUsers";
+            let category = "UserList";
             CognitoCallCompleted {
                 pool,
                 operation,
+                category,
                 outcome: "ok",
                 elapsed: Duration::ZERO,
             }
@@ -230,6 +307,7 @@ mod tests {
             CognitoThrottled {
                 pool,
                 operation,
+                category,
                 code: "TooManyRequestsException",
                 rate_per_second: 12.5,
             }
@@ -252,15 +330,37 @@ mod tests {
             .emit();
             CognitoRateChanged {
                 pool,
+                category,
                 rate_per_second: 12.5,
                 ceiling_per_second: 25.0,
+            }
+            .emit();
+            CognitoListingRestarted {
+                pool,
+                operation: "ListUsersInGroup",
+                listing: "members of group \"admins\"",
+                restart: 1,
+                max_restarts: 5,
+                message: "InvalidToken",
+            }
+            .emit();
+            CognitoUserRead {
+                pool,
+                path: "sub_filter",
+                found: true,
             }
             .emit();
         });
         let captured = sink.0.lock().unwrap().clone();
         let expected: Vec<(String, f64)> = [
-            ("cognito_calls_total{operation=ListUsers,outcome=ok}", 1.0),
-            ("cognito_throttled_total{operation=ListUsers}", 1.0),
+            (
+                "cognito_calls_total{operation=ListUsers,category=UserList,outcome=ok}",
+                1.0,
+            ),
+            (
+                "cognito_throttled_total{operation=ListUsers,category=UserList}",
+                1.0,
+            ),
             (
                 "cognito_retries_total{operation=ListUsers,reason=throttled}",
                 1.0,
@@ -269,8 +369,13 @@ mod tests {
                 "cognito_call_failures_total{operation=ListUsers,reason=access_denied}",
                 1.0,
             ),
-            ("cognito_read_rate_per_second{}", 12.5),
-            ("cognito_rate_changes_total{}", 1.0),
+            ("cognito_read_rate_per_second{category=UserList}", 12.5),
+            ("cognito_rate_changes_total{category=UserList}", 1.0),
+            (
+                "cognito_listing_restarts_total{operation=ListUsersInGroup}",
+                1.0,
+            ),
+            ("cognito_user_reads_total{path=sub_filter,found=true}", 1.0),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

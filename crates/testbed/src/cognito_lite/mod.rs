@@ -18,7 +18,8 @@
 //! What it does like Cognito: `Limit` 0..=60 on list operations, ListUsers filters on the
 //! searchable attributes only (`filter.rs`), pagination tokens valid only for the request
 //! they came from (`token.rs`), a token after every full page (the next page may be empty),
-//! username or `sub` accepted wherever a username is, attributes checked against the schema,
+//! username or a local user's `sub` accepted wherever a username is (a federated user's `sub`
+//! is not: `UserNotFoundException`), attributes checked against the schema,
 //! the default password policy. What it does not: authentication (signatures are not
 //! checked), token expiry, triggers, email or SMS, `AttributesToGet` (rejected),
 //! case-insensitive usernames, operations not listed in `api.rs` (`UnknownOperationException`).

@@ -498,19 +498,27 @@ impl Pool {
 
     /// The user with this username, or else with this `sub` (Cognito accepts either).
     pub fn user(&self, username: &str) -> Result<&User, ApiError> {
-        let sub = self
-            .usernames
-            .get(username)
-            .map_or(username, String::as_str);
-        self.users.get(sub).ok_or_else(ApiError::user_not_found)
+        let sub = self.resolve(username)?;
+        self.users.get(&sub).ok_or_else(ApiError::user_not_found)
     }
 
     fn user_mut(&mut self, username: &str) -> Result<&mut User, ApiError> {
-        let sub = self
-            .usernames
-            .get(username)
-            .map_or(username, String::as_str);
-        self.users.get_mut(sub).ok_or_else(ApiError::user_not_found)
+        let sub = self.resolve(username)?;
+        self.users
+            .get_mut(&sub)
+            .ok_or_else(ApiError::user_not_found)
+    }
+
+    /// The `sub` a username parameter names. As in Cognito, a `sub` stands for a local user
+    /// only: a federated (`EXTERNAL_PROVIDER`) user is named by its username.
+    fn resolve(&self, username: &str) -> Result<String, ApiError> {
+        if let Some(sub) = self.usernames.get(username) {
+            return Ok(sub.clone());
+        }
+        match self.users.get(username) {
+            Some(user) if user.status != "EXTERNAL_PROVIDER" => Ok(user.sub.clone()),
+            _ => Err(ApiError::user_not_found()),
+        }
     }
 
     pub fn delete_user(&mut self, username: &str) -> Result<(), ApiError> {
@@ -859,6 +867,43 @@ mod tests {
                 unique.contains(sub),
                 "{sub} was there all along and is listed"
             );
+        }
+    }
+
+    #[test]
+    fn a_sub_names_a_local_user_but_not_a_federated_one() {
+        let mut pool = pool_with(2);
+        let local = create(&mut pool, "local-user", true);
+        let federated = pool
+            .create_user(
+                NewUser {
+                    username: "Google_1234567890".into(),
+                    sub: None,
+                    attributes: vec![],
+                    enabled: true,
+                    status: "EXTERNAL_PROVIDER",
+                    groups: vec!["staff".into()],
+                },
+                "User account already exists",
+            )
+            .unwrap()
+            .sub
+            .clone();
+        assert_eq!(pool.user(&local).unwrap().username, "local-user");
+        assert_eq!(pool.groups_of(&local, None, 60).unwrap().len(), 1);
+        assert_eq!(
+            pool.user("Google_1234567890").unwrap().sub,
+            federated,
+            "a federated user is found by its username"
+        );
+        for err in [
+            pool.user(&federated).map(|_| ()).unwrap_err(),
+            pool.groups_of(&federated, None, 60)
+                .map(|_| ())
+                .unwrap_err(),
+            pool.set_enabled(&federated, false).unwrap_err(),
+        ] {
+            assert_eq!(err, ApiError::user_not_found());
         }
     }
 
