@@ -14,6 +14,7 @@ use std::time::Duration;
 use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::commands::LeaseRequest;
 use crate::commands::backfill::BackfillRequest;
 use crate::commands::daemon::DaemonRequest;
 use crate::commands::jwt_secret::{ClaimsFormat, JwtSecretRequest};
@@ -154,6 +155,16 @@ pub struct ScanArgs {
     /// Users per Hasura write: upsert, tombstone or delete [default: 500].
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
+
+    /// When another scan of the pool (a backfill, a reconcile, the daemon's scheduled
+    /// reconcile) holds the pool's lease, wait for it instead of exiting non-zero.
+    #[arg(long)]
+    pub wait: bool,
+
+    /// Seconds the pool's scan lease outlives its last renewal: after a crash, another scan
+    /// may start that long after.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub lease_ttl: u64,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -191,12 +202,20 @@ impl ScanArgs {
             concurrency,
         }
     }
+
+    fn lease(&self) -> LeaseRequest {
+        LeaseRequest {
+            wait: self.wait,
+            ttl: Duration::from_secs(self.lease_ttl.max(3)),
+        }
+    }
 }
 
 impl BackfillArgs {
     pub fn request(&self) -> BackfillRequest {
         BackfillRequest {
             scan: self.scan.overrides(self.concurrency),
+            lease: self.scan.lease(),
             dry_run: self.dry_run,
             restart: self.restart,
             progress: self.progress,
@@ -327,6 +346,7 @@ impl ReconcileArgs {
     pub fn request(&self) -> ReconcileRequest {
         ReconcileRequest {
             scan: self.scan.overrides(None),
+            lease: self.scan.lease(),
             on_delete: self.on_delete,
             max_delete_fraction: self.max_delete_fraction,
             allow_mass_delete: self.allow_mass_delete,

@@ -84,6 +84,9 @@ fn slow_backfill(bed: &TestBed, proxy: &FaultProxy) -> anyhow::Result<tokio::pro
         "4",
         "--batch-size",
         "60",
+        // A killed process's lease is free again soon after.
+        "--lease-ttl",
+        "3",
     ])
     .stdout(Stdio::null())
     .stderr(Stdio::piped());
@@ -213,7 +216,16 @@ async fn killed_backfill_resumes_to_the_exact_result() -> anyhow::Result<()> {
     );
 
     let mut resume = command(&bed, proxy.url(), &bed.hasura.endpoint);
-    resume.args(["backfill", "--json", "--progress", "never"]);
+    // The killed process still holds the pool's scan lease until it expires.
+    resume.args([
+        "backfill",
+        "--json",
+        "--progress",
+        "never",
+        "--wait",
+        "--lease-ttl",
+        "3",
+    ]);
     let output = run(resume).await?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -26,11 +25,10 @@ use cognito_hasura_sync::cognito::{
     CognitoError, CognitoReader, QuotaSettings, ReadLimits, RetryPolicy, Shard,
 };
 use cognito_hasura_sync::model::{GroupRecord, UserRecord};
-use cognito_hasura_sync::sync::scan::{ShardEvent, scan_shard};
+use cognito_hasura_sync::sync::scan::{PoolScan, ShardEvent, start_pool_scan};
 use serde_json::json;
 use testbed::pool::create_pool;
 use testbed::{CognitoLite, GroupSpec, PoolImport, UserImport, UserSpec, UserState};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 fn fast() -> ReadLimits {
@@ -156,23 +154,12 @@ struct Snapshot {
 /// Reads the whole pool as the backfill does: memberships first, then the 16 shards
 /// scanned concurrently by the engine's own shard scan. No token may be rejected.
 async fn backfill_read(reader: &CognitoReader) -> anyhow::Result<Vec<UserRecord>> {
-    let groups = reader.list_groups().await?;
-    let memberships = Arc::new(reader.memberships(&groups, 4).await?);
-    let (tx, mut rx) = mpsc::channel(64);
-    let scans: Vec<_> = Shard::split(16)?
-        .into_iter()
-        .map(|shard| {
-            tokio::spawn(scan_shard(
-                reader.clone(),
-                shard,
-                None,
-                memberships.clone(),
-                tx.clone(),
-                CancellationToken::new(),
-            ))
-        })
-        .collect();
-    drop(tx);
+    let shards = Shard::split(16)?.into_iter().map(|s| (s, None)).collect();
+    let PoolScan {
+        pages: mut rx,
+        shards: mut scans,
+        ..
+    } = start_pool_scan(reader, shards, 64, &CancellationToken::new()).await?;
     let mut users = Vec::new();
     while let Some(event) = rx.recv().await {
         match event {
@@ -191,8 +178,8 @@ async fn backfill_read(reader: &CognitoReader) -> anyhow::Result<Vec<UserRecord>
             ShardEvent::Restarted { shard } => anyhow::bail!("shard {shard} had a token rejected"),
         }
     }
-    for scan in scans {
-        scan.await??;
+    while let Some(scan) = scans.join_next().await {
+        scan??;
     }
     Ok(users)
 }

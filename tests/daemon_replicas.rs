@@ -34,7 +34,7 @@ const RUN_BOUND: TimeDelta = TimeDelta::seconds(45);
 
 // The scheduler's log messages (src/sync/reconcile/schedule.rs, src/telemetry/reconcile.rs).
 const SCHEDULER_ON: &str = "scheduled reconcile on";
-const LEASE_BUSY: &str = "scheduled reconcile skipped: another replica holds the lease";
+const LEASE_BUSY: &str = "another scanner holds the pool's scan lease";
 const RUN_DONE: &str = "scheduled reconcile done";
 const LEASE_LOST: &str = "reconcile lease lost; stopping the run";
 
@@ -264,7 +264,7 @@ async fn lease_holder(bed: &TestBed) -> anyhow::Result<Option<String>> {
         .await?
         .query_opt(
             "SELECT holder FROM cognito_sync_leases WHERE name = $1",
-            &[&format!("reconcile:{}", bed.pool_id)],
+            &[&format!("scan:{}", bed.pool_id)],
         )
         .await?;
     Ok(row.map(|r| r.get(0)))

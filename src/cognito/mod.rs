@@ -454,8 +454,8 @@ impl CognitoReader {
         }
         let filter = shard.filter();
         let sent_token = token.is_some();
-        let out = self
-            .call(op, sent_token, || {
+        let (out, observed_at) = self
+            .call_at(op, sent_token, || {
                 self.inner
                     .client
                     .list_users()
@@ -476,7 +476,6 @@ impl CognitoReader {
                     f.into_error(&self.inner.pool, op)
                 }
             })?;
-        let observed_at = Utc::now();
         let users = out
             .users()
             .iter()
@@ -523,7 +522,7 @@ impl CognitoReader {
     async fn admin_get_user(&self, username: &str) -> Result<Option<UserRecord>, CognitoError> {
         let op = Operation::AdminGetUser;
         let result = self
-            .call(op, false, || {
+            .call_at(op, false, || {
                 self.inner
                     .client
                     .admin_get_user()
@@ -532,12 +531,11 @@ impl CognitoReader {
                     .send()
             })
             .await;
-        let out = match result {
-            Ok(out) => out,
+        let (out, observed_at) = match result {
+            Ok(read) => read,
             Err(f) if f.is(Permanent::UserNotFound) => return Ok(None),
             Err(f) => return Err(f.into_error(&self.inner.pool, op)),
         };
-        let observed_at = Utc::now();
         convert::user_from_admin_get(&self.inner.pool, &out, observed_at)
             .map(Some)
             .map_err(|err| self.invalid(op, &err.to_string()))
@@ -550,8 +548,8 @@ impl CognitoReader {
     ) -> Result<Option<UserRecord>, CognitoError> {
         let op = Operation::ListUsers;
         let filter = format!("sub = \"{sub}\"");
-        let out = self
-            .call(op, false, || {
+        let (out, observed_at) = self
+            .call_at(op, false, || {
                 self.inner
                     .client
                     .list_users()
@@ -562,7 +560,6 @@ impl CognitoReader {
             })
             .await
             .map_err(|f| f.into_error(&self.inner.pool, op))?;
-        let observed_at = Utc::now();
         out.users()
             .iter()
             .find(|u| convert::user_sub(u) == Some(sub))
@@ -671,11 +668,10 @@ impl CognitoReader {
         let mut restarts = 0;
         loop {
             let result = self
-                .call(op, token.is_some(), || send_page(token.clone()))
+                .call_at(op, token.is_some(), || send_page(token.clone()))
                 .await;
             match result {
-                Ok(out) => {
-                    let observed_at = Utc::now();
+                Ok((out, observed_at)) => {
                     token = next_token(next(&out));
                     pages.push((out, observed_at));
                     if token.is_none() {
@@ -720,6 +716,29 @@ impl CognitoReader {
     /// Sends one request under its category's limit and retries it as the classifier and
     /// the retry policy say. `sent_token` tells the classifier whether the request carried
     /// a pagination token.
+    /// [`Self::call`], also returning when the attempt that succeeded was sent: a read is
+    /// as old as its request (Cognito may answer with the state of any moment after it).
+    async fn call_at<T, E, F, Fut>(
+        &self,
+        op: Operation,
+        sent_token: bool,
+        mut send: F,
+    ) -> Result<(T, DateTime<Utc>), CallFailure>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let sent_at = std::sync::Mutex::new(Utc::now());
+        let out = self
+            .call(op, sent_token, || {
+                *sent_at.lock().unwrap_or_else(|e| e.into_inner()) = Utc::now();
+                send()
+            })
+            .await?;
+        Ok((out, sent_at.into_inner().unwrap_or_else(|e| e.into_inner())))
+    }
+
     async fn call<T, E, F, Fut>(
         &self,
         op: Operation,

@@ -2,6 +2,7 @@
 
 use tokio_util::sync::CancellationToken;
 
+use super::{LeaseRequest, with_scan_lease};
 use crate::cognito::RetryPolicy;
 use crate::config::{ScanOverrides, ScanSettings, Settings};
 use crate::hasura::HasuraClient;
@@ -12,12 +13,14 @@ use crate::sync::progress::ProgressMode;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BackfillRequest {
     pub scan: ScanOverrides,
+    pub lease: LeaseRequest,
     pub dry_run: bool,
     pub restart: bool,
     pub progress: ProgressMode,
 }
 
-/// Runs one backfill of the configured pool until done, failed or `shutdown`.
+/// Runs one backfill of the configured pool until done, failed or `shutdown`, as the pool's
+/// only scanner (a dry run, which writes nothing, takes no lease).
 pub async fn run(
     settings: &Settings,
     request: BackfillRequest,
@@ -34,5 +37,12 @@ pub async fn run(
         restart: request.restart,
         progress: request.progress,
     };
-    backfill(reader, hasura, options, shutdown).await
+    if request.dry_run {
+        return backfill(reader, hasura, options, shutdown).await;
+    }
+    let pool = reader.user_pool_id().to_owned();
+    with_scan_lease(&hasura.clone(), &pool, request.lease, shutdown, |run| {
+        backfill(reader, hasura, options, run)
+    })
+    .await
 }

@@ -13,10 +13,73 @@ pub mod jwt_secret;
 pub mod reconcile;
 pub mod status;
 
+use std::future::Future;
+use std::time::Duration;
+
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::cognito::{CognitoReader, QuotaCategory, QuotaSettings, ReadLimits, RetryPolicy};
 use crate::config::Settings;
+use crate::hasura::HasuraClient;
+use crate::state::lease::{DEFAULT_SCAN_LEASE_TTL, Lease, process_holder, scan_lease};
+
+/// How a scan takes the pool's lease.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseRequest {
+    /// Wait for another scanner's lease instead of failing.
+    pub wait: bool,
+    pub ttl: Duration,
+}
+
+impl Default for LeaseRequest {
+    fn default() -> Self {
+        LeaseRequest {
+            wait: false,
+            ttl: DEFAULT_SCAN_LEASE_TTL,
+        }
+    }
+}
+
+/// Runs `scan` as the pool's only scanner: takes the pool's scan lease first (or waits for
+/// it), renews it while the scan runs and releases it after. The scan gets a token that is
+/// cancelled on `shutdown` and when the lease is lost.
+async fn with_scan_lease<T, Scan, Fut>(
+    hasura: &HasuraClient,
+    pool: &str,
+    request: LeaseRequest,
+    shutdown: CancellationToken,
+    scan: Scan,
+) -> anyhow::Result<T>
+where
+    Scan: FnOnce(CancellationToken) -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let lease = Lease::new(
+        hasura.clone(),
+        scan_lease(pool),
+        process_holder(),
+        request.ttl,
+    );
+    lease.acquire_or_wait(request.wait, &shutdown).await?;
+    let run = shutdown.child_token();
+    // Aborted with the scan, so a renewal never outlives it.
+    let keeper = AbortOnDropHandle::new(tokio::spawn({
+        let lease = lease.clone();
+        let run = run.clone();
+        async move { lease.keep(run).await }
+    }));
+    let result = scan(run).await;
+    drop(keeper);
+    if let Err(err) = lease.release().await {
+        tracing::warn!(
+            error = format!("{err:#}"),
+            "cannot release the scan lease; it will expire"
+        );
+    }
+    result
+}
 
 /// The one AWS configuration every client is built from: the default credential chain,
 /// `AWS_ENDPOINT_URL` and friends, and the configured region (else the pool id's prefix).

@@ -3,6 +3,7 @@
 use anyhow::bail;
 use tokio_util::sync::CancellationToken;
 
+use super::{LeaseRequest, with_scan_lease};
 use crate::cognito::RetryPolicy;
 use crate::config::{ScanOverrides, ScanSettings, Settings};
 use crate::hasura::HasuraClient;
@@ -14,6 +15,7 @@ use crate::sync::reconcile::{
 #[derive(Debug, Clone, Copy)]
 pub struct ReconcileRequest {
     pub scan: ScanOverrides,
+    pub lease: LeaseRequest,
     pub on_delete: OnDelete,
     /// The safety brake's threshold, 0 to 1.
     pub max_delete_fraction: f64,
@@ -21,8 +23,9 @@ pub struct ReconcileRequest {
     pub dry_run: bool,
 }
 
-/// Runs one reconcile of the configured pool. A run stopped by the safety brake returns its
-/// report (with [`ReconcileReport::brake`] set): `main` prints it, then exits non-zero.
+/// Runs one reconcile of the configured pool as its only scanner (a dry run takes no lease).
+/// A run stopped by the safety brake returns its report (with [`ReconcileReport::brake`]
+/// set): `main` prints it, then exits non-zero.
 pub async fn run(
     settings: &Settings,
     request: ReconcileRequest,
@@ -48,5 +51,12 @@ pub async fn run(
         allow_mass_delete: request.allow_mass_delete,
         dry_run: request.dry_run,
     };
-    reconcile(reader, hasura, options, shutdown).await
+    if request.dry_run {
+        return reconcile(reader, hasura, options, shutdown).await;
+    }
+    let pool = reader.user_pool_id().to_owned();
+    with_scan_lease(&hasura.clone(), &pool, request.lease, shutdown, |run| {
+        reconcile(reader, hasura, options, run)
+    })
+    .await
 }

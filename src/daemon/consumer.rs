@@ -663,3 +663,219 @@ async fn pause(stop: &CancellationToken, delay: Duration) {
         () = tokio::time::sleep(delay) => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The batch pipeline end to end on an in-memory queue and a scripted store: what is
+    //! deleted, what returns, and when, with no emulator.
+
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::daemon::queue::MemoryQueue;
+    use crate::daemon::scheduler::SchedulerOptions;
+    use crate::sync::reconcile::ReconcileOptions;
+
+    const POOL: &str = "us-east-1_Pipeline";
+
+    /// Users it "reads" by sub; subs in `unreadable` fail their read; `write_fails` fails
+    /// every write. Records what each write carried.
+    #[derive(Default)]
+    struct ScriptedStore {
+        unreadable: BTreeSet<uuid::Uuid>,
+        write_fails: bool,
+        written: Mutex<Vec<Vec<uuid::Uuid>>>,
+    }
+
+    impl Store for ScriptedStore {
+        fn pool(&self) -> &str {
+            POOL
+        }
+
+        async fn read(&self, targets: &Targets) -> Reads {
+            let users = targets
+                .users
+                .iter()
+                .map(|user| {
+                    let result = match user {
+                        UserRef::Sub(sub) if self.unreadable.contains(sub) => {
+                            Err(CognitoError::Api {
+                                pool: POOL.into(),
+                                operation: "AdminGetUser",
+                                message: "scripted failure".into(),
+                                retryable: true,
+                            })
+                        }
+                        // Gone from Cognito: a tombstone is written.
+                        _ => Ok(None),
+                    };
+                    (user.clone(), result)
+                })
+                .collect();
+            Reads {
+                users,
+                ..Reads::default()
+            }
+        }
+
+        async fn write(&self, reads: &Reads) -> Result<(), String> {
+            if self.write_fails {
+                return Err("scripted Hasura outage".into());
+            }
+            let subs = reads
+                .users
+                .iter()
+                .filter(|(_, r)| r.is_ok())
+                .filter_map(|(u, _)| match u {
+                    UserRef::Sub(sub) => Some(*sub),
+                    UserRef::Username(_) => None,
+                })
+                .collect();
+            self.written.lock().unwrap().push(subs);
+            Ok(())
+        }
+
+        async fn probe(&self) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    fn options() -> DaemonOptions {
+        DaemonOptions {
+            queue_url: "memory".into(),
+            pollers: 1,
+            visibility_timeout_seconds: 30,
+            shutdown_timeout: Duration::from_secs(1),
+            wait_time_seconds: 0,
+            batch_size: 10,
+            retry_backoff: Duration::from_secs(5),
+            retry_backoff_max: Duration::from_secs(60),
+            unready_after: 1,
+            probe_interval: Duration::from_secs(1),
+            reconcile_debounce: Duration::from_millis(1),
+            scheduler: SchedulerOptions {
+                schedule: None,
+                lease_ttl: Duration::from_secs(60),
+                holder: "test".into(),
+                reconcile: ReconcileOptions::default(),
+            },
+        }
+    }
+
+    fn consumer(store: ScriptedStore) -> Consumer<MemoryQueue, ScriptedStore> {
+        let options = options();
+        Consumer {
+            queue: MemoryQueue::default(),
+            store,
+            health: Arc::new(Health::new(1, Duration::from_secs(60))),
+            reconcile: ReconcileRequests::new(options.reconcile_debounce),
+            options,
+        }
+    }
+
+    fn event_for(sub: uuid::Uuid) -> String {
+        format!(r#"{{"user_pool_id":"{POOL}","sub":"{sub}","reason":"test"}}"#)
+    }
+
+    async fn one_batch(consumer: &Consumer<MemoryQueue, ScriptedStore>) -> BatchReport {
+        let received = consumer.queue.receive(10, 0, 30).await.unwrap();
+        consumer.process_batch(received).await
+    }
+
+    #[tokio::test]
+    async fn committed_messages_are_deleted_and_a_failed_read_fails_only_its_own() {
+        let (good, bad) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        let consumer = consumer(ScriptedStore {
+            unreadable: BTreeSet::from([bad]),
+            ..ScriptedStore::default()
+        });
+        consumer.queue.send(&event_for(good));
+        consumer.queue.send(&event_for(bad));
+        consumer.queue.send("not json");
+        consumer.queue.send(&format!(
+            r#"{{"user_pool_id":"eu-west-1_Other","sub":"{good}","reason":"other pool"}}"#
+        ));
+
+        let report = one_batch(&consumer).await;
+        assert_eq!(
+            report,
+            BatchReport {
+                applied: 1,
+                acknowledged: 1,
+                failed: 1,
+                undecodable: 1,
+                dependency_failed: false,
+            }
+        );
+        // One write, with only what was read.
+        assert_eq!(*consumer.store.written.lock().unwrap(), vec![vec![good]]);
+        // The applied and the other-pool message are gone; the failed one waits out its
+        // backoff; the undecodable one is visible again at once, for the redrive policy.
+        assert_eq!(
+            consumer.queue.bodies(),
+            vec![event_for(bad), "not json".to_owned()]
+        );
+        assert_eq!(consumer.queue.visible(), vec!["not json".to_owned()]);
+    }
+
+    #[tokio::test]
+    async fn a_hasura_outage_deletes_nothing_and_marks_the_batch_failed() {
+        let consumer = consumer(ScriptedStore {
+            write_fails: true,
+            ..ScriptedStore::default()
+        });
+        let subs: Vec<_> = (0..3).map(|_| uuid::Uuid::new_v4()).collect();
+        for sub in &subs {
+            consumer.queue.send(&event_for(*sub));
+        }
+        let report = one_batch(&consumer).await;
+        assert_eq!(report.failed, 3);
+        assert!(report.dependency_failed);
+        assert_eq!(consumer.queue.bodies().len(), 3, "nothing deleted");
+        assert!(consumer.queue.visible().is_empty(), "all back off");
+    }
+
+    #[tokio::test]
+    async fn a_batch_names_each_user_once() {
+        let consumer = consumer(ScriptedStore::default());
+        let sub = uuid::Uuid::new_v4();
+        for _ in 0..4 {
+            consumer.queue.send(&event_for(sub));
+        }
+        let report = one_batch(&consumer).await;
+        assert_eq!(report.applied, 4);
+        assert_eq!(*consumer.store.written.lock().unwrap(), vec![vec![sub]]);
+        assert!(consumer.queue.bodies().is_empty());
+    }
+
+    #[test]
+    fn fate_follows_decoding_reads_and_write() {
+        let undecodable: Result<(DecodedEvent, Targets), String> = Err("bad".into());
+        assert_eq!(
+            fate(&undecodable, &Reads::default(), None),
+            Outcome::Undecodable
+        );
+        let sub = uuid::Uuid::new_v4();
+        let event = events::decode(&event_for(sub)).unwrap();
+        let targets = events::reduce(std::iter::once(&event), POOL);
+        let decoded = Ok((event, targets));
+        let mut reads = Reads::default();
+        reads.users.insert(UserRef::Sub(sub), Ok(None));
+        assert_eq!(fate(&decoded, &reads, Some(&Ok(()))), Outcome::Applied);
+        assert!(matches!(
+            fate(&decoded, &reads, Some(&Err("down".into()))),
+            Outcome::Failed {
+                reason: "hasura",
+                ..
+            }
+        ));
+        assert!(matches!(
+            fate(&decoded, &Reads::default(), Some(&Ok(()))),
+            Outcome::Failed {
+                reason: "cognito",
+                ..
+            }
+        ));
+    }
+}

@@ -4,7 +4,8 @@
 //!
 //! One loop per process runs the reconciles, so two never overlap in a process; a tick that
 //! arrives during a run is dropped, not queued (a request is kept: it may postdate the
-//! scan). Each run first takes the lease `reconcile:<pool>` ([`crate::state::lease`]): a
+//! scan). Each run first takes the pool's scan lease ([`crate::state::lease::scan_lease`]), the
+//! one every scanner of the pool holds (a backfill or a command-line reconcile too): a
 //! replica that cannot take it skips the tick.
 //! The holder renews the lease every third of its time to live while it runs and cancels the
 //! run when the lease is lost (a run still scanning stops without writing; one already
@@ -14,7 +15,7 @@
 //! its next tick. On shutdown the lease is released.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use futures::FutureExt;
@@ -26,9 +27,9 @@ use tokio_util::task::AbortOnDropHandle;
 use super::requests::ReconcileRequests;
 use crate::cognito::CognitoReader;
 use crate::hasura::HasuraClient;
-use crate::state::lease::Lease;
+use crate::state::lease::{Lease, scan_lease};
 use crate::sync::reconcile::{ReconcileOptions, reconcile};
-use crate::telemetry::reconcile::{ReconcileLeaseBusy, ReconcileLeaseLost};
+use crate::telemetry::reconcile::ReconcileLeaseBusy;
 
 /// Every hour, on the hour (seconds field first, as `tokio-cron-scheduler` reads it).
 pub const DEFAULT_SCHEDULE: &str = "0 0 * * * *";
@@ -102,7 +103,7 @@ pub async fn run_scheduler(
         .context("cannot start the reconcile scheduler")?;
     let lease = Lease::new(
         hasura.clone(),
-        format!("reconcile:{}", reader.user_pool_id()),
+        scan_lease(reader.user_pool_id()),
         options.holder.clone(),
         options.lease_ttl,
     );
@@ -159,8 +160,11 @@ async fn run_leased(
     let run_cancel = shutdown.child_token();
     // Aborted when the run ends, and also when this future is dropped (the scheduler's task
     // aborted): a renewal outliving its run would hold the lease forever.
-    let heartbeat =
-        AbortOnDropHandle::new(tokio::spawn(keep_lease(lease.clone(), run_cancel.clone())));
+    let heartbeat = AbortOnDropHandle::new(tokio::spawn({
+        let lease = lease.clone();
+        let run = run_cancel.clone();
+        async move { lease.keep(run).await }
+    }));
     let result = reconcile(reader.clone(), hasura.clone(), options, run_cancel.clone()).await;
     drop(heartbeat);
     match result {
@@ -170,43 +174,6 @@ async fn run_leased(
             "scheduled reconcile done"
         ),
         Err(err) => tracing::error!(error = format!("{err:#}"), "scheduled reconcile failed"),
-    }
-}
-
-/// Renews the lease every third of its time to live; cancels the run once it is lost (the
-/// holder changed, or no renewal succeeded for a whole time to live).
-async fn keep_lease(lease: Lease, run: CancellationToken) {
-    let every = lease.ttl() / 3;
-    let mut last_renewal = Instant::now();
-    loop {
-        tokio::time::sleep(every).await;
-        match lease.heartbeat().await {
-            Ok(true) => last_renewal = Instant::now(),
-            Ok(false) => {
-                ReconcileLeaseLost {
-                    lease: lease.name(),
-                    reason: "another replica holds it",
-                }
-                .emit();
-                run.cancel();
-                return;
-            }
-            Err(err) => {
-                tracing::warn!(
-                    error = format!("{err:#}"),
-                    "cannot renew the reconcile lease"
-                );
-                if last_renewal.elapsed() >= lease.ttl() {
-                    ReconcileLeaseLost {
-                        lease: lease.name(),
-                        reason: "not renewed for a whole time to live",
-                    }
-                    .emit();
-                    run.cancel();
-                    return;
-                }
-            }
-        }
     }
 }
 

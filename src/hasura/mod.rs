@@ -18,7 +18,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::{ExponentialBuilder, Retryable};
 use graphql_client::GraphQLQuery;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde::Serialize;
@@ -26,8 +26,6 @@ use serde::Serialize;
 use crate::config::{HasuraAuth, HasuraSettings};
 use crate::telemetry::hasura::{HasuraRequestCompleted, HasuraRetry};
 
-/// Retries of a request failing with a retryable error, by default.
-pub const DEFAULT_RETRIES: usize = 8;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -207,46 +205,49 @@ impl HasuraClient {
     ) -> Result<Q::ResponseData, HasuraError> {
         let body = Q::build_query(variables);
         let operation = body.operation_name;
-        let mut delays = ExponentialBuilder::default()
+        let backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(200))
             .with_max_delay(Duration::from_secs(10))
             .with_max_times(self.retries)
-            .with_jitter()
-            .build();
+            .with_jitter();
         let mut attempt = 0;
-        loop {
-            let started = Instant::now();
-            let result = self.send_once::<Q>(operation, &body).await;
-            let outcome = match &result {
-                Ok(_) => "ok",
-                Err(e) if e.is_retryable() => "transient",
-                Err(_) => "error",
-            };
-            self.count(operation, outcome);
-            HasuraRequestCompleted {
-                operation,
-                outcome,
-                elapsed: started.elapsed(),
-            }
-            .emit();
-            match result {
-                Err(err) if err.is_retryable() => match delays.next() {
-                    Some(delay) => {
-                        attempt += 1;
-                        HasuraRetry {
-                            operation,
-                            attempt,
-                            delay,
-                            error: &err.to_string(),
-                        }
-                        .emit();
-                        tokio::time::sleep(delay).await;
-                    }
-                    None => return Err(err),
-                },
-                other => return other,
-            }
+        (|| self.attempt::<Q>(operation, &body))
+            .retry(backoff)
+            .when(HasuraError::is_retryable)
+            .notify(|err, delay| {
+                attempt += 1;
+                HasuraRetry {
+                    operation,
+                    attempt,
+                    delay,
+                    error: &err.to_string(),
+                }
+                .emit();
+            })
+            .await
+    }
+
+    /// One request, counted and timed.
+    async fn attempt<Q: GraphQLQuery>(
+        &self,
+        operation: &'static str,
+        body: &graphql_client::QueryBody<Q::Variables>,
+    ) -> Result<Q::ResponseData, HasuraError> {
+        let started = Instant::now();
+        let result = self.send_once::<Q>(operation, body).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) if e.is_retryable() => "transient",
+            Err(_) => "error",
+        };
+        self.count(operation, outcome);
+        HasuraRequestCompleted {
+            operation,
+            outcome,
+            elapsed: started.elapsed(),
         }
+        .emit();
+        result
     }
 
     fn count(&self, operation: &str, outcome: &str) {

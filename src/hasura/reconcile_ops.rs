@@ -112,3 +112,14 @@ pub struct HeartbeatLease;
     skip_serializing_none
 )]
 pub struct ReleaseLease;
+
+#[derive(GraphQLQuery)]
+#[graphql(
+    schema_path = "schema.graphql",
+    query_path = "graphql/lease_holder.graphql",
+    custom_scalars_module = "crate::hasura::scalars",
+    response_derives = "Debug, Clone",
+    variables_derives = "Debug, Clone",
+    skip_serializing_none
+)]
+pub struct LeaseHolder;

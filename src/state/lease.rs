@@ -1,5 +1,6 @@
 //! Leases in `cognito_sync_leases`: who may run a piece of work that must not run twice at
-//! once across replicas (the scheduled reconcile).
+//! once across processes. Every scanner of a pool (a backfill, a reconcile from the command
+//! line or the daemon's schedule) holds the pool's [`scan_lease`] while it runs.
 //!
 //! A lease is a row `(name, holder, expires_at)`. [`Lease::acquire`] inserts it, or takes it
 //! over only when it expired or is already held by the same holder (an `insert ... on_conflict`
@@ -8,15 +9,33 @@
 //! [`Lease::release`]. Expiry is compared with the clocks of the replicas, so the lease's
 //! time to live must be much longer than their clock skew.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use chrono::Utc;
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
 
 use crate::hasura::HasuraClient;
 use crate::hasura::reconcile_ops::{
-    AcquireLease, HeartbeatLease, ReleaseLease, acquire_lease, heartbeat_lease, release_lease,
+    AcquireLease, HeartbeatLease, LeaseHolder, ReleaseLease, acquire_lease, heartbeat_lease,
+    lease_holder, release_lease,
 };
+use crate::telemetry::reconcile::{ReconcileLeaseBusy, ReconcileLeaseLost};
+
+/// Default time to live of a scan lease: how long after a scanner died another may start.
+pub const DEFAULT_SCAN_LEASE_TTL: Duration = Duration::from_secs(60);
+
+/// The name of the lease every scanner of `pool` holds.
+pub fn scan_lease(pool: &str) -> String {
+    format!("scan:{pool}")
+}
+
+/// Who holds a lease, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub holder: String,
+    pub expires_at: DateTime<Utc>,
+}
 
 /// One named lease as seen by one holder.
 #[derive(Debug, Clone)]
@@ -102,6 +121,101 @@ impl Lease {
         Ok(data
             .delete_cognito_sync_leases
             .is_some_and(|r| r.affected_rows > 0))
+    }
+
+    /// Who holds the lease now (possibly expired), if anyone ever took it.
+    pub async fn current(&self) -> anyhow::Result<Option<Holder>> {
+        let data = self
+            .hasura
+            .post::<LeaseHolder>(lease_holder::Variables {
+                name: self.name.clone(),
+            })
+            .await
+            .with_context(|| format!("cannot read the lease {:?}", self.name))?;
+        Ok(data.cognito_sync_leases_by_pk.map(|row| Holder {
+            holder: row.holder,
+            expires_at: row.expires_at,
+        }))
+    }
+
+    /// Takes the lease; when another holds it, waits for it with `wait` (polling a few times
+    /// per time to live, until `shutdown`), otherwise fails naming the holder and when its
+    /// lease expires.
+    pub async fn acquire_or_wait(
+        &self,
+        wait: bool,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let poll = (self.ttl / 4).clamp(Duration::from_millis(250), Duration::from_secs(5));
+        loop {
+            if self.acquire().await? {
+                return Ok(());
+            }
+            ReconcileLeaseBusy { lease: &self.name }.emit();
+            let who = match self.current().await? {
+                Some(Holder { holder, expires_at }) => {
+                    let left = (expires_at - Utc::now()).num_seconds().max(0);
+                    format!(
+                        "{holder}, whose lease expires at {expires_at} (in {left}s unless renewed)"
+                    )
+                }
+                None => "another scanner".to_owned(),
+            };
+            if !wait {
+                bail!(
+                    "another scan of this pool is running: the lease {:?} is held by {who}; \
+                     run again with --wait to start when it ends, or stop the other scan",
+                    self.name
+                );
+            }
+            tracing::info!(lease = self.name, "waiting for the lease held by {who}");
+            tokio::select! {
+                () = shutdown.cancelled() => bail!("interrupted while waiting for the lease {:?}", self.name),
+                () = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+
+    /// Renews the lease every third of its time to live until `run` is cancelled; cancels
+    /// `run` once the lease is lost (the holder changed, or no renewal succeeded for a whole
+    /// time to live), so the scanner stops.
+    pub async fn keep(&self, run: CancellationToken) {
+        let every = self.ttl / 3;
+        let mut last_renewal = Instant::now();
+        loop {
+            tokio::select! {
+                () = run.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            match self.heartbeat().await {
+                Ok(true) => last_renewal = Instant::now(),
+                Ok(false) => {
+                    ReconcileLeaseLost {
+                        lease: &self.name,
+                        reason: "another scanner holds it",
+                    }
+                    .emit();
+                    run.cancel();
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(
+                        error = format!("{err:#}"),
+                        lease = self.name,
+                        "cannot renew the lease"
+                    );
+                    if last_renewal.elapsed() >= self.ttl {
+                        ReconcileLeaseLost {
+                            lease: &self.name,
+                            reason: "not renewed for a whole time to live",
+                        }
+                        .emit();
+                        run.cancel();
+                        return;
+                    }
+                }
+            }
+        }
     }
 
     fn ttl_chrono(&self) -> anyhow::Result<chrono::Duration> {

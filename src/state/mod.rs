@@ -244,8 +244,13 @@ impl RunStore {
             .hasura
             .post::<UpdateRun>(update_run::Variables { id, set })
             .await?;
-        data.update_cognito_sync_runs_by_pk
-            .with_context(|| format!("run {id} no longer exists"))?;
+        let updated = data
+            .update_cognito_sync_runs
+            .is_some_and(|r| r.affected_rows > 0);
+        anyhow::ensure!(
+            updated,
+            "run {id} no longer exists or has already finished; it is not changed again"
+        );
         Ok(())
     }
 

@@ -11,7 +11,7 @@
 //!    ever over committed pages) every few seconds.
 //! 5. Mark the run succeeded, or failed with the error (it is then resumed next time).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -379,6 +379,7 @@ async fn scan(
         batch_users: Vec::new(),
         batch_pages: Vec::new(),
         batch_started: Instant::now(),
+        ready: VecDeque::new(),
         inflight: FuturesUnordered::new(),
         failure: None,
         progress: Progress::new(options.progress, remaining),
@@ -411,6 +412,9 @@ struct Pipeline<'a> {
     batch_users: Vec<UserRecord>,
     batch_pages: Vec<PageRef>,
     batch_started: Instant,
+    /// Full batches waiting for a free write slot: `--concurrency` is a hard limit, also
+    /// when one page fills several batches.
+    ready: VecDeque<(Vec<UserRecord>, Vec<PageRef>)>,
     inflight: FuturesUnordered<BatchWrite>,
     /// The first error; once set, nothing more is dispatched and the scans are cancelled.
     failure: Option<anyhow::Error>,
@@ -447,6 +451,7 @@ impl Pipeline<'_> {
                         outcome.add_to(self.counters);
                         add(&mut self.here.outcome, &outcome);
                         self.tracker.committed(&pages);
+                        self.launch();
                     }
                     Err(err) => self.fail(anyhow!(err).context("writing users to Hasura failed"), &cancel),
                 },
@@ -455,7 +460,7 @@ impl Pipeline<'_> {
                     Ok(Err(err)) => self.fail(anyhow!(err).context("reading users from Cognito failed"), &cancel),
                     Err(join) => self.fail(anyhow!("a shard scan panicked: {join}"), &cancel),
                 },
-                event = rx.recv(), if channel_open && self.inflight.len() < concurrency => match event {
+                event = rx.recv(), if channel_open && self.ready.is_empty() && self.inflight.len() < concurrency => match event {
                     Some(ShardEvent::Page { shard, users, next_token }) => self.page(&shard, users, next_token),
                     Some(ShardEvent::Restarted { shard }) => {
                         self.tracker.restart(&shard);
@@ -506,14 +511,25 @@ impl Pipeline<'_> {
         }
     }
 
-    /// Sends the batch as one upsert.
+    /// Queues the batch for writing as one upsert, and writes what the limit allows.
     fn dispatch(&mut self) {
         let users = std::mem::take(&mut self.batch_users);
         let pages = std::mem::take(&mut self.batch_pages);
-        let hasura = self.hasura.clone();
-        let dry_run = self.options.dry_run;
-        self.inflight
-            .push(async move { (pages, write_users(&hasura, users, dry_run).await) }.boxed());
+        self.ready.push_back((users, pages));
+        self.launch();
+    }
+
+    /// Starts queued batches while fewer than `--concurrency` writes are in flight.
+    fn launch(&mut self) {
+        while self.inflight.len() < self.options.settings.concurrency {
+            let Some((users, pages)) = self.ready.pop_front() else {
+                return;
+            };
+            let hasura = self.hasura.clone();
+            let dry_run = self.options.dry_run;
+            self.inflight
+                .push(async move { (pages, write_users(&hasura, users, dry_run).await) }.boxed());
+        }
     }
 
     /// The first failure stops the scans and drops the batch being filled; what is in
@@ -523,6 +539,7 @@ impl Pipeline<'_> {
         cancel.cancel();
         self.batch_users.clear();
         self.batch_pages.clear();
+        self.ready.clear();
     }
 
     /// Every second: a partial batch that has waited SAVE_EVERY is written (so slow reads
@@ -531,6 +548,7 @@ impl Pipeline<'_> {
     async fn tick(&mut self, shard_total: usize) {
         if self.failure.is_none()
             && !self.batch_pages.is_empty()
+            && self.ready.is_empty()
             && self.inflight.len() < self.options.settings.concurrency
             && self.batch_started.elapsed() >= SAVE_EVERY
         {

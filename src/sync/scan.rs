@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -35,6 +36,9 @@ pub async fn start_pool_scan(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<PoolScan> {
     tracing::info!("reading groups and their members (ListGroups, ListUsersInGroup)");
+    // Taken before the first membership request: every user record of the scan carries
+    // this membership data, so it is at most this new (see `scan_shard`).
+    let memberships_read_at = Utc::now();
     let groups = tokio::select! {
         () = shutdown.cancelled() => bail!("interrupted while listing the pool's groups"),
         groups = reader.list_groups() => groups.context("cannot list the pool's groups")?,
@@ -58,7 +62,10 @@ pub async fn start_pool_scan(
             reader.clone(),
             shard,
             token,
-            memberships.clone(),
+            Joined {
+                memberships: memberships.clone(),
+                read_at: memberships_read_at,
+            },
             tx.clone(),
             cancel.clone(),
         ));
@@ -82,12 +89,22 @@ pub enum ShardEvent {
     Restarted { shard: String },
 }
 
+/// The memberships a scan joins to its users, and when they were read.
+#[derive(Clone)]
+pub struct Joined {
+    pub memberships: Arc<Memberships>,
+    pub read_at: DateTime<Utc>,
+}
+
 /// Pages through one shard from `token`, joining groups, until done, cancelled or failed.
+/// A record is as old as the oldest read it is built from: each user is stamped with the
+/// memberships' read time when that is older than its page's, so a scan never overwrites
+/// a group change the mirror got after the memberships were read (an event's, say).
 pub async fn scan_shard(
     reader: CognitoReader,
     shard: Shard,
     mut token: Option<String>,
-    memberships: Arc<Memberships>,
+    joined: Joined,
     tx: mpsc::Sender<ShardEvent>,
     cancel: CancellationToken,
 ) -> Result<(), CognitoError> {
@@ -100,9 +117,10 @@ pub async fn scan_shard(
             Ok(page) => {
                 let mut users = page.users;
                 for user in &mut users {
-                    if let Some(groups) = memberships.get(&user.id) {
+                    if let Some(groups) = joined.memberships.get(&user.id) {
                         user.set_groups(groups.clone());
                     }
+                    user.observed_at = user.observed_at.min(joined.read_at);
                 }
                 let done = page.next_token.is_none();
                 let event = ShardEvent::Page {

@@ -89,7 +89,7 @@ impl ReconcileLeaseBusy<'_> {
     pub fn emit(&self) {
         tracing::info!(
             lease = self.lease,
-            "scheduled reconcile skipped: another replica holds the lease"
+            "another scanner holds the pool's scan lease"
         );
         metrics::counter!("reconcile_lease_busy_total").increment(1);
     }
@@ -107,7 +107,7 @@ impl ReconcileLeaseLost<'_> {
         tracing::warn!(
             lease = self.lease,
             reason = self.reason,
-            "reconcile lease lost; stopping the run"
+            "scan lease lost; stopping the run"
         );
         metrics::counter!("reconcile_lease_lost_total").increment(1);
     }

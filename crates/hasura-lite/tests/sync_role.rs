@@ -161,6 +161,7 @@ fn worker_operations() -> Vec<(&'static str, Json)> {
             "heartbeat_lease",
             json!({ "name": "reconcile", "holder": "w1", "expires_at": later }),
         ),
+        ("lease_holder", json!({ "name": "reconcile" })),
         (
             "release_lease",
             json!({ "name": "reconcile", "holder": "w1" }),
@@ -215,9 +216,10 @@ async fn cognito_sync_runs_every_worker_operation() {
     assert_eq!(affected("acquire_lease", "insert_cognito_sync_leases"), 1);
     assert_eq!(affected("heartbeat_lease", "update_cognito_sync_leases"), 1);
     assert_eq!(affected("release_lease", "delete_cognito_sync_leases"), 1);
+    assert_eq!(affected("update_run", "update_cognito_sync_runs"), 1);
     assert_eq!(
-        answers["update_run"]["update_cognito_sync_runs_by_pk"]["id"],
-        "00000000-0000-4000-8000-00000000a001"
+        answers["lease_holder"]["cognito_sync_leases_by_pk"]["holder"],
+        "w1"
     );
     assert_eq!(
         answers["unfinished_run"]["cognito_sync_runs"][0]["status"],

@@ -1,7 +1,9 @@
 //! The row guard of the migration (`cognito_guard_newer_state`, a BEFORE UPDATE trigger on
 //! `cognito_users` and `cognito_groups`) tested in SQL on a fresh database: writes are
-//! monotonic in `observed_at`, quiet when nothing changed, tombstones and revivals apply,
-//! and an `INSERT ... ON CONFLICT DO UPDATE` the guard skips reports 0 rows.
+//! monotonic in `observed_at`, quiet when nothing changed (a newer read of the same state
+//! records only its time), tombstones and revivals apply, an `INSERT ... ON CONFLICT DO
+//! UPDATE` the guard skips reports 0 rows, and any interleaving of writers ends with the
+//! state of the latest read.
 
 use chrono::{DateTime, Duration, TimeZone as _, Utc};
 use serde_json::{Value, json};
@@ -134,13 +136,94 @@ async fn reapplying_the_same_state_is_quiet() {
         "row and synced_at unchanged"
     );
 
-    // A newer read of the same content is quiet too.
+    // A newer read of the same content records only its time: content and synced_at stay,
+    // and an older read in flight can no longer land after it.
     let newer_same = UserState {
         observed_at: at(200),
         ..state.clone()
     };
-    assert_eq!(update(&client, &newer_same).await, 0);
-    assert_eq!(stored(&client, state.id).await, before);
+    assert_eq!(update(&client, &newer_same).await, 1);
+    assert_eq!(
+        stored(&client, state.id).await,
+        Stored {
+            observed_at: at(200),
+            ..before
+        }
+    );
+    let in_flight = UserState {
+        observed_at: at(150),
+        content_hash: "h2",
+        email: "in-flight@example.test",
+        ..state.clone()
+    };
+    assert_eq!(upsert(&client, &in_flight).await, 0);
+    assert_eq!(stored(&client, state.id).await.content_hash, "h1");
+}
+
+/// A small deterministic generator (SplitMix64), so the model test needs no crate and
+/// every run checks the same cases.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[tokio::test]
+async fn any_interleaving_of_writers_ends_with_the_latest_read() {
+    // The model: writers each carry a state and the time it was read; they land in any
+    // order, as upserts or plain updates. Whatever the order, the row ends with the state
+    // (content and tombstone) of the latest read, and its observed_at is that read's.
+    let (_db, client) = migrated().await;
+    let contents = ["h1", "h2", "h3"];
+    let mut rng = SplitMix(0x5EED);
+    for case in 0..400 {
+        let id = Uuid::new_v4();
+        let writers = 2 + rng.below(4);
+        let mut reads: Vec<UserState> = (0..writers)
+            .map(|n| UserState {
+                id,
+                // Distinct read times; few contents, so that a later read often repeats an
+                // earlier state (the case that used to be dropped as unchanged).
+                observed_at: at(10 * n as i64 + 1),
+                content_hash: contents[rng.below(contents.len())],
+                deleted_at: (rng.below(4) == 0).then(|| at(10 * n as i64 + 1)),
+                ..UserState::new(id)
+            })
+            .collect();
+        let latest = reads.last().cloned().unwrap();
+        // A random order of landing (Fisher-Yates).
+        for i in (1..reads.len()).rev() {
+            reads.swap(i, rng.below(i + 1));
+        }
+        for state in &reads {
+            if rng.below(2) == 0 {
+                upsert(&client, state).await;
+            } else if update(&client, state).await == 0 {
+                // Plain UPDATE of a row not inserted yet: the writer inserts it then.
+                upsert(&client, state).await;
+            }
+        }
+        let row = stored(&client, id).await;
+        let order: Vec<_> = reads
+            .iter()
+            .map(|s| (s.observed_at.timestamp() % 100, s.content_hash))
+            .collect();
+        assert_eq!(
+            (row.content_hash.as_str(), row.deleted_at, row.observed_at),
+            (latest.content_hash, latest.deleted_at, latest.observed_at),
+            "case {case}: writes landed as {order:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -326,9 +409,11 @@ async fn groups_are_guarded_the_same_way() {
     );
     assert_eq!(
         upsert_group(&client, "Admins", at(200), "g1", None).await,
-        0,
-        "newer same content is quiet"
+        1,
+        "a newer read of the same content records its time"
     );
+    let first = (first.0, at(200), first.2, first.3, first.4);
+    assert_eq!(stored_group(&client).await, first, "and only its time");
     assert_eq!(
         upsert_group(&client, "Old", at(50), "g0", None).await,
         0,
