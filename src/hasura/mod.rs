@@ -99,12 +99,20 @@ impl HasuraError {
         }
     }
 
-    /// Whether PostgreSQL refused the values sent: Hasura answers `data-exception` for SQLSTATE
-    /// class 22 (`invalid input syntax`, `unsupported Unicode escape sequence`, a NUL byte in
-    /// text, ...) and `constraint-violation` for class 23. The same request fails again, but
-    /// the same request without the offending record can succeed.
+    /// Whether PostgreSQL refused the values sent. Hasura v2 answers `data-exception` for
+    /// SQLSTATE class 22 (`invalid input syntax`, `unsupported Unicode escape sequence`, a NUL
+    /// byte in text, ...), `constraint-violation` for class 23, except a check violation, which
+    /// it answers as `permission-error` with a "Check constraint violation." message. The same
+    /// request fails again, but the same request without the offending record can succeed.
     pub fn blames_data(&self) -> bool {
-        matches!(self.code(), Some("data-exception" | "constraint-violation"))
+        match self {
+            HasuraError::GraphQl { code, message, .. } => match code.as_str() {
+                "data-exception" | "constraint-violation" => true,
+                "permission-error" => message.starts_with("Check constraint violation."),
+                _ => false,
+            },
+            _ => false,
+        }
     }
 
     /// Hasura's `extensions.code`, when it answered with GraphQL errors.
@@ -446,6 +454,14 @@ mod tests {
         assert!(err.blames_data() && !err.is_retryable());
         let unique = br#"{"errors":[{"extensions":{"path":"$","code":"constraint-violation"},"message":"Uniqueness violation. duplicate key value violates unique constraint"}]}"#;
         assert!(decode::<Rows>("Op", 200, unique).unwrap_err().blames_data());
+        let check = br#"{"errors":[{"extensions":{"path":"$","code":"permission-error"},"message":"Check constraint violation. new row violates check constraint"}]}"#;
+        assert!(decode::<Rows>("Op", 200, check).unwrap_err().blames_data());
+        let permission = br#"{"errors":[{"extensions":{"path":"$","code":"permission-error"},"message":"permission denied"}]}"#;
+        assert!(
+            !decode::<Rows>("Op", 200, permission)
+                .unwrap_err()
+                .blames_data()
+        );
         for code in [
             "validation-failed",
             "unexpected",
