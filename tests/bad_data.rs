@@ -205,32 +205,41 @@ async fn a_refused_user_fails_only_its_own_message() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The mirror refuses one user of a backfill's page: the page's other users are written, the
-/// refused one is skipped and reported, and the backfill succeeds.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_user_is_skipped_and_the_backfill_succeeds() -> anyhow::Result<()> {
+/// Runs the binary with `args` (a backfill or a reconcile) over a pool of which the mirror
+/// refuses one user: it must succeed, write every other user and report the one it skipped.
+async fn a_scan_skips_a_refused_user(args: &[&str]) -> anyhow::Result<()> {
     let bed = TestBed::start().await?;
     refuse_username(&bed, POISONED).await?;
     let healthy = bed.populate(30, UserSpec::numbered).await?;
     let poisoned = bed.pool().create_user(UserSpec::new(POISONED)).await?;
     let mut cmd = command(&bed, &bed.aws_endpoint, &bed.hasura.endpoint);
-    cmd.args(["backfill", "--json", "--progress", "never"]);
+    cmd.args(args);
     let output = common::run(cmd).await?;
     let stderr = String::from_utf8_lossy(&output.stderr);
-    ensure!(output.status.success(), "backfill failed:\n{stderr}");
+    ensure!(output.status.success(), "{args:?} failed:\n{stderr}");
     ensure!(
         stderr.contains("the mirror rejected a record's data")
             && stderr.contains(&poisoned.sub.to_string()),
         "the skip is not reported:\n{stderr}"
     );
     let missing = missing(&bed, &healthy).await?;
-    ensure!(
-        missing.is_empty(),
-        "users of the page not written: {missing:?}"
-    );
+    ensure!(missing.is_empty(), "users not written: {missing:?}");
     ensure!(
         bed.mirror_user(poisoned.sub).await?.is_none(),
         "the refused user was stored"
     );
     Ok(())
+}
+
+/// The mirror refuses one user of a backfill's page: the page's other users are written, the
+/// refused one is skipped and reported, and the backfill succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_user_is_skipped_and_the_backfill_succeeds() -> anyhow::Result<()> {
+    a_scan_skips_a_refused_user(&["backfill", "--json", "--progress", "never"]).await
+}
+
+/// Likewise for a reconcile's upserts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_user_is_skipped_and_the_reconcile_succeeds() -> anyhow::Result<()> {
+    a_scan_skips_a_refused_user(&["reconcile", "--json"]).await
 }
