@@ -6,6 +6,10 @@
 //! same Cognito state hashes the same in every run and process (attribute order in the API
 //! response and group order do not matter), and any change to a stored field changes the hash.
 //! The writer and the reconcile diff compare hashes instead of whole rows.
+//!
+//! Cognito accepts characters PostgreSQL cannot store (U+0000 in `text` and `jsonb`);
+//! [`UserRecord::sanitize`] and [`GroupRecord::sanitize`] remove them before the hash is taken,
+//! so the stored row hashes like the record and a reconcile finds nothing to repair.
 
 use std::collections::BTreeMap;
 
@@ -116,8 +120,51 @@ impl UserRecord {
         Ok(record)
     }
 
+    /// Removes what PostgreSQL cannot store from every text field and re-hashes; returns the
+    /// names of the fields (attribute names for `attributes`) that changed, for the caller to
+    /// report. The values themselves are personal data and are never returned.
+    pub fn sanitize(&mut self) -> Vec<String> {
+        let mut changed = Vec::new();
+        let mut clean = |field: &str, text: &mut String| {
+            if strip_unstorable(text) {
+                changed.push(field.to_owned());
+            }
+        };
+        clean("username", &mut self.username);
+        clean("user_pool_id", &mut self.user_pool_id);
+        clean("status", &mut self.status);
+        for (field, value) in [
+            ("email", &mut self.email),
+            ("phone_number", &mut self.phone_number),
+            ("given_name", &mut self.given_name),
+            ("family_name", &mut self.family_name),
+            ("name", &mut self.name),
+        ] {
+            if let Some(value) = value {
+                clean(field, value);
+            }
+        }
+        let attributes = std::mem::take(&mut self.attributes);
+        for (mut key, mut value) in attributes {
+            let original = key.clone();
+            if strip_unstorable(&mut key) | strip_unstorable(&mut value) {
+                changed.push(format!("attributes.{}", sanitized_copy(&original)));
+            }
+            self.attributes.insert(key, value);
+        }
+        if !changed.is_empty() {
+            self.content_hash = self.compute_hash();
+        }
+        changed
+    }
+
     /// Replaces the group list (sorted, deduplicated) and re-hashes.
     pub fn set_groups(&mut self, mut groups: Vec<String>) {
+        // A group's name is cleaned (and reported) with its own record; its members must name
+        // it the same way.
+        for group in &mut groups {
+            strip_unstorable(group);
+        }
         groups.sort();
         groups.dedup();
         self.groups = groups;
@@ -200,6 +247,26 @@ impl GroupRecord {
         record
     }
 
+    /// Removes what PostgreSQL cannot store from every text field and re-hashes; returns the
+    /// names of the fields that changed.
+    pub fn sanitize(&mut self) -> Vec<String> {
+        let mut changed = Vec::new();
+        for (field, text) in [
+            ("user_pool_id", Some(&mut self.user_pool_id)),
+            ("name", Some(&mut self.name)),
+            ("description", self.description.as_mut()),
+            ("role_arn", self.role_arn.as_mut()),
+        ] {
+            if text.is_some_and(strip_unstorable) {
+                changed.push(field.to_owned());
+            }
+        }
+        if !changed.is_empty() {
+            self.content_hash = self.compute_hash();
+        }
+        changed
+    }
+
     /// The hash of the record's current content.
     pub fn compute_hash(&self) -> String {
         let mut canon = Canonical::new(GROUP_HASH_VERSION);
@@ -227,6 +294,21 @@ fn parse_bool(value: &str) -> Option<bool> {
     } else {
         None
     }
+}
+
+/// Removes the characters PostgreSQL cannot store in `text` or `jsonb` (U+0000 is the only
+/// one a Rust string can hold); whether any were there.
+fn strip_unstorable(text: &mut String) -> bool {
+    let before = text.len();
+    text.retain(|c| c != '\0');
+    text.len() != before
+}
+
+/// `text` without the characters PostgreSQL cannot store, e.g. to name an attribute in a log.
+fn sanitized_copy(text: &str) -> String {
+    let mut copy = text.to_owned();
+    strip_unstorable(&mut copy);
+    copy
 }
 
 fn bool_str(value: bool) -> &'static str {
@@ -517,5 +599,95 @@ mod tests {
         let mut later = base.clone();
         later.observed_at = Utc::now() + chrono::Duration::hours(1);
         assert_eq!(later.compute_hash(), base.content_hash);
+    }
+
+    #[test]
+    fn sanitizing_removes_nul_from_user_fields_and_rehashes() {
+        let mut src = source(&[
+            ("sub", SUB),
+            ("email", "ja\0ne@example.com"),
+            ("custom:te\0nant", "ac\0me"),
+            ("locale", "de"),
+        ]);
+        src.username = "ja\0ne".into();
+        let mut user = UserRecord::from_source(src).unwrap();
+        let dirty_hash = user.content_hash.clone();
+        let changed = user.sanitize();
+        assert_eq!(
+            changed,
+            vec![
+                "username",
+                "email",
+                "attributes.custom:tenant",
+                "attributes.email"
+            ]
+        );
+        assert_eq!(user.username, "jane");
+        assert_eq!(user.email.as_deref(), Some("jane@example.com"));
+        assert_eq!(user.attributes["email"], "jane@example.com");
+        assert_eq!(user.attributes["custom:tenant"], "acme");
+        assert!(!user.attributes.contains_key("custom:te\0nant"));
+        assert_eq!(user.attributes["locale"], "de");
+        // The hash is that of the clean record, as a row read back from PostgreSQL hashes.
+        assert_ne!(user.content_hash, dirty_hash);
+        assert_eq!(user.content_hash, user.compute_hash());
+        let mut clean = UserRecord::from_source(source(&[
+            ("sub", SUB),
+            ("email", "jane@example.com"),
+            ("custom:tenant", "acme"),
+            ("locale", "de"),
+        ]))
+        .unwrap();
+        assert_eq!(user.content_hash, clean.content_hash);
+        assert!(clean.sanitize().is_empty(), "a clean record is left alone");
+    }
+
+    #[test]
+    fn sanitizing_a_standard_attribute_cleans_its_column_too() {
+        let mut user =
+            UserRecord::from_source(source(&[("sub", SUB), ("family_name", "\0Doe\0")])).unwrap();
+        assert_eq!(
+            user.sanitize(),
+            vec!["family_name", "attributes.family_name"]
+        );
+        assert_eq!(user.family_name.as_deref(), Some("Doe"));
+        assert_eq!(user.attributes["family_name"], "Doe");
+    }
+
+    #[test]
+    fn group_names_of_members_are_cleaned_like_the_group() {
+        let mut user = jane();
+        user.set_groups(vec!["ad\0mins".into(), "admins".into()]);
+        assert_eq!(user.groups, vec!["admins"]);
+    }
+
+    #[test]
+    fn sanitizing_removes_nul_from_group_fields_and_rehashes() {
+        let at = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+        let mut group = GroupRecord::new(
+            "p",
+            "admins",
+            Some("The \0admins".into()),
+            Some(1),
+            None,
+            None,
+            None,
+            at,
+        );
+        let clean = GroupRecord::new(
+            "p",
+            "admins",
+            Some("The admins".into()),
+            Some(1),
+            None,
+            None,
+            None,
+            at,
+        );
+        assert_eq!(group.sanitize(), vec!["description"]);
+        assert_eq!(group, clean);
+        let mut again = clean.clone();
+        assert!(again.sanitize().is_empty());
+        assert_eq!(again, clean);
     }
 }

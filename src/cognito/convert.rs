@@ -6,6 +6,7 @@ use aws_sdk_cognitoidentityprovider::types::{AttributeType, GroupType, UserStatu
 use chrono::{DateTime, Utc};
 
 use crate::model::{GroupRecord, InvalidUser, UserRecord, UserSource};
+use crate::telemetry::records::RecordSanitized;
 
 pub(crate) fn aws_time(time: &AwsDateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(time.secs(), time.subsec_nanos())
@@ -29,7 +30,7 @@ pub(crate) fn user_from_list(
     user: &UserType,
     observed_at: DateTime<Utc>,
 ) -> Result<UserRecord, InvalidUser> {
-    UserRecord::from_source(UserSource {
+    storable_user(UserSource {
         user_pool_id: pool.to_owned(),
         username: user.username().unwrap_or_default().to_owned(),
         attributes: attribute_pairs(user.attributes()),
@@ -47,7 +48,7 @@ pub(crate) fn user_from_admin_get(
     user: &AdminGetUserOutput,
     observed_at: DateTime<Utc>,
 ) -> Result<UserRecord, InvalidUser> {
-    UserRecord::from_source(UserSource {
+    storable_user(UserSource {
         user_pool_id: pool.to_owned(),
         username: user.username().to_owned(),
         attributes: attribute_pairs(user.user_attributes()),
@@ -57,6 +58,22 @@ pub(crate) fn user_from_admin_get(
         updated_at: user.user_last_modified_date().and_then(aws_time),
         observed_at,
     })
+}
+
+/// Every user read from Cognito is built here: cleaned of what PostgreSQL cannot store, the
+/// cleaning reported.
+fn storable_user(source: UserSource) -> Result<UserRecord, InvalidUser> {
+    let mut user = UserRecord::from_source(source)?;
+    let key = user.id.to_string();
+    for field in user.sanitize() {
+        RecordSanitized {
+            kind: "user",
+            key: &key,
+            field: &field,
+        }
+        .emit();
+    }
+    Ok(user)
 }
 
 /// The `sub` of a user listed by ListUsersInGroup.
@@ -73,7 +90,7 @@ pub(crate) fn group_record(
     group: &GroupType,
     observed_at: DateTime<Utc>,
 ) -> Option<GroupRecord> {
-    Some(GroupRecord::new(
+    let mut record = GroupRecord::new(
         pool,
         group.group_name()?,
         group.description().map(str::to_owned),
@@ -82,7 +99,16 @@ pub(crate) fn group_record(
         group.creation_date().and_then(aws_time),
         group.last_modified_date().and_then(aws_time),
         observed_at,
-    ))
+    );
+    for field in record.sanitize() {
+        RecordSanitized {
+            kind: "group",
+            key: &record.name,
+            field: &field,
+        }
+        .emit();
+    }
+    Some(record)
 }
 
 #[cfg(test)]

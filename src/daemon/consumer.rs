@@ -10,7 +10,10 @@
 //! 4. write everything read in ONE `ApplyEvents` mutation (one Hasura transaction); while
 //!    steps 3 and 4 run, the batch's visibility timeout is renewed every half timeout, so a
 //!    slow dependency never lets another poller receive the same messages;
-//! 5. [`fate`] decides each message's outcome from its decoding, its reads and the write;
+//!    a record the mirror refuses because of its data is split out of the write and the rest
+//!    committed without it;
+//! 5. [`fate`] decides each message's outcome from its decoding, its reads and the write
+//!    (a message naming a refused record fails alone, as `bad_data`);
 //!    the committed and acknowledged ones are deleted in one batch call, the failed ones get
 //!    their visibility set to a backoff delay growing with their receive count.
 //!
@@ -36,12 +39,14 @@ use super::requests::ReconcileRequests;
 use crate::cognito::{CognitoError, CognitoReader};
 use crate::events::{self, DecodedEvent, EventAction, Targets, UserRef};
 use crate::hasura::HasuraClient;
+use crate::hasura::bisect::bisect;
 use crate::hasura::daemon_ops::{ApplyEvents, DaemonProbe, apply_events, daemon_probe};
 use crate::model::{GroupRecord, UserRecord};
 use crate::telemetry::daemon::{
     BatchCommitted, MessageAcknowledged, MessageApplied, MessageFailed, MessageReceived,
     MessageUndecodable, QueueBacklog, QueueCallFailed, VisibilityExtended,
 };
+use crate::telemetry::records::RecordRejected;
 
 /// Users re-read from Cognito at once within a batch (all under the reader's shared limit).
 const READ_CONCURRENCY: usize = 10;
@@ -51,8 +56,9 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn pool(&self) -> &str;
     /// Re-reads what `targets` names.
     fn read(&self, targets: &Targets) -> impl Future<Output = Reads> + Send;
-    /// Writes every successful read in one transaction.
-    fn write(&self, reads: &Reads) -> impl Future<Output = Result<(), String>> + Send;
+    /// Writes every successful read in one transaction, leaving out (and saying so) the
+    /// records the mirror refuses because of their data.
+    fn write(&self, reads: &Reads) -> impl Future<Output = Result<Written, String>> + Send;
     /// Whether the mirror answers (for `/readyz`).
     fn probe(&self) -> impl Future<Output = Result<(), String>> + Send;
 }
@@ -108,12 +114,35 @@ pub(crate) struct BatchReport {
     pub dependency_failed: bool,
 }
 
+/// What a batch's write committed without: the users and groups the mirror refused because
+/// of their data, each with its error. Empty when everything was written.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Written {
+    pub rejected_users: HashMap<UserRef, String>,
+    pub rejected_groups: BTreeMap<String, String>,
+}
+
+impl Written {
+    /// Why a message naming `targets` was not written, if a record it names was refused.
+    pub fn rejection_for(&self, targets: &Targets) -> Option<&str> {
+        let users = targets
+            .users
+            .iter()
+            .filter_map(|user| self.rejected_users.get(user));
+        let groups = targets
+            .groups
+            .iter()
+            .filter_map(|group| self.rejected_groups.get(group));
+        users.chain(groups).next().map(String::as_str)
+    }
+}
+
 /// The one place a message's fate is decided: from its decoding, the batch's reads and the
 /// batch's write (`None` when nothing was written).
 pub(crate) fn fate(
     decoded: &Result<(DecodedEvent, Targets), String>,
     reads: &Reads,
-    written: Option<&Result<(), String>>,
+    written: Option<&Result<Written, String>>,
 ) -> Outcome {
     let Ok((_, targets)) = decoded else {
         return Outcome::Undecodable;
@@ -129,7 +158,14 @@ pub(crate) fn fate(
         };
     }
     match written {
-        Some(Ok(())) => Outcome::Applied,
+        Some(Ok(written)) => match written.rejection_for(targets) {
+            // Fails alone, backs off and reaches the dead-letter queue after its receives.
+            Some(error) => Outcome::Failed {
+                reason: "bad_data",
+                error: error.to_owned(),
+            },
+            None => Outcome::Applied,
+        },
         Some(Err(error)) => Outcome::Failed {
             reason: "hasura",
             error: error.clone(),
@@ -258,7 +294,7 @@ impl<Q: Queue, S: Store> Consumer<Q, S> {
         &self,
         pool: &str,
         items: &[Item],
-    ) -> (Reads, Option<Result<(), String>>) {
+    ) -> (Reads, Option<Result<Written, String>>) {
         let applicable: Vec<&Targets> = items
             .iter()
             .filter_map(|i| i.decoded.as_ref().ok().map(|(_, targets)| targets))
@@ -522,10 +558,10 @@ impl Store for CognitoToHasura {
         }
     }
 
-    async fn write(&self, reads: &Reads) -> Result<(), String> {
+    async fn write(&self, reads: &Reads) -> Result<Written, String> {
         let started = Instant::now();
         let mut latest: BTreeMap<uuid::Uuid, &UserRecord> = BTreeMap::new();
-        let (mut gone_subs, mut gone_usernames) = (Vec::new(), Vec::new());
+        let mut rows = Vec::new();
         for (user, result) in &reads.users {
             match (user, result) {
                 (_, Ok(Some(record))) => {
@@ -537,50 +573,84 @@ impl Store for CognitoToHasura {
                         latest.insert(record.id, record);
                     }
                 }
-                (UserRef::Sub(sub), Ok(None)) => gone_subs.push(*sub),
-                (UserRef::Username(name), Ok(None)) => gone_usernames.push(name.clone()),
+                (UserRef::Sub(sub), Ok(None)) => rows.push(Row::GoneSub(*sub)),
+                (UserRef::Username(name), Ok(None)) => rows.push(Row::GoneUsername(name)),
                 (_, Err(_)) => {}
             }
         }
-        let (mut groups, mut gone_groups) = (Vec::new(), Vec::new());
+        rows.extend(latest.into_values().map(Row::User));
         if let Some(Ok(named)) = &reads.groups {
-            for (name, group) in named {
-                match group {
-                    Some(group) => groups.push(group.into()),
-                    None => gone_groups.push(name.clone()),
-                }
-            }
+            rows.extend(named.iter().map(|(name, group)| match group {
+                Some(group) => Row::Group(group),
+                None => Row::GoneGroup(name),
+            }));
         }
-        let users: Vec<_> = latest.values().map(|user| (*user).into()).collect();
-        let variables = apply_events::Variables {
-            pool: self.pool().to_owned(),
-            users,
-            gone_subs,
-            subs_gone_at: reads.subs_gone_at,
-            gone_usernames,
-            usernames_gone_at: reads.usernames_checked_at,
-            groups,
-            gone_groups,
-            groups_gone_at: reads.groups_checked_at,
-        };
-        let messages = reads.users.len();
-        let data = self
-            .hasura
-            .post::<ApplyEvents>(variables)
-            .await
-            .map_err(|e| e.to_string())?;
+        let done = bisect(rows, |part: &[Row<'_>]| {
+            self.hasura
+                .post::<ApplyEvents>(apply_variables(self.pool(), reads, part))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
         let rows = |affected: Option<i64>| affected.map_or(0, |n| u64::try_from(n).unwrap_or(0));
+        let sum = |of: fn(&apply_events::ResponseData) -> Option<i64>| {
+            done.committed
+                .iter()
+                .map(|data| rows(of(data)))
+                .sum::<u64>()
+        };
         BatchCommitted {
-            messages,
-            users_written: rows(data.users.map(|r| r.affected_rows)),
-            users_tombstoned: rows(data.gone_by_sub.map(|r| r.affected_rows))
-                + rows(data.gone_by_username.map(|r| r.affected_rows)),
-            groups_written: rows(data.groups.map(|r| r.affected_rows)),
-            groups_tombstoned: rows(data.gone_groups.map(|r| r.affected_rows)),
+            messages: reads.users.len(),
+            users_written: sum(|d| d.users.as_ref().map(|r| r.affected_rows)),
+            users_tombstoned: sum(|d| d.gone_by_sub.as_ref().map(|r| r.affected_rows))
+                + sum(|d| d.gone_by_username.as_ref().map(|r| r.affected_rows)),
+            groups_written: sum(|d| d.groups.as_ref().map(|r| r.affected_rows)),
+            groups_tombstoned: sum(|d| d.gone_groups.as_ref().map(|r| r.affected_rows)),
             elapsed: started.elapsed(),
         }
         .emit();
-        Ok(())
+        let mut written = Written::default();
+        for (row, error) in done.rejected {
+            let error = error.to_string();
+            let (kind, key) = match &row {
+                Row::User(user) => ("user", user.id.to_string()),
+                Row::GoneSub(sub) => ("user_tombstone", sub.to_string()),
+                Row::GoneUsername(name) => ("user_tombstone", (*name).to_owned()),
+                Row::Group(group) => ("group", group.name.clone()),
+                Row::GoneGroup(name) => ("group_tombstone", (*name).to_owned()),
+            };
+            RecordRejected {
+                path: "daemon",
+                kind,
+                key: &key,
+                error: &error,
+            }
+            .emit();
+            match row {
+                // Every reference that read this user (its sub, its username) names it.
+                Row::User(user) => {
+                    for (named, result) in &reads.users {
+                        if matches!(result, Ok(Some(read)) if read.id == user.id) {
+                            written.rejected_users.insert(named.clone(), error.clone());
+                        }
+                    }
+                }
+                Row::GoneSub(sub) => {
+                    written.rejected_users.insert(UserRef::Sub(sub), error);
+                }
+                Row::GoneUsername(name) => {
+                    written
+                        .rejected_users
+                        .insert(UserRef::Username(name.to_owned()), error);
+                }
+                Row::Group(group) => {
+                    written.rejected_groups.insert(group.name.clone(), error);
+                }
+                Row::GoneGroup(name) => {
+                    written.rejected_groups.insert(name.to_owned(), error);
+                }
+            }
+        }
+        Ok(written)
     }
 
     async fn probe(&self) -> Result<(), String> {
@@ -590,6 +660,42 @@ impl Store for CognitoToHasura {
             .map(drop)
             .map_err(|e| e.to_string())
     }
+}
+
+/// One record of an `ApplyEvents` write: the unit the write is split into when the mirror
+/// refuses some record's data.
+#[derive(Debug, Clone, Copy)]
+enum Row<'a> {
+    User(&'a UserRecord),
+    GoneSub(uuid::Uuid),
+    GoneUsername(&'a str),
+    Group(&'a GroupRecord),
+    GoneGroup(&'a str),
+}
+
+/// The `ApplyEvents` variables writing `rows` of a batch read as `reads`.
+fn apply_variables(pool: &str, reads: &Reads, rows: &[Row<'_>]) -> apply_events::Variables {
+    let mut variables = apply_events::Variables {
+        pool: pool.to_owned(),
+        users: Vec::new(),
+        gone_subs: Vec::new(),
+        subs_gone_at: reads.subs_gone_at,
+        gone_usernames: Vec::new(),
+        usernames_gone_at: reads.usernames_checked_at,
+        groups: Vec::new(),
+        gone_groups: Vec::new(),
+        groups_gone_at: reads.groups_checked_at,
+    };
+    for row in rows {
+        match *row {
+            Row::User(user) => variables.users.push(user.into()),
+            Row::GoneSub(sub) => variables.gone_subs.push(sub),
+            Row::GoneUsername(name) => variables.gone_usernames.push(name.to_owned()),
+            Row::Group(group) => variables.groups.push(group.into()),
+            Row::GoneGroup(name) => variables.gone_groups.push(name.to_owned()),
+        }
+    }
+    variables
 }
 
 impl Item {
@@ -719,7 +825,7 @@ mod tests {
             }
         }
 
-        async fn write(&self, reads: &Reads) -> Result<(), String> {
+        async fn write(&self, reads: &Reads) -> Result<Written, String> {
             if self.write_fails {
                 return Err("scripted Hasura outage".into());
             }
@@ -733,7 +839,7 @@ mod tests {
                 })
                 .collect();
             self.written.lock().unwrap().push(subs);
-            Ok(())
+            Ok(Written::default())
         }
 
         async fn probe(&self) -> Result<(), String> {
@@ -862,7 +968,10 @@ mod tests {
         let decoded = Ok((event, targets));
         let mut reads = Reads::default();
         reads.users.insert(UserRef::Sub(sub), Ok(None));
-        assert_eq!(fate(&decoded, &reads, Some(&Ok(()))), Outcome::Applied);
+        assert_eq!(
+            fate(&decoded, &reads, Some(&Ok(Written::default()))),
+            Outcome::Applied
+        );
         assert!(matches!(
             fate(&decoded, &reads, Some(&Err("down".into()))),
             Outcome::Failed {
@@ -871,7 +980,7 @@ mod tests {
             }
         ));
         assert!(matches!(
-            fate(&decoded, &Reads::default(), Some(&Ok(()))),
+            fate(&decoded, &Reads::default(), Some(&Ok(Written::default()))),
             Outcome::Failed {
                 reason: "cognito",
                 ..

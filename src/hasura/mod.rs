@@ -5,8 +5,11 @@
 //! [`HasuraError`] carrying Hasura's `extensions.code` and `path`. One classifier,
 //! [`HasuraError::is_retryable`], decides what is retried with backoff (connection failures,
 //! timeouts, 5xx, 429, code `unexpected`); everything else (validation-failed, access-denied,
-//! constraint-violation, data-exception, invalid-jwt, ...) stops the caller with a clear message.
+//! constraint-violation, data-exception, invalid-jwt, an answer that does not decode, ...) stops
+//! the caller with a clear message. Next to it, [`HasuraError::blames_data`] tells the errors
+//! caused by the values sent, which [`bisect`] narrows down to the records holding them.
 
+pub mod bisect;
 pub mod daemon_ops;
 pub mod operations;
 pub mod reconcile_ops;
@@ -82,13 +85,31 @@ impl HasuraError {
     /// The one classifier: whether sending the same request again may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            HasuraError::Unreachable { .. } | HasuraError::Decode { .. } => true,
+            HasuraError::Unreachable { .. } => true,
+            // An answer that does not match the generated types never will.
+            HasuraError::Decode { .. } => false,
             HasuraError::Status { status, .. } => *status >= 500 || *status == 429,
             // `unexpected` covers Hasura's own failures (database connection lost, ...);
             // the other codes describe the request itself and would fail again.
             HasuraError::GraphQl { code, .. } => {
                 matches!(code.as_str(), "unexpected" | "connection-error")
             }
+        }
+    }
+
+    /// Whether PostgreSQL refused the values sent. Hasura v2 answers `data-exception` for
+    /// SQLSTATE class 22 (`invalid input syntax`, `unsupported Unicode escape sequence`, a NUL
+    /// byte in text, ...), `constraint-violation` for class 23, except a check violation, which
+    /// it answers as `permission-error` with a "Check constraint violation." message. The same
+    /// request fails again, but the same request without the offending record can succeed.
+    pub fn blames_data(&self) -> bool {
+        match self {
+            HasuraError::GraphQl { code, message, .. } => match code.as_str() {
+                "data-exception" | "constraint-violation" => true,
+                "permission-error" => message.starts_with("Check constraint violation."),
+                _ => false,
+            },
+            _ => false,
         }
     }
 
@@ -414,5 +435,53 @@ mod tests {
             denied.to_string().contains("HASURA_GRAPHQL_ADMIN_SECRET"),
             "{denied}"
         );
+    }
+
+    #[test]
+    fn an_answer_that_does_not_match_the_types_is_not_retried() {
+        let err = decode::<Rows>("Op", 200, br#"{"data":{"affected_rows":"three"}}"#).unwrap_err();
+        assert!(matches!(err, HasuraError::Decode { .. }), "{err:?}");
+        assert!(!err.is_retryable());
+        assert!(!err.blames_data());
+        let empty = decode::<Rows>("Op", 200, br#"{}"#).unwrap_err();
+        assert!(!empty.is_retryable());
+    }
+
+    #[test]
+    fn errors_caused_by_the_values_sent_blame_the_data() {
+        // What Hasura answers when PostgreSQL refuses a value (SQLSTATE classes 22 and 23).
+        let nul = br#"{"errors":[{"extensions":{"path":"$","code":"data-exception"},"message":"unsupported Unicode escape sequence"}]}"#;
+        let err = decode::<Rows>("UpsertUsers", 200, nul).unwrap_err();
+        assert!(err.blames_data() && !err.is_retryable());
+        let unique = br#"{"errors":[{"extensions":{"path":"$","code":"constraint-violation"},"message":"Uniqueness violation. duplicate key value violates unique constraint"}]}"#;
+        assert!(decode::<Rows>("Op", 200, unique).unwrap_err().blames_data());
+        let check = br#"{"errors":[{"extensions":{"path":"$","code":"permission-error"},"message":"Check constraint violation. new row violates check constraint"}]}"#;
+        assert!(decode::<Rows>("Op", 200, check).unwrap_err().blames_data());
+        let permission = br#"{"errors":[{"extensions":{"path":"$","code":"permission-error"},"message":"permission denied"}]}"#;
+        assert!(
+            !decode::<Rows>("Op", 200, permission)
+                .unwrap_err()
+                .blames_data()
+        );
+        for code in [
+            "validation-failed",
+            "unexpected",
+            "access-denied",
+            "invalid-jwt",
+        ] {
+            let err = HasuraError::GraphQl {
+                operation: "Op".into(),
+                code: code.into(),
+                path: None,
+                message: "m".into(),
+            };
+            assert!(!err.blames_data(), "{code}");
+        }
+        let status = HasuraError::Status {
+            operation: "Op".into(),
+            status: 400,
+            body: "data-exception".into(),
+        };
+        assert!(!status.blames_data());
     }
 }

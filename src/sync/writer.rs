@@ -1,13 +1,19 @@
 //! The write side of a backfill: one batch of users compared with the mirror and upserted,
 //! and the tracker that turns committed batches into a safe checkpoint.
+//!
+//! A user whose data the mirror refuses is split out of its upsert ([`bisect`]), logged,
+//! counted as `skipped_bad_data` and left out; the batch's other users commit, so its pages
+//! count as committed and the checkpoint moves on.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+use crate::hasura::bisect::bisect;
 use crate::hasura::operations::{UpsertUsers, UserDigests, upsert_users, user_digests};
 use crate::hasura::{HasuraClient, HasuraError};
 use crate::model::UserRecord;
 use crate::state::{Checkpoint, RunCounters, ShardCheckpoint};
 use crate::telemetry::hasura::UsersBatchCommitted;
+use crate::telemetry::records::RecordRejected;
 
 /// What writing one batch did (or, in a dry run, would do).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -18,6 +24,8 @@ pub struct BatchOutcome {
     pub unchanged: u64,
     /// Sent, but the row guard kept a newer state already in the mirror.
     pub skipped_older: u64,
+    /// Refused by the mirror because of their data, and left out.
+    pub skipped_bad_data: u64,
 }
 
 impl BatchOutcome {
@@ -34,7 +42,8 @@ impl BatchOutcome {
 ///
 /// Inserted and updated are told apart by the digest read before the write; the upsert's
 /// `affected_rows` then says how many changed rows the row guard let through (an update is
-/// skipped when a newer state landed meanwhile, e.g. from an event).
+/// skipped when a newer state landed meanwhile, e.g. from an event). A user the mirror refuses
+/// because of its data is left out and counted; only other errors fail the batch.
 pub async fn write_users(
     hasura: &HasuraClient,
     users: Vec<UserRecord>,
@@ -56,32 +65,48 @@ pub async fn write_users(
         .into_iter()
         .map(|row| (row.id, row))
         .collect();
-    let mut changed = Vec::new();
+    let mut changed: Vec<&UserRecord> = Vec::new();
     for user in &users {
         match mirror.get(&user.id) {
-            None => {
-                outcome.inserted += 1;
-                changed.push(user.into());
-            }
+            None => changed.push(user),
             Some(row) if row.content_hash != user.content_hash || row.deleted_at.is_some() => {
-                outcome.updated += 1;
-                changed.push(user.into());
+                changed.push(user);
             }
             Some(_) => outcome.unchanged += 1,
         }
     }
+    let is_new = |user: &UserRecord| !mirror.contains_key(&user.id);
     if dry_run || changed.is_empty() {
+        outcome.inserted = changed.iter().filter(|u| is_new(u)).count() as u64;
+        outcome.updated = changed.len() as u64 - outcome.inserted;
         return Ok(outcome);
     }
     let sent = changed.len() as u64;
-    let affected = hasura
-        .post::<UpsertUsers>(upsert_users::Variables { objects: changed })
-        .await?
-        .insert_cognito_users
+    let done = bisect(changed, |part: &[&UserRecord]| {
+        let objects = part.iter().map(|user| (*user).into()).collect();
+        hasura.post::<UpsertUsers>(upsert_users::Variables { objects })
+    })
+    .await?;
+    for (user, error) in &done.rejected {
+        RecordRejected {
+            path: "scan",
+            kind: "user",
+            key: &user.id.to_string(),
+            error: &error.to_string(),
+        }
+        .emit();
+    }
+    let affected: u64 = done
+        .committed
+        .iter()
+        .filter_map(|data| data.insert_cognito_users.as_ref())
         .map(|r| u64::try_from(r.affected_rows).unwrap_or(0))
-        .unwrap_or(0);
+        .sum();
+    outcome.skipped_bad_data = done.rejected.len() as u64;
+    outcome.inserted = users.iter().filter(|u| is_new(u)).count() as u64
+        - done.rejected.iter().filter(|(u, _)| is_new(u)).count() as u64;
     // Inserts always land; only updates can be skipped by the guard.
-    outcome.skipped_older = sent.saturating_sub(affected);
+    outcome.skipped_older = (sent - outcome.skipped_bad_data).saturating_sub(affected);
     outcome.updated = affected.saturating_sub(outcome.inserted);
     UsersBatchCommitted {
         users: users.len(),

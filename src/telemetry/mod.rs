@@ -9,6 +9,7 @@ pub mod cognito;
 pub mod daemon;
 pub mod hasura;
 pub mod reconcile;
+pub mod records;
 
 use std::io::{self, IsTerminal, Write};
 use std::sync::{Mutex, OnceLock};

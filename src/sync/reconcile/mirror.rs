@@ -1,11 +1,14 @@
 //! Reconcile's side of the mirror: reading the pool's digests by key, and writing a plan
 //! (upserts through the backfill's writer, tombstones, hard deletes and scrubs in batches).
 //! Every statement names the pool in its `where`, so no other pool's row is ever touched.
+//! A user or group the mirror refuses because of its data is left out, logged and counted;
+//! the rest of the plan is written.
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
 use crate::hasura::HasuraClient;
+use crate::hasura::bisect::bisect;
 use crate::hasura::operations::{UpsertGroups, upsert_groups};
 use crate::hasura::reconcile_ops::{
     DeleteGroupsReconcile, DeleteUsersReconcile, ReconcileMirrorFirst, ReconcileUserDigests,
@@ -14,11 +17,12 @@ use crate::hasura::reconcile_ops::{
     reconcile_user_digests, scrub_users_reconcile, tombstone_groups_reconcile,
     tombstone_users_reconcile,
 };
-use crate::model::UserRecord;
+use crate::model::{GroupRecord, UserRecord};
 use crate::sync::reconcile::plan::{
     GroupDigest, OnDelete, Plan, PlannedUser, SCRUB_MARKER, UserDigest,
 };
 use crate::sync::writer::{BatchOutcome, write_users};
+use crate::telemetry::records::RecordRejected;
 
 /// The pool's groups and user digests as the mirror holds them.
 #[derive(Debug, Default)]
@@ -112,6 +116,8 @@ pub struct Applied {
     pub upserted: u64,
     /// Users sent but skipped by the row guard: the mirror already had a newer state.
     pub skipped_older: u64,
+    /// Users and groups the mirror refused because of their data, left out.
+    pub skipped_bad_data: u64,
     /// Users gone from Cognito that were tombstoned (or removed, with `--on-delete delete`).
     pub tombstoned: u64,
     /// Earlier tombstones removed (`--on-delete delete`).
@@ -137,14 +143,28 @@ pub async fn apply(
     let mut applied = Applied::default();
     let now = Utc::now();
     for chunk in plan.groups.records.chunks(batch_size) {
-        let objects = chunk.iter().map(Into::into).collect();
-        let data = hasura
-            .post::<UpsertGroups>(upsert_groups::Variables { objects })
-            .await
-            .context("cannot write the groups to Hasura")?;
-        applied.groups_written += data
-            .insert_cognito_groups
-            .map_or(0, |r| r.affected_rows.max(0) as u64);
+        let done = bisect(chunk.iter().collect(), |part: &[&GroupRecord]| {
+            let objects = part.iter().map(|group| (*group).into()).collect();
+            hasura.post::<UpsertGroups>(upsert_groups::Variables { objects })
+        })
+        .await
+        .context("cannot write the groups to Hasura")?;
+        for (group, error) in &done.rejected {
+            RecordRejected {
+                path: "scan",
+                kind: "group",
+                key: &group.name,
+                error: &error.to_string(),
+            }
+            .emit();
+        }
+        applied.skipped_bad_data += done.rejected.len() as u64;
+        applied.groups_written += done
+            .committed
+            .iter()
+            .filter_map(|data| data.insert_cognito_groups.as_ref())
+            .map(|r| r.affected_rows.max(0) as u64)
+            .sum::<u64>();
     }
     let mut upserts: Vec<UserRecord> = plan.upserts;
     while !upserts.is_empty() {
@@ -155,6 +175,7 @@ pub async fn apply(
             .context("cannot write users to Hasura")?;
         applied.upserted += outcome.inserted + outcome.updated;
         applied.skipped_older += outcome.skipped_older;
+        applied.skipped_bad_data += outcome.skipped_bad_data;
     }
     let gone: Vec<uuid::Uuid> = plan.tombstone.iter().map(|u| u.id).collect();
     let earlier: Vec<uuid::Uuid> = plan.purge.iter().map(|u: &PlannedUser| u.id).collect();
