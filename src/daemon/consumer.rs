@@ -4,10 +4,11 @@
 //! One batch, step by step ([`Consumer::process_batch`]):
 //! 1. decode every body; an undecodable one is made visible again at once, so that the
 //!    redrive policy moves it to the dead-letter queue after `maxReceiveCount` receives;
-//! 2. reduce each message to what it names; pool-wide ones ask the reconcile for an early
-//!    run ([`ReconcileRequests`]);
+//! 2. reduce each message to what it names; a pool-wide one asks for an early reconcile;
 //! 3. re-read every named user (each once) and, if groups are named, the pool's groups;
-//! 4. write everything read in ONE `ApplyEvents` mutation (one Hasura transaction); while
+//! 4. write everything read, and a reconcile request per pool-wide message, in ONE
+//!    `ApplyEvents` mutation (one Hasura transaction); once a request is committed, this
+//!    process's scheduler is woken ([`ReconcileRequests`]); while
 //!    steps 3 and 4 run, the batch's visibility timeout is renewed every half timeout, so a
 //!    slow dependency never lets another poller receive the same messages;
 //! 5. [`fate`] decides each message's outcome from its decoding, its reads and the write;
@@ -40,7 +41,8 @@ use crate::hasura::daemon_ops::{ApplyEvents, DaemonProbe, apply_events, daemon_p
 use crate::model::{GroupRecord, UserRecord};
 use crate::telemetry::daemon::{
     BatchCommitted, MessageAcknowledged, MessageApplied, MessageFailed, MessageReceived,
-    MessageUndecodable, QueueBacklog, QueueCallFailed, VisibilityExtended,
+    MessageUndecodable, QueueBacklog, QueueCallFailed, ReconcileRequestRecorded,
+    VisibilityExtended,
 };
 
 /// Users re-read from Cognito at once within a batch (all under the reader's shared limit).
@@ -51,8 +53,13 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn pool(&self) -> &str;
     /// Re-reads what `targets` names.
     fn read(&self, targets: &Targets) -> impl Future<Output = Reads> + Send;
-    /// Writes every successful read in one transaction.
-    fn write(&self, reads: &Reads) -> impl Future<Output = Result<(), String>> + Send;
+    /// Writes every successful read, and an early reconcile request for each of `requests`
+    /// (the reasons of the batch's pool-wide messages), in one transaction.
+    fn write(
+        &self,
+        reads: &Reads,
+        requests: &[String],
+    ) -> impl Future<Output = Result<(), String>> + Send;
     /// Whether the mirror answers (for `/readyz`).
     fn probe(&self) -> impl Future<Output = Result<(), String>> + Send;
 }
@@ -118,8 +125,9 @@ pub(crate) fn fate(
     let Ok((_, targets)) = decoded else {
         return Outcome::Undecodable;
     };
-    // Other-pool, ignored and purely pool-wide messages name nothing to apply.
-    if targets.users.is_empty() && targets.groups.is_empty() {
+    // Other-pool and ignored messages name nothing to apply; a pool-wide one has its
+    // request to commit.
+    if targets.is_empty() {
         return Outcome::Acknowledged;
     }
     if let Some(error) = reads.error_for(targets) {
@@ -193,11 +201,6 @@ impl<Q: Queue, S: Store> Consumer<Q, S> {
     pub async fn process_batch(&self, messages: Vec<Received>) -> BatchReport {
         let pool = self.store.pool().to_owned();
         let items: Vec<Item> = messages.into_iter().map(|m| self.item(m, &pool)).collect();
-        for item in &items {
-            if let Ok((event, targets)) = &item.decoded {
-                self.pool_wide(item, event, targets);
-            }
-        }
         let receipt_handles: Vec<String> = items.iter().map(|i| i.receipt_handle.clone()).collect();
         let (reads, written) = tokio::select! {
             done = self.read_and_write(&pool, &items) => done,
@@ -220,6 +223,17 @@ impl<Q: Queue, S: Store> Consumer<Q, S> {
             match outcome {
                 Outcome::Applied => {
                     report.applied += 1;
+                    if let Ok((event, targets)) = &item.decoded
+                        && targets.pool_wide
+                    {
+                        item.span.in_scope(|| {
+                            ReconcileRequestRecorded {
+                                reason: &event.reason,
+                            }
+                            .emit();
+                        });
+                        self.reconcile.recorded();
+                    }
                     let latency = item
                         .sent_at
                         .and_then(|sent| (committed_at - sent).to_std().ok());
@@ -262,7 +276,7 @@ impl<Q: Queue, S: Store> Consumer<Q, S> {
         let applicable: Vec<&Targets> = items
             .iter()
             .filter_map(|i| i.decoded.as_ref().ok().map(|(_, targets)| targets))
-            .filter(|t| !(t.users.is_empty() && t.groups.is_empty()))
+            .filter(|t| !t.is_empty())
             .collect();
         if applicable.is_empty() {
             return (Reads::default(), None);
@@ -274,9 +288,15 @@ impl<Q: Queue, S: Store> Consumer<Q, S> {
             pool,
         );
         let reads = self.store.read(&targets).await;
+        let requests: Vec<String> = items
+            .iter()
+            .filter_map(|i| i.decoded.as_ref().ok())
+            .filter(|(_, targets)| targets.pool_wide)
+            .map(|(event, _)| event.reason.clone())
+            .collect();
         let any_read = applicable.iter().any(|t| reads.error_for(t).is_none());
         let written = if any_read {
-            Some(self.store.write(&reads).await)
+            Some(self.store.write(&reads, &requests).await)
         } else {
             None
         };
@@ -332,13 +352,6 @@ impl<Q: Queue, S: Store> Consumer<Q, S> {
             }
         });
         item
-    }
-
-    /// A pool-wide event asks for an early reconcile.
-    fn pool_wide(&self, item: &Item, event: &DecodedEvent, targets: &Targets) {
-        if targets.pool_wide {
-            item.span.in_scope(|| self.reconcile.request(&event.reason));
-        }
     }
 
     /// Deletes the applied and acknowledged messages in one request. A message whose delete
@@ -522,7 +535,7 @@ impl Store for CognitoToHasura {
         }
     }
 
-    async fn write(&self, reads: &Reads) -> Result<(), String> {
+    async fn write(&self, reads: &Reads, requests: &[String]) -> Result<(), String> {
         let started = Instant::now();
         let mut latest: BTreeMap<uuid::Uuid, &UserRecord> = BTreeMap::new();
         let (mut gone_subs, mut gone_usernames) = (Vec::new(), Vec::new());
@@ -562,6 +575,18 @@ impl Store for CognitoToHasura {
             groups,
             gone_groups,
             groups_gone_at: reads.groups_checked_at,
+            requests: requests
+                .iter()
+                .map(|reason| apply_events::cognito_sync_requests_insert_input {
+                    id: None,
+                    user_pool_id: Some(self.pool().to_owned()),
+                    reason: Some(reason.clone()),
+                    // This replica's clock, as the lease's: the debounce compares with it.
+                    requested_at: Some(Utc::now()),
+                    served_at: None,
+                    served_by: None,
+                })
+                .collect(),
         };
         let messages = reads.users.len();
         let data = self
@@ -605,8 +630,6 @@ impl Item {
 fn acknowledged(event: &DecodedEvent, targets: &Targets) {
     let (reason, detail) = if targets.other_pool > 0 {
         ("other_pool", event.user_pool_id.clone().unwrap_or_default())
-    } else if targets.pool_wide {
-        ("pool_wide", event.reason.clone())
     } else {
         let why = match &event.action {
             EventAction::Ignore(reason) => reason.as_str(),
