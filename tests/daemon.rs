@@ -11,7 +11,6 @@ use anyhow::{Context, bail};
 use aws_sdk_cognitoidentityprovider::types::AttributeType;
 use cognito_hasura_sync::cognito::{CognitoReader, QuotaSettings, ReadLimits, RetryPolicy};
 use cognito_hasura_sync::config::{HasuraAuth, HasuraSettings, Secret};
-use cognito_hasura_sync::daemon::requests::ReconcileRequests;
 use cognito_hasura_sync::daemon::scheduler::SchedulerOptions;
 use cognito_hasura_sync::daemon::{Daemon, DaemonOptions, install_metrics};
 use cognito_hasura_sync::hasura::HasuraClient;
@@ -33,7 +32,6 @@ struct Running {
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
     ops: String,
-    reconcile: ReconcileRequests,
     http: reqwest::Client,
 }
 
@@ -121,7 +119,6 @@ async fn start_tuned(
         HasuraClient::with_retries(&settings, 0)?,
         options,
     );
-    let reconcile = daemon.reconcile_requests();
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let ops = format!("http://{}", listener.local_addr()?);
     let shutdown = CancellationToken::new();
@@ -134,7 +131,6 @@ async fn start_tuned(
         shutdown,
         task,
         ops,
-        reconcile,
         http,
     })
 }
@@ -190,7 +186,7 @@ fn attr(name: &str, value: &str) -> AttributeType {
 
 /// Each event shape drives the change it announces: create, attribute update, disable,
 /// enable, group add and remove, group deleted, user deleted → tombstone; ignored and
-/// other-pool events are acknowledged; pool-wide ones ask for a reconcile.
+/// other-pool events are acknowledged; pool-wide ones record a reconcile request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_shape_drives_the_mirror() -> anyhow::Result<()> {
     let bed = TestBed::start().await?;
@@ -332,9 +328,19 @@ async fn every_event_shape_drives_the_mirror() -> anyhow::Result<()> {
             .any(|g| g.name == "legacy-beta" && g.deleted_at.is_some()))
     })
     .await?;
+    let requested: i64 = bed
+        .db
+        .client()
+        .await?
+        .query_one(
+            "SELECT count(*) FROM cognito_sync_requests WHERE reason = 'DeleteGroup'",
+            &[],
+        )
+        .await?
+        .get(0);
     assert!(
-        daemon.reconcile.pending() >= 1,
-        "DeleteGroup must ask for a reconcile"
+        requested >= 1,
+        "DeleteGroup must record a reconcile request"
     );
 
     // Delete → tombstone, from an SNS-wrapped EventBridge record.

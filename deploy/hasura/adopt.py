@@ -2,13 +2,13 @@
 """Adds the mirror's migration and table metadata to an existing Hasura CLI project.
 
 `hasura metadata apply --project deploy/hasura` would replace a server's whole metadata with
-this project's four tables. This script instead merges them into the project directory that
+this project's tables. This script instead merges them into the project directory that
 already describes the user's server (config v3, as `hasura metadata export` writes it):
 
 - copies each `metadata/databases/default/tables/public_*.yaml` of this project into the
   user's `metadata/databases/<source>/tables/` and adds one `"!include ..."` line per table to
   that source's `tables.yaml`;
-- copies `migrations/default/<version>_<name>/` into the user's `migrations/<source>/`.
+- copies each `migrations/default/<version>_<name>/` into the user's `migrations/<source>/`.
 
 Nothing else is written. Conflicts (a table already tracked from another file, a file of
 the same name with other content, a migration version already used) are listed and nothing is

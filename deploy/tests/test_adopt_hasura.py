@@ -17,7 +17,10 @@ DEPLOY = pathlib.Path(__file__).resolve().parent.parent
 HASURA = DEPLOY / "hasura"
 SCRIPT = HASURA / "adopt.py"
 OUR_TABLES = HASURA / "metadata" / "databases" / "default" / "tables"
-OUR_MIGRATION = next(p for p in (HASURA / "migrations" / "default").iterdir() if p.is_dir())
+OUR_MIGRATIONS = sorted((p for p in (HASURA / "migrations" / "default").iterdir() if p.is_dir()),
+                        key=lambda p: int(p.name.split("_", 1)[0]))
+OUR_TABLE_NAMES = {"cognito_users", "cognito_groups", "cognito_sync_runs", "cognito_sync_leases",
+                   "cognito_sync_requests"}
 OUR_TABLE_FILES = sorted(p.name for p in OUR_TABLES.glob("public_*.yaml"))
 
 USER_TABLES_YAML = '''- "!include public_orders.yaml"
@@ -122,17 +125,17 @@ def test_adds_our_tables_and_migration_and_leaves_every_user_file_as_it_was(tmp_
     assert added == [f'- "!include {name}"' for name in OUR_TABLE_FILES]
     for name in OUR_TABLE_FILES:
         assert after[f"metadata/databases/default/tables/{name}"] == (OUR_TABLES / name).read_bytes()
-    for file in OUR_MIGRATION.iterdir():
-        assert after[f"migrations/default/{OUR_MIGRATION.name}/{file.name}"] == file.read_bytes()
+    for migration in OUR_MIGRATIONS:
+        for file in migration.iterdir():
+            assert after[f"migrations/default/{migration.name}/{file.name}"] == file.read_bytes()
     assert set(after) - set(before) == {
         *(f"metadata/databases/default/tables/{name}" for name in OUR_TABLE_FILES),
-        *(f"migrations/default/{OUR_MIGRATION.name}/{f.name}" for f in OUR_MIGRATION.iterdir()),
+        *(f"migrations/default/{m.name}/{f.name}" for m in OUR_MIGRATIONS for f in m.iterdir()),
     }
 
     tracked = resolved_tables(project, "default")
-    assert set(tracked) == {("public", "orders"), ("public", "profiles"), ("public", "cognito_users"),
-                            ("public", "cognito_groups"), ("public", "cognito_sync_runs"),
-                            ("public", "cognito_sync_leases")}
+    assert set(tracked) == {("public", "orders"), ("public", "profiles"),
+                            *(("public", name) for name in OUR_TABLE_NAMES)}
     assert tracked[("public", "orders")]["object_relationships"][0]["name"] == "profile"
 
 
@@ -157,7 +160,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
     assert snapshot(project) == before
     lines = result.stdout.splitlines()
     assert all(line.startswith("would add ") for line in lines)
-    assert len(lines) == 1 + 2 * len(OUR_TABLE_FILES)
+    assert len(lines) == len(OUR_MIGRATIONS) + 2 * len(OUR_TABLE_FILES)
 
 
 def test_a_table_of_ours_tracked_from_another_file_is_refused(tmp_path):
@@ -194,7 +197,7 @@ def test_a_changed_table_file_of_ours_is_refused_with_the_difference(tmp_path):
 
 def test_a_migration_version_already_taken_is_refused(tmp_path):
     project = make_project(tmp_path / "app")
-    version = OUR_MIGRATION.name.split("_", 1)[0]
+    version = OUR_MIGRATIONS[-1].name.split("_", 1)[0]
     write(project / "migrations" / "default" / f"{version}_theirs" / "up.sql", "SELECT 1;\n")
     before = snapshot(project)
 
@@ -215,7 +218,8 @@ def test_another_source_gets_our_files_under_its_own_name(tmp_path):
     after = snapshot(project)
     assert {k: v for k, v in after.items() if "/default/" in f"/{k}"} == default_before
     assert ("public", "cognito_users") in resolved_tables(project, "accounts")
-    assert f"migrations/accounts/{OUR_MIGRATION.name}/up.sql" in after
+    for migration in OUR_MIGRATIONS:
+        assert f"migrations/accounts/{migration.name}/up.sql" in after
 
 
 def test_an_unknown_source_is_refused_naming_the_ones_there_are(tmp_path):
@@ -234,9 +238,7 @@ def test_an_empty_tables_list_becomes_ours(tmp_path):
 
     assert adopt(project).returncode == 0
 
-    assert set(resolved_tables(project, "default")) == {
-        ("public", name) for name in
-        ("cognito_users", "cognito_groups", "cognito_sync_runs", "cognito_sync_leases")}
+    assert set(resolved_tables(project, "default")) == {("public", name) for name in OUR_TABLE_NAMES}
 
 
 def test_a_config_v2_project_is_refused_with_the_upgrade_command(tmp_path):
@@ -260,7 +262,7 @@ def test_the_adopted_migrations_apply_in_version_order_on_postgres(tmp_path, scr
     tables = scratch_database.value(
         "SELECT string_agg(table_name, ',' ORDER BY table_name) FROM information_schema.tables "
         "WHERE table_schema = 'public'")
-    assert tables == "cognito_groups,cognito_sync_leases,cognito_sync_runs,cognito_users,orders,profiles"
+    assert tables == ",".join(sorted(OUR_TABLE_NAMES | {"orders", "profiles"}))
 
 
 def test_metadata_api_request_tracks_our_tables_with_their_permissions_only(tmp_path):

@@ -118,7 +118,7 @@ pub async fn run(settings: &Settings, mut on_line: impl FnMut(&CheckLine)) -> Ve
             push(line(
                 true,
                 "hasura schema",
-                "cognito_users, cognito_groups, cognito_sync_runs, cognito_sync_leases have every column",
+                "cognito_users, cognito_groups, cognito_sync_runs, cognito_sync_leases, cognito_sync_requests have every column",
             ));
         }
         Err(err @ HasuraError::Unreachable { .. }) => {

@@ -1,4 +1,5 @@
-//! `status`: the pool's recent runs and what the mirror holds.
+//! `status`: the pool's recent runs, its pending early reconcile requests and what the
+//! mirror holds.
 
 use std::fmt::Write as _;
 
@@ -8,6 +9,7 @@ use crate::config::Settings;
 use crate::hasura::HasuraClient;
 use crate::hasura::operations::recent_runs;
 use crate::state::RunStore;
+use crate::state::requests::{PendingRequest, RequestStore};
 
 /// What `status` shows; also its `--json` output.
 #[derive(Debug, Serialize)]
@@ -17,6 +19,8 @@ pub struct Status {
     pub deleted_users: i64,
     pub live_groups: i64,
     pub runs: Vec<RunLine>,
+    /// Early reconcile requests not yet served, oldest first.
+    pub reconcile_requests: Vec<PendingRequest>,
 }
 
 #[derive(Debug, Serialize)]
@@ -34,12 +38,20 @@ pub struct RunLine {
 /// The `limit` most recent runs of the configured pool and the mirror's counts.
 pub async fn run(settings: &Settings, limit: i64) -> anyhow::Result<Status> {
     let pool = settings.require_pool()?;
-    let runs = RunStore::new(HasuraClient::new(&settings.require_hasura()?)?);
-    status(&runs, pool, limit).await
+    let hasura = HasuraClient::new(&settings.require_hasura()?)?;
+    let runs = RunStore::new(hasura.clone());
+    let requests = RequestStore::new(hasura);
+    status(&runs, &requests, pool, limit).await
 }
 
-async fn status(runs: &RunStore, pool: &str, limit: i64) -> anyhow::Result<Status> {
+async fn status(
+    runs: &RunStore,
+    requests: &RequestStore,
+    pool: &str,
+    limit: i64,
+) -> anyhow::Result<Status> {
     let data = runs.recent(pool, limit).await?;
+    let reconcile_requests = requests.pending(pool).await?;
     let count = |agg: Option<recent_runs::RecentRunsLiveUsersAggregate>| agg.map_or(0, |a| a.count);
     Ok(Status {
         user_pool_id: pool.to_owned(),
@@ -60,6 +72,7 @@ async fn status(runs: &RunStore, pool: &str, limit: i64) -> anyhow::Result<Statu
                 error: r.error,
             })
             .collect(),
+        reconcile_requests,
     })
 }
 
@@ -73,6 +86,7 @@ impl Status {
             "mirror: {} users ({} deleted), {} groups",
             self.live_users, self.deleted_users, self.live_groups
         );
+        self.render_requests(&mut out);
         if self.runs.is_empty() {
             let _ = writeln!(
                 out,
@@ -111,5 +125,26 @@ impl Status {
             );
         }
         out
+    }
+
+    /// One line on the pending early reconcile requests, if any: how many, since when, why.
+    fn render_requests(&self, out: &mut String) {
+        let Some(oldest) = self.reconcile_requests.first() else {
+            return;
+        };
+        let mut reasons: Vec<&str> = self
+            .reconcile_requests
+            .iter()
+            .map(|r| r.reason.as_str())
+            .collect();
+        reasons.sort_unstable();
+        reasons.dedup();
+        let _ = writeln!(
+            out,
+            "early reconcile requested: {} pending since {} ({})",
+            self.reconcile_requests.len(),
+            oldest.requested_at.format("%Y-%m-%d %H:%M:%S"),
+            reasons.join(", ")
+        );
     }
 }

@@ -4,10 +4,11 @@
 //! One batch, step by step ([`Consumer::process_batch`]):
 //! 1. decode every body; an undecodable one is made visible again at once, so that the
 //!    redrive policy moves it to the dead-letter queue after `maxReceiveCount` receives;
-//! 2. reduce each message to what it names; pool-wide ones ask the reconcile for an early
-//!    run ([`ReconcileRequests`]);
+//! 2. reduce each message to what it names; a pool-wide one asks for an early reconcile;
 //! 3. re-read every named user (each once) and, if groups are named, the pool's groups;
-//! 4. write everything read in ONE `ApplyEvents` mutation (one Hasura transaction); while
+//! 4. write everything read, and a reconcile request per pool-wide message, in ONE
+//!    `ApplyEvents` mutation (one Hasura transaction); once a request is committed, this
+//!    process's scheduler is woken ([`ReconcileRequests`]); while
 //!    steps 3 and 4 run, the batch's visibility timeout is renewed every half timeout, so a
 //!    slow dependency never lets another poller receive the same messages;
 //!    a record the mirror refuses because of its data is split out of the write and the rest
@@ -44,7 +45,8 @@ use crate::hasura::daemon_ops::{ApplyEvents, DaemonProbe, apply_events, daemon_p
 use crate::model::{GroupRecord, UserRecord};
 use crate::telemetry::daemon::{
     BatchCommitted, MessageAcknowledged, MessageApplied, MessageFailed, MessageReceived,
-    MessageUndecodable, QueueBacklog, QueueCallFailed, VisibilityExtended,
+    MessageUndecodable, QueueBacklog, QueueCallFailed, ReconcileRequestRecorded,
+    VisibilityExtended,
 };
 use crate::telemetry::records::RecordRejected;
 
@@ -56,9 +58,14 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn pool(&self) -> &str;
     /// Re-reads what `targets` names.
     fn read(&self, targets: &Targets) -> impl Future<Output = Reads> + Send;
-    /// Writes every successful read in one transaction, leaving out (and saying so) the
-    /// records the mirror refuses because of their data.
-    fn write(&self, reads: &Reads) -> impl Future<Output = Result<Written, String>> + Send;
+    /// Writes every successful read, and an early reconcile request for each of `requests`
+    /// (the reasons of the batch's pool-wide messages), in one transaction, leaving out (and
+    /// saying so) the records the mirror refuses because of their data.
+    fn write(
+        &self,
+        reads: &Reads,
+        requests: &[String],
+    ) -> impl Future<Output = Result<Written, String>> + Send;
     /// Whether the mirror answers (for `/readyz`).
     fn probe(&self) -> impl Future<Output = Result<(), String>> + Send;
 }
@@ -120,6 +127,8 @@ pub(crate) struct BatchReport {
 pub(crate) struct Written {
     pub rejected_users: HashMap<UserRef, String>,
     pub rejected_groups: BTreeMap<String, String>,
+    /// Why the batch's early reconcile requests were refused, if they were.
+    pub rejected_request: Option<String>,
 }
 
 impl Written {
@@ -133,7 +142,15 @@ impl Written {
             .groups
             .iter()
             .filter_map(|group| self.rejected_groups.get(group));
-        users.chain(groups).next().map(String::as_str)
+        let request = targets
+            .pool_wide
+            .then_some(self.rejected_request.as_ref())
+            .flatten();
+        users
+            .chain(groups)
+            .chain(request)
+            .next()
+            .map(String::as_str)
     }
 }
 
@@ -147,8 +164,9 @@ pub(crate) fn fate(
     let Ok((_, targets)) = decoded else {
         return Outcome::Undecodable;
     };
-    // Other-pool, ignored and purely pool-wide messages name nothing to apply.
-    if targets.users.is_empty() && targets.groups.is_empty() {
+    // Other-pool and ignored messages name nothing to apply; a pool-wide one has its
+    // request to commit.
+    if targets.is_empty() {
         return Outcome::Acknowledged;
     }
     if let Some(error) = reads.error_for(targets) {
@@ -229,11 +247,6 @@ impl<Q: Queue, S: Store> Consumer<Q, S> {
     pub async fn process_batch(&self, messages: Vec<Received>) -> BatchReport {
         let pool = self.store.pool().to_owned();
         let items: Vec<Item> = messages.into_iter().map(|m| self.item(m, &pool)).collect();
-        for item in &items {
-            if let Ok((event, targets)) = &item.decoded {
-                self.pool_wide(item, event, targets);
-            }
-        }
         let receipt_handles: Vec<String> = items.iter().map(|i| i.receipt_handle.clone()).collect();
         let (reads, written) = tokio::select! {
             done = self.read_and_write(&pool, &items) => done,
@@ -256,6 +269,17 @@ impl<Q: Queue, S: Store> Consumer<Q, S> {
             match outcome {
                 Outcome::Applied => {
                     report.applied += 1;
+                    if let Ok((event, targets)) = &item.decoded
+                        && targets.pool_wide
+                    {
+                        item.span.in_scope(|| {
+                            ReconcileRequestRecorded {
+                                reason: &event.reason,
+                            }
+                            .emit();
+                        });
+                        self.reconcile.recorded();
+                    }
                     let latency = item
                         .sent_at
                         .and_then(|sent| (committed_at - sent).to_std().ok());
@@ -298,7 +322,7 @@ impl<Q: Queue, S: Store> Consumer<Q, S> {
         let applicable: Vec<&Targets> = items
             .iter()
             .filter_map(|i| i.decoded.as_ref().ok().map(|(_, targets)| targets))
-            .filter(|t| !(t.users.is_empty() && t.groups.is_empty()))
+            .filter(|t| !t.is_empty())
             .collect();
         if applicable.is_empty() {
             return (Reads::default(), None);
@@ -310,9 +334,15 @@ impl<Q: Queue, S: Store> Consumer<Q, S> {
             pool,
         );
         let reads = self.store.read(&targets).await;
+        let requests: Vec<String> = items
+            .iter()
+            .filter_map(|i| i.decoded.as_ref().ok())
+            .filter(|(_, targets)| targets.pool_wide)
+            .map(|(event, _)| event.reason.clone())
+            .collect();
         let any_read = applicable.iter().any(|t| reads.error_for(t).is_none());
         let written = if any_read {
-            Some(self.store.write(&reads).await)
+            Some(self.store.write(&reads, &requests).await)
         } else {
             None
         };
@@ -368,13 +398,6 @@ impl<Q: Queue, S: Store> Consumer<Q, S> {
             }
         });
         item
-    }
-
-    /// A pool-wide event asks for an early reconcile.
-    fn pool_wide(&self, item: &Item, event: &DecodedEvent, targets: &Targets) {
-        if targets.pool_wide {
-            item.span.in_scope(|| self.reconcile.request(&event.reason));
-        }
     }
 
     /// Deletes the applied and acknowledged messages in one request. A message whose delete
@@ -558,7 +581,7 @@ impl Store for CognitoToHasura {
         }
     }
 
-    async fn write(&self, reads: &Reads) -> Result<Written, String> {
+    async fn write(&self, reads: &Reads, requests: &[String]) -> Result<Written, String> {
         let started = Instant::now();
         let mut latest: BTreeMap<uuid::Uuid, &UserRecord> = BTreeMap::new();
         let mut rows = Vec::new();
@@ -585,9 +608,12 @@ impl Store for CognitoToHasura {
                 None => Row::GoneGroup(name),
             }));
         }
+        rows.extend(requests.iter().map(|reason| Row::Request(reason)));
+        // This replica's clock, as the lease's: the debounce compares with it.
+        let requested_at = Utc::now();
         let done = bisect(rows, |part: &[Row<'_>]| {
             self.hasura
-                .post::<ApplyEvents>(apply_variables(self.pool(), reads, part))
+                .post::<ApplyEvents>(apply_variables(self.pool(), reads, part, requested_at))
         })
         .await
         .map_err(|e| e.to_string())?;
@@ -617,6 +643,7 @@ impl Store for CognitoToHasura {
                 Row::GoneUsername(name) => ("user_tombstone", (*name).to_owned()),
                 Row::Group(group) => ("group", group.name.clone()),
                 Row::GoneGroup(name) => ("group_tombstone", (*name).to_owned()),
+                Row::Request(reason) => ("reconcile_request", (*reason).to_owned()),
             };
             RecordRejected {
                 path: "daemon",
@@ -648,6 +675,7 @@ impl Store for CognitoToHasura {
                 Row::GoneGroup(name) => {
                     written.rejected_groups.insert(name.to_owned(), error);
                 }
+                Row::Request(_) => written.rejected_request = Some(error),
             }
         }
         Ok(written)
@@ -671,10 +699,17 @@ enum Row<'a> {
     GoneUsername(&'a str),
     Group(&'a GroupRecord),
     GoneGroup(&'a str),
+    /// An early reconcile request, with its reason.
+    Request(&'a str),
 }
 
 /// The `ApplyEvents` variables writing `rows` of a batch read as `reads`.
-fn apply_variables(pool: &str, reads: &Reads, rows: &[Row<'_>]) -> apply_events::Variables {
+fn apply_variables(
+    pool: &str,
+    reads: &Reads,
+    rows: &[Row<'_>],
+    requested_at: DateTime<Utc>,
+) -> apply_events::Variables {
     let mut variables = apply_events::Variables {
         pool: pool.to_owned(),
         users: Vec::new(),
@@ -685,6 +720,7 @@ fn apply_variables(pool: &str, reads: &Reads, rows: &[Row<'_>]) -> apply_events:
         groups: Vec::new(),
         gone_groups: Vec::new(),
         groups_gone_at: reads.groups_checked_at,
+        requests: Vec::new(),
     };
     for row in rows {
         match *row {
@@ -693,6 +729,18 @@ fn apply_variables(pool: &str, reads: &Reads, rows: &[Row<'_>]) -> apply_events:
             Row::GoneUsername(name) => variables.gone_usernames.push(name.to_owned()),
             Row::Group(group) => variables.groups.push(group.into()),
             Row::GoneGroup(name) => variables.gone_groups.push(name.to_owned()),
+            Row::Request(reason) => {
+                variables
+                    .requests
+                    .push(apply_events::cognito_sync_requests_insert_input {
+                        id: None,
+                        user_pool_id: Some(pool.to_owned()),
+                        reason: Some(reason.to_owned()),
+                        requested_at: Some(requested_at),
+                        served_at: None,
+                        served_by: None,
+                    })
+            }
         }
     }
     variables
@@ -711,8 +759,6 @@ impl Item {
 fn acknowledged(event: &DecodedEvent, targets: &Targets) {
     let (reason, detail) = if targets.other_pool > 0 {
         ("other_pool", event.user_pool_id.clone().unwrap_or_default())
-    } else if targets.pool_wide {
-        ("pool_wide", event.reason.clone())
     } else {
         let why = match &event.action {
             EventAction::Ignore(reason) => reason.as_str(),
@@ -825,7 +871,7 @@ mod tests {
             }
         }
 
-        async fn write(&self, reads: &Reads) -> Result<Written, String> {
+        async fn write(&self, reads: &Reads, _requests: &[String]) -> Result<Written, String> {
             if self.write_fails {
                 return Err("scripted Hasura outage".into());
             }

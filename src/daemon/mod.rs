@@ -5,7 +5,7 @@
 //!   feeds the backlog gauge and `/readyz`.
 //! - [`queue`]: the queue seam ([`queue::Queue`]) and its SQS implementation.
 //! - [`ops`]: the operations listener and the health state behind `/readyz`.
-//! - [`requests`]: debounced requests for an early pool-wide reconcile.
+//! - [`requests`]: when an early pool-wide reconcile is due, and the wake-up its scheduler gets.
 //! - [`scheduler`]: the scheduled reconcile under the pool's lease.
 //!
 //! Shutdown: one [`CancellationToken`]. When it fires the loops stop receiving, the batches
@@ -147,11 +147,6 @@ impl Daemon {
             options,
             reconcile,
         }
-    }
-
-    /// Where events that name no user ask for an early reconcile.
-    pub fn reconcile_requests(&self) -> ReconcileRequests {
-        self.reconcile.clone()
     }
 
     /// Serves `/healthz`, `/readyz` and `/metrics` on `listener` and consumes the queue until

@@ -1,12 +1,19 @@
 //! The scheduled reconcile inside the daemon: a cron schedule (`tokio-cron-scheduler`), a
-//! lease shared by the replicas, and early runs when the event path asks for them
-//! ([`ReconcileRequests`], debounced there).
+//! lease shared by the replicas, and early runs that pool-wide events ask for (rows of
+//! `cognito_sync_requests`, [`crate::state::requests`]).
 //!
 //! One loop per process runs the reconciles, so two never overlap in a process; a tick that
-//! arrives during a run is dropped, not queued (a request is kept: it may postdate the
-//! scan). Each run first takes the pool's scan lease ([`crate::state::lease::scan_lease`]), the
-//! one every scanner of the pool holds (a backfill or a command-line reconcile too): a
-//! replica that cannot take it skips the tick.
+//! arrives during a run is dropped, not queued. The loop runs also with the schedule `off`
+//! (no cron, but requests are still served): it wakes on a cron tick, when this process's
+//! consumer recorded a request ([`ReconcileRequests`]), and at least every
+//! [`ReconcileRequests::poll_every`] to look at the pool's pending requests, which any
+//! replica may have recorded. It runs once the oldest is a debounce old ([`due`]), so a burst
+//! makes one run. Before a run it reads the pending requests; a run that succeeded marks
+//! exactly those served (never one recorded later: it may postdate the scan), a braked or
+//! failed one leaves them for the next.
+//! Each run first takes the pool's scan lease ([`crate::state::lease::scan_lease`]), the one
+//! every scanner of the pool holds (a backfill or a command-line reconcile too): a replica
+//! that cannot take it skips the tick and leaves the requests to the holder.
 //! The holder renews the lease every third of its time to live while it runs and cancels the
 //! run when the lease is lost (a run still scanning stops without writing; one already
 //! writing finishes its guarded, idempotent writes); after a run it keeps the lease until it
@@ -24,11 +31,13 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
-use super::requests::ReconcileRequests;
+use super::requests::{Due, ReconcileRequests, due};
 use crate::cognito::CognitoReader;
 use crate::hasura::HasuraClient;
 use crate::state::lease::{Lease, scan_lease};
+use crate::state::requests::{PendingRequest, RequestStore};
 use crate::sync::reconcile::{ReconcileOptions, reconcile};
+use crate::telemetry::daemon::{ReconcileRequestsLeft, ReconcileRequestsServed};
 use crate::telemetry::reconcile::ReconcileLeaseBusy;
 
 /// Every hour, on the hour (seconds field first, as `tokio-cron-scheduler` reads it).
@@ -37,7 +46,7 @@ pub const DEFAULT_SCHEDULE: &str = "0 0 * * * *";
 /// How the scheduler runs.
 #[derive(Debug, Clone)]
 pub struct SchedulerOptions {
-    /// The cron expression; `None` disables scheduled (and requested) runs.
+    /// The cron expression; `None` disables scheduled runs (requested ones still run).
     pub schedule: Option<String>,
     pub lease_ttl: Duration,
     /// This process's name in the lease.
@@ -69,8 +78,8 @@ pub fn parse_schedule(text: &str) -> anyhow::Result<Option<String>> {
     Ok(Some(text.to_owned()))
 }
 
-/// Runs reconciles of the reader's pool on the schedule and on `requests` until `shutdown`
-/// (with the schedule `off`, only waits for `shutdown`). Failed or braked runs are logged and counted; the scheduler goes on.
+/// Runs reconciles of the reader's pool on the schedule and on pending requests until
+/// `shutdown`. Failed or braked runs are logged and counted; the scheduler goes on.
 pub async fn run_scheduler(
     reader: CognitoReader,
     hasura: HasuraClient,
@@ -78,48 +87,65 @@ pub async fn run_scheduler(
     requests: ReconcileRequests,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let Some(schedule) = options.schedule.clone() else {
-        tracing::info!("scheduled reconcile is off");
-        shutdown.cancelled().await;
-        return Ok(());
-    };
     let ticks = Arc::new(Notify::new());
-    let mut scheduler = JobScheduler::new()
-        .await
-        .context("cannot start the reconcile scheduler")?;
-    let notify = ticks.clone();
-    let job = Job::new_async(schedule.as_str(), move |_, _| {
-        let notify = notify.clone();
-        Box::pin(async move { notify.notify_one() })
-    })
-    .with_context(|| format!("invalid reconcile schedule {schedule:?}"))?;
-    scheduler
-        .add(job)
-        .await
-        .context("cannot schedule the reconcile")?;
-    scheduler
-        .start()
-        .await
-        .context("cannot start the reconcile scheduler")?;
+    let mut scheduler = match options.schedule.as_deref() {
+        Some(schedule) => Some(start_cron(schedule, ticks.clone()).await?),
+        None => None,
+    };
     let lease = Lease::new(
         hasura.clone(),
         scan_lease(reader.user_pool_id()),
         options.holder.clone(),
         options.lease_ttl,
     );
-    tracing::info!(schedule, holder = lease.holder(), "scheduled reconcile on");
-
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = ticks.notified() => {}
-            covered = requests.next() => tracing::info!(requests = covered, "early reconcile requested"),
+    match options.schedule.as_deref() {
+        Some(schedule) => {
+            tracing::info!(schedule, holder = lease.holder(), "scheduled reconcile on")
         }
-        run_leased(&lease, &reader, &hasura, options.reconcile, &shutdown).await;
-        // A tick that came during the run is covered by it.
-        let _ = ticks.notified().now_or_never();
+        None => tracing::info!(
+            holder = lease.holder(),
+            "scheduled reconcile off; early reconcile requests are still served"
+        ),
     }
-    if let Err(err) = scheduler.shutdown().await {
+    let store = RequestStore::new(hasura.clone());
+    let pool = reader.user_pool_id().to_owned();
+    // Requests recorded before this process started are looked at at once.
+    let mut look_in = Duration::ZERO;
+    loop {
+        let ticked = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = ticks.notified() => true,
+            _ = requests.wait() => false,
+            _ = tokio::time::sleep(look_in) => false,
+        };
+        // Read before the run starts: only these may be marked served by it.
+        let pending = match store.pending(&pool).await {
+            Ok(pending) => pending,
+            Err(err) => {
+                tracing::warn!(
+                    error = format!("{err:#}"),
+                    "cannot read the early reconcile requests"
+                );
+                Vec::new()
+            }
+        };
+        let decision = due(&pending, chrono::Utc::now(), requests.debounce());
+        look_in = match decision {
+            Due::Wait(left) => left.min(requests.poll_every()),
+            Due::Idle | Due::Run => requests.poll_every(),
+        };
+        if ticked || decision == Due::Run {
+            let end = run_leased(&lease, &reader, &hasura, options.reconcile, &shutdown).await;
+            if let Some(end) = end {
+                serve(&store, &pending, end).await;
+            }
+            // A tick that came during the run is covered by it.
+            let _ = ticks.notified().now_or_never();
+        }
+    }
+    if let Some(scheduler) = scheduler.as_mut()
+        && let Err(err) = scheduler.shutdown().await
+    {
         tracing::warn!(error = %err, "cannot stop the reconcile scheduler cleanly");
     }
     match lease.release().await {
@@ -132,14 +158,71 @@ pub async fn run_scheduler(
     Ok(())
 }
 
-/// One reconcile under the lease, if this replica gets it.
+/// Starts the cron schedule, which notifies `ticks`.
+async fn start_cron(schedule: &str, ticks: Arc<Notify>) -> anyhow::Result<JobScheduler> {
+    let scheduler = JobScheduler::new()
+        .await
+        .context("cannot start the reconcile scheduler")?;
+    let job = Job::new_async(schedule, move |_, _| {
+        let notify = ticks.clone();
+        Box::pin(async move { notify.notify_one() })
+    })
+    .with_context(|| format!("invalid reconcile schedule {schedule:?}"))?;
+    scheduler
+        .add(job)
+        .await
+        .context("cannot schedule the reconcile")?;
+    scheduler
+        .start()
+        .await
+        .context("cannot start the reconcile scheduler")?;
+    Ok(scheduler)
+}
+
+/// Marks `pending` served after a successful run, or says why they stay pending.
+async fn serve(store: &RequestStore, pending: &[PendingRequest], end: Result<RunEnd, ()>) {
+    if pending.is_empty() {
+        return;
+    }
+    let why = match end {
+        Ok(RunEnd::Succeeded(run)) => match store.serve(pending, run).await {
+            Ok(served) => {
+                ReconcileRequestsServed { run, served }.emit();
+                return;
+            }
+            Err(err) => {
+                // The next run serves them: harmless, only later.
+                tracing::warn!(error = format!("{err:#}"), "cannot mark requests served");
+                "failed"
+            }
+        },
+        Ok(RunEnd::Braked) => "braked",
+        Ok(RunEnd::DryRun) => "dry_run",
+        Err(()) => "failed",
+    };
+    ReconcileRequestsLeft {
+        pending: pending.len(),
+        why,
+    }
+    .emit();
+}
+
+/// How a reconcile that ran ended.
+enum RunEnd {
+    Succeeded(uuid::Uuid),
+    Braked,
+    /// A dry run writes nothing, so it serves no request.
+    DryRun,
+}
+
+/// One reconcile under the lease, if this replica gets it (`None` when it does not).
 async fn run_leased(
     lease: &Lease,
     reader: &CognitoReader,
     hasura: &HasuraClient,
     options: ReconcileOptions,
     shutdown: &CancellationToken,
-) {
+) -> Option<Result<RunEnd, ()>> {
     match lease.acquire().await {
         Ok(true) => {}
         Ok(false) => {
@@ -147,14 +230,14 @@ async fn run_leased(
                 lease: lease.name(),
             }
             .emit();
-            return;
+            return None;
         }
         Err(err) => {
             tracing::warn!(
                 error = format!("{err:#}"),
                 "cannot take the reconcile lease; skipping this run"
             );
-            return;
+            return None;
         }
     }
     let run_cancel = shutdown.child_token();
@@ -167,14 +250,20 @@ async fn run_leased(
     }));
     let result = reconcile(reader.clone(), hasura.clone(), options, run_cancel.clone()).await;
     drop(heartbeat);
-    match result {
-        Ok(report) if report.braked() => {}
-        Ok(report) => tracing::debug!(
-            run = report.run_id.map(|id| id.to_string()),
-            "scheduled reconcile done"
-        ),
-        Err(err) => tracing::error!(error = format!("{err:#}"), "scheduled reconcile failed"),
-    }
+    Some(match result {
+        Ok(report) if report.braked() => Ok(RunEnd::Braked),
+        Ok(report) => {
+            tracing::debug!(
+                run = report.run_id.map(|id| id.to_string()),
+                "scheduled reconcile done"
+            );
+            Ok(report.run_id.map_or(RunEnd::DryRun, RunEnd::Succeeded))
+        }
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "scheduled reconcile failed");
+            Err(())
+        }
+    })
 }
 
 #[cfg(test)]

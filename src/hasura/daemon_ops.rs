@@ -1,5 +1,6 @@
 //! The daemon's typed GraphQL operations: the one mutation that applies a batch of change
-//! events (upserts and tombstones in one transaction) and the readiness probe.
+//! events (upserts, tombstones and early reconcile requests in one transaction), the
+//! readiness probe, and reading and serving the pending early reconcile requests.
 
 use graphql_client::GraphQLQuery;
 
@@ -24,3 +25,25 @@ pub struct ApplyEvents;
     skip_serializing_none
 )]
 pub struct DaemonProbe;
+
+#[derive(GraphQLQuery)]
+#[graphql(
+    schema_path = "schema.graphql",
+    query_path = "graphql/pending_requests.graphql",
+    custom_scalars_module = "crate::hasura::scalars",
+    response_derives = "Debug, Clone",
+    variables_derives = "Debug, Clone",
+    skip_serializing_none
+)]
+pub struct PendingRequests;
+
+#[derive(GraphQLQuery)]
+#[graphql(
+    schema_path = "schema.graphql",
+    query_path = "graphql/serve_requests.graphql",
+    custom_scalars_module = "crate::hasura::scalars",
+    response_derives = "Debug, Clone",
+    variables_derives = "Debug, Clone",
+    skip_serializing_none
+)]
+pub struct ServeRequests;

@@ -4,8 +4,11 @@
 //! checkpoint from which a later process resumes it. The checkpoint holds, per shard, the
 //! pagination token of the first page whose users are not yet committed, so everything
 //! before it is in the mirror whatever happens to the process afterwards.
+//!
+//! Early reconcile requests are rows of `cognito_sync_requests` ([`requests`]).
 
 pub mod lease;
+pub mod requests;
 
 use std::collections::BTreeMap;
 

@@ -46,12 +46,11 @@ impl MessageApplied<'_> {
     }
 }
 
-/// A message that changes nothing here was deleted: ignored, of another pool, or a
-/// pool-wide request handed to the reconcile.
+/// A message that changes nothing here was deleted: ignored, or of another pool.
 #[derive(Debug)]
 pub struct MessageAcknowledged<'a> {
     pub format: &'a str,
-    /// `ignored`, `other_pool` or `pool_wide`.
+    /// `ignored` or `other_pool`.
     pub reason: &'static str,
     pub detail: &'a str,
 }
@@ -231,20 +230,59 @@ impl ReadinessChanged<'_> {
     }
 }
 
-/// Events asked for a pool-wide reconcile; `signalled` is false when folded into a pending one.
+/// A pool-wide event's early reconcile request was committed with its batch.
 #[derive(Debug)]
-pub struct ReconcileRequested<'a> {
+pub struct ReconcileRequestRecorded<'a> {
     pub reason: &'a str,
-    pub signalled: bool,
 }
 
-impl ReconcileRequested<'_> {
+impl ReconcileRequestRecorded<'_> {
     pub fn emit(&self) {
+        tracing::info!(reason = self.reason, "early reconcile request recorded");
+        metrics::counter!("daemon_reconcile_requests_total", "outcome" => "recorded").increment(1);
+    }
+}
+
+/// A successful reconcile served `served` pending requests: all but one were folded into a
+/// run another request asked for.
+#[derive(Debug)]
+pub struct ReconcileRequestsServed {
+    pub run: uuid::Uuid,
+    pub served: u64,
+}
+
+impl ReconcileRequestsServed {
+    pub fn emit(&self) {
+        let folded = self.served.saturating_sub(1);
         tracing::info!(
-            reason = self.reason,
-            signalled = self.signalled,
-            "early reconcile requested"
+            run = %self.run,
+            served = self.served,
+            folded,
+            "early reconcile requests served"
         );
-        metrics::counter!("daemon_reconcile_requests_total").increment(1);
+        metrics::counter!("daemon_reconcile_requests_total", "outcome" => "served")
+            .increment(self.served);
+        metrics::counter!("daemon_reconcile_requests_total", "outcome" => "folded")
+            .increment(folded);
+    }
+}
+
+/// Pending requests stay unserved after a run that did not succeed; the next run serves them.
+#[derive(Debug)]
+pub struct ReconcileRequestsLeft {
+    pub pending: usize,
+    /// `braked`, `failed` or `dry_run` (a dry run writes nothing, so serves nothing).
+    pub why: &'static str,
+}
+
+impl ReconcileRequestsLeft {
+    pub fn emit(&self) {
+        tracing::warn!(
+            pending = self.pending,
+            why = self.why,
+            "early reconcile requests left unserved"
+        );
+        metrics::counter!("daemon_reconcile_requests_total", "outcome" => "left")
+            .increment(u64::try_from(self.pending).unwrap_or(u64::MAX));
     }
 }

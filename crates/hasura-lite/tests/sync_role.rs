@@ -91,6 +91,7 @@ fn worker_operations() -> Vec<(&'static str, Json)> {
         .map(|n| user(n, "h1", "2024-01-01T00:00:00Z"))
         .collect();
     let run_id = "00000000-0000-4000-8000-00000000a001";
+    let request_id = "00000000-0000-4000-8000-00000000b001";
     vec![
         ("check_schema", json!({})),
         ("daemon_probe", json!({})),
@@ -108,8 +109,10 @@ fn worker_operations() -> Vec<(&'static str, Json)> {
                 "gone_usernames": ["user3"], "usernames_gone_at": "2024-01-03T00:00:00Z",
                 "groups": [group("g3")],
                 "gone_groups": ["g3"], "groups_gone_at": "2024-01-03T00:00:00Z",
+                "requests": [{ "id": request_id, "user_pool_id": POOL, "reason": "DeleteGroup" }],
             }),
         ),
+        ("pending_requests", json!({ "pool": POOL })),
         ("user_digests", json!({ "ids": [user_id(1), user_id(2)] })),
         ("group_digests", json!({ "pool": POOL })),
         (
@@ -153,6 +156,10 @@ fn worker_operations() -> Vec<(&'static str, Json)> {
         ),
         ("unfinished_run", json!({ "pool": POOL })),
         ("recent_runs", json!({ "pool": POOL, "limit": 5 })),
+        (
+            "serve_requests",
+            json!({ "ids": [request_id], "served_at": later, "run": run_id }),
+        ),
         (
             "acquire_lease",
             json!({ "name": "reconcile", "holder": "w1", "expires_at": later, "now": before }),
@@ -204,6 +211,15 @@ async fn cognito_sync_runs_every_worker_operation() {
     assert_eq!(affected("apply_events", "gone_by_sub"), 1);
     assert_eq!(affected("apply_events", "gone_by_username"), 1);
     assert_eq!(affected("apply_events", "gone_groups"), 1);
+    assert_eq!(affected("apply_events", "requests"), 1);
+    assert_eq!(
+        answers["pending_requests"]["cognito_sync_requests"][0]["reason"],
+        "DeleteGroup"
+    );
+    assert_eq!(
+        affected("serve_requests", "update_cognito_sync_requests"),
+        1
+    );
     assert_eq!(
         affected("tombstone_users_reconcile", "update_cognito_users"),
         1
