@@ -423,8 +423,9 @@ pub struct DaemonArgs {
 /// The daemon's flags for the scheduled reconcile.
 #[derive(Debug, Clone, Args)]
 pub struct ScheduleArgs {
-    /// When to reconcile, in cron syntax with a seconds field (`sec min hour day month weekday`,
-    /// UTC), e.g. `0 */15 * * * *` for every 15 minutes; `off` disables the scheduled reconcile.
+    /// When to reconcile, as cron in UTC: five fields (`min hour day month weekday`, e.g.
+    /// `*/15 * * * *` for every 15 minutes) or six with seconds first (`0 */15 * * * *`); `off`
+    /// disables the scheduled runs (early reconcile requests are still served).
     #[arg(long, env = "RECONCILE_SCHEDULE", default_value = DEFAULT_SCHEDULE, value_name = "CRON")]
     pub reconcile_schedule: String,
 

@@ -61,6 +61,19 @@ pub struct ScanOverrides {
     pub concurrency: Option<usize>,
 }
 
+/// `url` with any credentials in it (`https://user:password@host/...`) replaced by `***`, for
+/// logs and messages: an endpoint is never printed whole.
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
 /// A credential: shown as `<redacted>` by `Debug`, read only through [`Secret::expose`].
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
@@ -219,7 +232,10 @@ impl Settings {
             );
         };
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-            bail!("Hasura endpoint {endpoint:?} is not an http(s) URL");
+            bail!(
+                "Hasura endpoint {:?} is not an http(s) URL",
+                redacted_url(&endpoint)
+            );
         }
         let auth = match (&self.hasura_admin_secret, &self.hasura_jwt) {
             (Some(secret), _) => HasuraAuth::AdminSecret(secret.clone()),
@@ -361,6 +377,26 @@ mod tests {
                 .to_string()
                 .contains("HASURA_GRAPHQL_ADMIN_SECRET")
         );
+    }
+
+    #[test]
+    fn urls_are_printed_without_their_credentials() {
+        assert_eq!(
+            redacted_url("https://admin:s3cret@hasura.example.com/v1/graphql"),
+            "https://***@hasura.example.com/v1/graphql"
+        );
+        assert_eq!(
+            redacted_url("http://h:8080/v1/graphql?a=b@c"),
+            "http://h:8080/v1/graphql?a=b@c"
+        );
+        assert_eq!(redacted_url("not a url"), "not a url");
+        let settings = Settings {
+            hasura_endpoint: Some("ftp://user:pw@h/x".into()),
+            hasura_admin_secret: Some(Secret::new("s")),
+            ..Settings::default()
+        };
+        let err = settings.require_hasura().unwrap_err().to_string();
+        assert!(!err.contains("pw"), "{err}");
     }
 
     #[test]

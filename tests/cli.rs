@@ -66,6 +66,31 @@ async fn misconfiguration_gives_one_clear_error_and_a_non_zero_exit() -> anyhow:
     assert_eq!(failed.len(), 1, "{stdout}");
     assert!(failed[0].contains("hasura access"), "{stdout}");
 
+    // The daemon refuses to start (so a deployment rolls back) on a rejected secret and on a
+    // queue that does not exist.
+    let daemon = |secret: &str, queue: &str| {
+        let mut cmd = command(&bed, &bed.aws_endpoint, &bed.hasura.endpoint);
+        cmd.env("HASURA_GRAPHQL_ADMIN_SECRET", secret).args([
+            "daemon",
+            "--listen",
+            "127.0.0.1:0",
+            "--queue-url",
+            queue,
+        ]);
+        cmd
+    };
+    let line = error_line(&run(daemon("wrong-secret", &bed.queue_url)).await?);
+    assert!(
+        line.contains("refuses") && line.contains("HASURA_GRAPHQL_ADMIN_SECRET"),
+        "{line}"
+    );
+    let missing = bed.queue_url.replace("sync", "no-such-queue");
+    let line = error_line(&run(daemon(&bed.hasura.admin_secret, &missing)).await?);
+    assert!(
+        line.contains("does not exist") && line.contains("SYNC_SQS_QUEUE_URL"),
+        "{line}"
+    );
+
     // A pool that does not exist.
     let mut cmd = command(&bed, &bed.aws_endpoint, &bed.hasura.endpoint);
     cmd.env("COGNITO_USER_POOL_ID", "us-east-1_NoSuchPool")

@@ -530,3 +530,41 @@ async fn server_errors_are_retried() -> anyhow::Result<()> {
     assert_eq!((stats.throttled, stats.failures), (0, 0));
     Ok(())
 }
+
+/// A scan asked to stop during its membership phase (shutdown, or the scheduled reconcile
+/// losing its lease) stops at once instead of reading every group's members first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_membership_phase_stops_when_told() -> anyhow::Result<()> {
+    let bed = TestBed::start().await?;
+    bed.create_group(&GroupSpec::new("staff")).await?;
+    let slow = FaultProxy::start_with(
+        &bed.aws_endpoint,
+        ProxySettings {
+            latency: Duration::from_secs(30),
+            ..ProxySettings::default()
+        },
+    )
+    .await?;
+    let sdk = testbed::sdk_config(slow.url()).await;
+    let reader = CognitoReader::new(&sdk, &bed.pool_id, fast());
+    let stop = CancellationToken::new();
+    let scan = cognito_hasura_sync::sync::scan::start_pool_scan(
+        &reader,
+        vec![(Shard::split(1)?.remove(0), None)],
+        1,
+        &stop,
+    );
+    let stopper = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stopper.cancel();
+    });
+    let Err(err) = scan.await else {
+        anyhow::bail!("the scan started although it was told to stop");
+    };
+    assert!(format!("{err:#}").contains("interrupted"), "{err:#}");
+    for op in ["ListUsersInGroup", "ListUsers"] {
+        assert_eq!(slow.op_stats(op).calls, 0, "{op} was called after the stop");
+    }
+    Ok(())
+}

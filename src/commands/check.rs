@@ -111,7 +111,7 @@ pub async fn run(settings: &Settings, mut on_line: impl FnMut(&CheckLine)) -> Ve
         }
         Ok(client) => client,
     };
-    push(line(true, "hasura config", hasura.endpoint()));
+    push(line(true, "hasura config", hasura.shown_endpoint()));
     match hasura.post::<CheckSchema>(check_schema::Variables {}).await {
         Ok(_) => {
             push(line(true, "hasura access", "the credentials are accepted"));

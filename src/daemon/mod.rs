@@ -35,6 +35,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::cognito::{CognitoReader, RetryPolicy};
+use crate::config::redacted_url;
 use crate::hasura::HasuraClient;
 
 use consumer::{CognitoToHasura, Consumer};
@@ -202,7 +203,7 @@ impl Daemon {
         let address = listener
             .local_addr()
             .context("reading the listener's address")?;
-        tracing::info!(%address, queue = %options.queue_url, pollers = options.pollers, "daemon started");
+        tracing::info!(%address, queue = %redacted_url(&options.queue_url), pollers = options.pollers, "daemon started");
         let upkeep = metrics.clone();
         let app = ops::router(health, metrics);
         let ops_stop = stop.clone();

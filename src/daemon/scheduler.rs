@@ -66,16 +66,24 @@ impl SchedulerOptions {
     }
 }
 
-/// `off` (any case) → `None`; otherwise the expression, if the scheduler accepts it.
+/// `off` (any case) → `None`; otherwise the expression in the scheduler's six-field form, if
+/// it accepts it. Standard five-field cron (`min hour day month weekday`, as crontab and
+/// most schedulers write it) gets a zero seconds field first.
 pub fn parse_schedule(text: &str) -> anyhow::Result<Option<String>> {
     let text = text.trim();
     if text.eq_ignore_ascii_case("off") {
         return Ok(None);
     }
-    Job::new_async(text, |_, _| Box::pin(async {})).with_context(|| {
-        format!("invalid --reconcile-schedule {text:?}: expected cron with seconds, e.g. {DEFAULT_SCHEDULE:?}, or off")
+    let schedule = match text.split_whitespace().count() {
+        5 => format!("0 {text}"),
+        _ => text.to_owned(),
+    };
+    Job::new_async(schedule.as_str(), |_, _| Box::pin(async {})).with_context(|| {
+        format!(
+            "invalid --reconcile-schedule {text:?}: expected cron in UTC, five fields (`min hour day month weekday`, e.g. \"0 * * * *\") or six with seconds first (e.g. {DEFAULT_SCHEDULE:?}), or off"
+        )
     })?;
-    Ok(Some(text.to_owned()))
+    Ok(Some(schedule))
 }
 
 /// Runs reconciles of the reader's pool on the schedule and on pending requests until
@@ -281,6 +289,15 @@ mod tests {
         assert_eq!(
             parse_schedule("0 */15 * * * *").unwrap().as_deref(),
             Some("0 */15 * * * *")
+        );
+        // Five fields are standard cron: seconds 0.
+        assert_eq!(
+            parse_schedule("0 * * * *").unwrap().as_deref(),
+            Some("0 0 * * * *")
+        );
+        assert_eq!(
+            parse_schedule("17 3 * * Mon").unwrap().as_deref(),
+            Some("0 17 3 * * Mon")
         );
         let err = parse_schedule("every hour").unwrap_err();
         assert!(

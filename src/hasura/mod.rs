@@ -26,7 +26,7 @@ use graphql_client::GraphQLQuery;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde::Serialize;
 
-use crate::config::{HasuraAuth, HasuraSettings};
+use crate::config::{HasuraAuth, HasuraSettings, redacted_url};
 use crate::telemetry::hasura::{HasuraRequestCompleted, HasuraRetry};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -113,6 +113,24 @@ impl HasuraError {
         }
     }
 
+    /// Whether the request fails because of how the worker is configured (credentials, the
+    /// endpoint, the schema), so that it fails the same way until someone changes it.
+    pub fn is_configuration(&self) -> bool {
+        match self {
+            HasuraError::Status { status, .. } => matches!(status, 401 | 403 | 404),
+            HasuraError::GraphQl { code, .. } => matches!(
+                code.as_str(),
+                "access-denied"
+                    | "invalid-headers"
+                    | "invalid-jwt"
+                    | "jwt-invalid-claims"
+                    | "jwt-missing-role-claims"
+                    | "validation-failed"
+            ),
+            HasuraError::Unreachable { .. } | HasuraError::Decode { .. } => false,
+        }
+    }
+
     /// Hasura's `extensions.code`, when it answered with GraphQL errors.
     pub fn code(&self) -> Option<&str> {
         match self {
@@ -141,6 +159,8 @@ impl HasuraStats {
 pub struct HasuraClient {
     http: reqwest::Client,
     endpoint: String,
+    /// The endpoint as logs and errors show it: without credentials.
+    shown: String,
     retries: usize,
     stats: Arc<Mutex<HasuraStats>>,
 }
@@ -205,13 +225,15 @@ impl HasuraClient {
         Ok(HasuraClient {
             http,
             endpoint: settings.endpoint.clone(),
+            shown: redacted_url(&settings.endpoint),
             retries,
             stats: Arc::default(),
         })
     }
 
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
+    /// The endpoint, credentials redacted, for display.
+    pub fn shown_endpoint(&self) -> &str {
+        &self.shown
     }
 
     /// A snapshot of the requests sent so far by this client and its clones.
@@ -287,7 +309,7 @@ impl HasuraClient {
         body: &graphql_client::QueryBody<Q::Variables>,
     ) -> Result<Q::ResponseData, HasuraError> {
         let unreachable = |err: reqwest::Error| HasuraError::Unreachable {
-            endpoint: self.endpoint.clone(),
+            endpoint: self.shown.clone(),
             operation: operation.to_owned(),
             message: error_chain(&err),
             timeout: err.is_timeout(),

@@ -261,7 +261,8 @@ async fn a_test_database_is_dropped_with_its_value() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(tables, 4);
+    // users, groups, runs, leases and early reconcile requests
+    assert_eq!(tables, 5);
     drop(db);
 
     let admin = TestDatabase::create().await.unwrap();

@@ -133,6 +133,8 @@ pub struct OpStats {
     pub upstream_errors: u64,
     /// The largest `Limit` seen in a request body.
     pub max_limit: Option<i64>,
+    /// The most requests that were in the proxy at once (latency and upstream included).
+    pub max_in_flight: u64,
 }
 
 /// Everything counted since the last reset.
@@ -178,6 +180,8 @@ struct Inner {
     /// Buckets by key (the sorted operation names joined with `+`).
     buckets: HashMap<String, TokenBucket>,
     bucket_of: HashMap<String, String>,
+    /// Requests in the proxy now, per operation.
+    in_flight: HashMap<String, u64>,
     stats: ProxyStats,
 }
 
@@ -229,6 +233,7 @@ impl FaultProxy {
             enforce_limits: settings.enforce_limits,
             buckets: HashMap::new(),
             bucket_of: HashMap::new(),
+            in_flight: HashMap::new(),
             stats: ProxyStats::default(),
         };
         for (ops, rps) in &settings.quotas {
@@ -513,6 +518,7 @@ async fn proxy_handler(State(shared): State<Arc<Shared>>, request: Request) -> R
         }
     };
     let call = classify::classify(&parts.method, parts.uri.path(), &parts.headers, &body);
+    let _in_flight = InFlight::enter(&shared, &call.op);
     let (verdict, latency) = {
         let mut inner = shared.lock();
         (inner.admit(&call, &body), inner.latency)
@@ -557,6 +563,40 @@ async fn proxy_handler(State(shared): State<Arc<Shared>>, request: Request) -> R
                     .into_response()
             }
         },
+    }
+}
+
+/// One request inside the proxy: counted in its operation's in-flight number, which feeds
+/// [`OpStats::max_in_flight`], until dropped.
+struct InFlight<'a> {
+    shared: &'a Shared,
+    op: String,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared, op: &str) -> Self {
+        let mut inner = shared.lock();
+        let now = {
+            let n = inner.in_flight.entry(op.to_owned()).or_default();
+            *n += 1;
+            *n
+        };
+        let total: u64 = inner.in_flight.values().sum();
+        let stats = inner.stats.ops.entry(op.to_owned()).or_default();
+        stats.max_in_flight = stats.max_in_flight.max(now);
+        inner.stats.total.max_in_flight = inner.stats.total.max_in_flight.max(total);
+        InFlight {
+            shared,
+            op: op.to_owned(),
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(n) = self.shared.lock().in_flight.get_mut(&self.op) {
+            *n = n.saturating_sub(1);
+        }
     }
 }
 
