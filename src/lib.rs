@@ -5,17 +5,20 @@
 //!
 //! ## Layout
 //!
-//! - [`cli`] and [`config`]: the command line and the settings it resolves (flags, env, TOML).
-//! - [`commands`]: one module per subcommand (`check`, `status`, `jwt-secret`); `backfill`
-//!   is the [`sync`] engine itself.
-//! - [`model`]: the normalised user and group records and their content hashes.
-//! - [`cognito`]: everything that reads Cognito — sharded, rate-limited, retried.
-//! - [`hasura`]: the typed GraphQL operations and the client that sends them.
-//! - [`state`]: run records, checkpoints and leases kept in Hasura.
-//! - [`sync`]: the engine that joins a Cognito reader to a Hasura writer (backfill, ...).
-//! - [`daemon`]: the SQS consumer and its health and metrics endpoints.
-//! - [`events`]: decoding SQS change events into the users and groups they name.
-//! - [`telemetry`]: logging setup and the typed events that log and count together.
+//! Each layer uses only the layers below it (`tests/architecture.rs` checks it; the design
+//! of record is `docs/DESIGN.md`):
+//!
+//! 1. [`cli`] (and the binary's `main.rs`): every clap type, turned into plain requests.
+//! 2. [`commands`]: one module per subcommand; each builds its clients, runs an engine and
+//!    returns the report `main` prints.
+//! 3. Engines: [`sync`] (backfill, reconcile, the pool scan, the writer) and [`daemon`] (the
+//!    SQS consumer behind its queue seam, the scheduled reconcile, early reconcile requests,
+//!    health and metrics).
+//! 4. Adapters: [`cognito`] (the reader: sharded, rate-limited per quota category, retried),
+//!    [`hasura`] (typed GraphQL operations and the client), [`state`] (runs, checkpoints,
+//!    leases and requests kept in Hasura), [`events`] (decoding SQS change events).
+//! 5. [`model`] (records and their content hashes), [`config`] (settings from flags,
+//!    environment and TOML) and [`telemetry`] (typed events that log and count together).
 
 pub mod cli;
 pub mod cognito;

@@ -12,104 +12,20 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow, bail, ensure};
+use anyhow::{Context, ensure};
 use aws_sdk_cognitoidentityprovider::types::AttributeType;
 use serde_json::json;
 use testbed::proxy::COGNITO_USER_LIST_OPERATIONS;
 use testbed::{
     FaultProxy, GroupSpec, MirrorUser, ProxySettings, TestBed, TestBedOptions, UserSpec, UserState,
 };
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Child;
 use uuid::Uuid;
 
 use common::command;
-
-/// One process of the binary under test, killed when dropped; what it writes to stderr is
-/// kept for assertions and failure messages.
-struct Process {
-    name: String,
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Process {
-    fn spawn(name: &str, mut cmd: tokio::process::Command) -> anyhow::Result<Process> {
-        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start {name}"))?;
-        let pipe = child.stderr.take().context("no stderr pipe")?;
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let sink = stderr.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(pipe).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-            }
-        });
-        Ok(Process {
-            name: name.to_owned(),
-            child,
-            stderr,
-        })
-    }
-
-    /// Fails, with the end of its stderr, if the process has exited.
-    fn ensure_running(&mut self) -> anyhow::Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            bail!("{} exited ({status}):\n{}", self.name, self.tail());
-        }
-        Ok(())
-    }
-
-    /// Waits (bounded) for the process to exit.
-    async fn exit(&mut self, bound: Duration) -> anyhow::Result<ExitStatus> {
-        let status = tokio::time::timeout(bound, self.child.wait())
-            .await
-            .map_err(|_| anyhow!("{} still runs after {bound:?}:\n{}", self.name, self.tail()))??;
-        // The pipe reader may still hold the last lines.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        Ok(status)
-    }
-
-    /// Waits (bounded) for the process to exit and fails unless it succeeded.
-    async fn succeed(&mut self, bound: Duration) -> anyhow::Result<()> {
-        let status = self.exit(bound).await?;
-        ensure!(
-            status.success(),
-            "{} exited with {status}:\n{}",
-            self.name,
-            self.tail()
-        );
-        Ok(())
-    }
-
-    /// SIGKILL: no cleanup at all.
-    async fn kill(&mut self) -> anyhow::Result<()> {
-        self.child.start_kill()?;
-        self.child.wait().await?;
-        Ok(())
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .join("\n")
-    }
-
-    /// The last lines of stderr, for failure messages.
-    fn tail(&self) -> String {
-        let lines = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-}
+use common::process::Process;
 
 /// The daemon on the bed's queue, reading Cognito straight from moto, tuned for tests (short
 /// long-polls and backoffs), with no cron reconcile.

@@ -4,94 +4,45 @@
 
 mod common;
 
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use serde_json::Value;
 use testbed::{TestBed, UserSpec, UserState};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Child;
 use uuid::Uuid;
 
 use common::command;
+use common::process::Process;
 
 /// `status --json`'s field that lists the early reconcile requests not served yet.
 const PENDING_REQUESTS_FIELD: &str = "reconcile_requests";
 
-/// A daemon process of the binary under test, killed when dropped; its stderr is kept for
-/// failure messages.
-struct Daemon {
-    name: String,
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Daemon {
-    /// The daemon on the bed's queue with the cron schedule off, tuned for tests (short
-    /// long-polls and backoffs); `debounce` in seconds.
-    fn start(bed: &TestBed, name: &str, debounce: u64) -> anyhow::Result<Daemon> {
-        let mut cmd = command(bed, &bed.aws_endpoint, &bed.hasura.endpoint);
-        cmd.env("HOSTNAME", name)
-            .args([
-                "daemon",
-                "--queue-url",
-                &bed.queue_url,
-                "--listen",
-                "127.0.0.1:0",
-                "--wait-time",
-                "1",
-                "--cognito-rps",
-                "200",
-                "--retry-backoff",
-                "1",
-                "--retry-backoff-max",
-                "2",
-                "--probe-interval",
-                "1",
-                "--reconcile-schedule",
-                "off",
-                "--reconcile-debounce",
-                &debounce.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start {name}"))?;
-        let pipe = child.stderr.take().context("no stderr pipe")?;
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let sink = stderr.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(pipe).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-            }
-        });
-        Ok(Daemon {
-            name: name.to_owned(),
-            child,
-            stderr,
-        })
-    }
-
-    /// Fails, with the end of its stderr, if the daemon has exited.
-    fn ensure_running(&mut self) -> anyhow::Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            let lines = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
-            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
-            bail!("{} exited ({status}):\n{tail}", self.name);
-        }
-        Ok(())
-    }
-
-    /// SIGKILL: no cleanup at all, as a crash or a lost container.
-    async fn kill(&mut self) -> anyhow::Result<()> {
-        self.child.start_kill()?;
-        self.child.wait().await?;
-        Ok(())
-    }
+/// A daemon on the bed's queue with the cron schedule off, tuned for tests (short
+/// long-polls and backoffs); `debounce` in seconds.
+fn daemon(bed: &TestBed, name: &str, debounce: u64) -> anyhow::Result<Process> {
+    let mut cmd = command(bed, &bed.aws_endpoint, &bed.hasura.endpoint);
+    cmd.env("HOSTNAME", name).args([
+        "daemon",
+        "--queue-url",
+        &bed.queue_url,
+        "--listen",
+        "127.0.0.1:0",
+        "--wait-time",
+        "1",
+        "--cognito-rps",
+        "200",
+        "--retry-backoff",
+        "1",
+        "--retry-backoff-max",
+        "2",
+        "--probe-interval",
+        "1",
+        "--reconcile-schedule",
+        "off",
+        "--reconcile-debounce",
+        &debounce.to_string(),
+    ]);
+    Process::spawn(name, cmd)
 }
 
 /// Waits until `check` holds, polling; fails after `bound` (never a timing assertion).
@@ -194,7 +145,7 @@ async fn an_early_reconcile_request_survives_a_restart_with_the_schedule_off() -
     common::backfill(command(&bed, &bed.aws_endpoint, &bed.hasura.endpoint), &[]).await?;
 
     // Long debounce: the first daemon cannot serve the request before it is killed.
-    let mut first = Daemon::start(&bed, "first", 120)?;
+    let mut first = daemon(&bed, "first", 120)?;
     bed.cognito
         .delete_group()
         .user_pool_id(&bed.pool_id)
@@ -232,7 +183,7 @@ async fn an_early_reconcile_request_survives_a_restart_with_the_schedule_off() -
         "status --json shows the pending request in `{PENDING_REQUESTS_FIELD}`: {shown}"
     );
 
-    let mut second = Daemon::start(&bed, "second", 1)?;
+    let mut second = daemon(&bed, "second", 1)?;
     eventually(
         "legacy-beta gone from its former members",
         Duration::from_secs(45),
@@ -310,7 +261,7 @@ async fn a_replica_without_the_lease_leaves_the_request_to_the_holder() -> anyho
         )
         .await?;
 
-    let mut daemon = Daemon::start(&bed, "replica", 1)?;
+    let mut daemon = daemon(&bed, "replica", 1)?;
     eventually(
         "the request served by the daemon",
         Duration::from_secs(60),

@@ -102,7 +102,7 @@ def test_the_daemon_exports_what_this_test_reads():
     series = exported()
     assert "daemon_messages_applied_total" in series
     assert {"daemon_apply_latency_seconds_bucket", "daemon_apply_latency_seconds_sum"} <= set(series)
-    assert series["cognito_calls_total"] == {"operation", "outcome"}
+    assert series["cognito_calls_total"] == {"operation", "category", "outcome"}
 
 
 def test_dashboard_is_valid_grafana_json():

@@ -2,6 +2,8 @@
 //! that the mirror holds exactly what Cognito holds.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod process;
+
 use std::collections::BTreeMap;
 use std::process::Output;
 use std::time::Duration;
