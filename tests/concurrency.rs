@@ -25,44 +25,12 @@ use testbed::{
 use uuid::Uuid;
 
 use common::command;
-use common::process::Process;
+use common::process::{Process, daemon_via};
 
 /// The daemon on the bed's queue, reading Cognito straight from moto, tuned for tests (short
 /// long-polls and backoffs), with no cron reconcile.
 fn daemon(bed: &TestBed, name: &str, extra: &[&str]) -> anyhow::Result<Process> {
     daemon_via(bed, &bed.aws_endpoint, name, "off", extra)
-}
-
-/// [`daemon`] with Cognito (and SQS) reached at `aws_endpoint` and the reconcile `schedule`.
-fn daemon_via(
-    bed: &TestBed,
-    aws_endpoint: &str,
-    name: &str,
-    schedule: &str,
-    extra: &[&str],
-) -> anyhow::Result<Process> {
-    let mut cmd = command(bed, aws_endpoint, &bed.hasura.endpoint);
-    cmd.env("HOSTNAME", name).args([
-        "daemon",
-        "--queue-url",
-        &bed.queue_url,
-        "--listen",
-        "127.0.0.1:0",
-        "--wait-time",
-        "1",
-        "--cognito-rps",
-        "200",
-        "--retry-backoff",
-        "1",
-        "--retry-backoff-max",
-        "2",
-        "--probe-interval",
-        "1",
-        "--reconcile-schedule",
-        schedule,
-    ]);
-    cmd.args(extra);
-    Process::spawn(name, cmd)
 }
 
 /// `backfill` or `reconcile` (with `args`) of the bed's pool, reading Cognito at

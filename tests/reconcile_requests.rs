@@ -12,7 +12,7 @@ use testbed::{TestBed, UserSpec, UserState};
 use uuid::Uuid;
 
 use common::command;
-use common::process::Process;
+use common::process::{Process, daemon_via};
 
 /// `status --json`'s field that lists the early reconcile requests not served yet.
 const PENDING_REQUESTS_FIELD: &str = "reconcile_requests";
@@ -20,29 +20,13 @@ const PENDING_REQUESTS_FIELD: &str = "reconcile_requests";
 /// A daemon on the bed's queue with the cron schedule off, tuned for tests (short
 /// long-polls and backoffs); `debounce` in seconds.
 fn daemon(bed: &TestBed, name: &str, debounce: u64) -> anyhow::Result<Process> {
-    let mut cmd = command(bed, &bed.aws_endpoint, &bed.hasura.endpoint);
-    cmd.env("HOSTNAME", name).args([
-        "daemon",
-        "--queue-url",
-        &bed.queue_url,
-        "--listen",
-        "127.0.0.1:0",
-        "--wait-time",
-        "1",
-        "--cognito-rps",
-        "200",
-        "--retry-backoff",
-        "1",
-        "--retry-backoff-max",
-        "2",
-        "--probe-interval",
-        "1",
-        "--reconcile-schedule",
+    daemon_via(
+        bed,
+        &bed.aws_endpoint,
+        name,
         "off",
-        "--reconcile-debounce",
-        &debounce.to_string(),
-    ]);
-    Process::spawn(name, cmd)
+        &["--reconcile-debounce", &debounce.to_string()],
+    )
 }
 
 /// Waits until `check` holds, polling; fails after `bound` (never a timing assertion).

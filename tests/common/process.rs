@@ -6,8 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail, ensure};
+use testbed::TestBed;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
+
+use super::command;
 
 /// One process of the binary under test, killed when dropped; what it writes to stderr is
 /// kept for assertions and failure messages.
@@ -88,4 +91,38 @@ impl Process {
         let lines = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
+}
+
+/// The daemon on the bed's queue as `HOSTNAME` `name`, tuned for tests (short long-polls and
+/// backoffs), with Cognito (and SQS) reached at `aws_endpoint`, the reconcile `schedule`,
+/// and `extra` flags.
+pub fn daemon_via(
+    bed: &TestBed,
+    aws_endpoint: &str,
+    name: &str,
+    schedule: &str,
+    extra: &[&str],
+) -> anyhow::Result<Process> {
+    let mut cmd = command(bed, aws_endpoint, &bed.hasura.endpoint);
+    cmd.env("HOSTNAME", name).args([
+        "daemon",
+        "--queue-url",
+        &bed.queue_url,
+        "--listen",
+        "127.0.0.1:0",
+        "--wait-time",
+        "1",
+        "--cognito-rps",
+        "200",
+        "--retry-backoff",
+        "1",
+        "--retry-backoff-max",
+        "2",
+        "--probe-interval",
+        "1",
+        "--reconcile-schedule",
+        schedule,
+    ]);
+    cmd.args(extra);
+    Process::spawn(name, cmd)
 }
