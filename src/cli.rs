@@ -14,8 +14,9 @@ use std::time::Duration;
 use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::commands::LeaseRequest;
 use crate::commands::backfill::BackfillRequest;
+use crate::commands::sync_user::SyncUserRequest;
+use crate::commands::{LeaseRequest, QueueUrls};
 use crate::commands::daemon::DaemonRequest;
 use crate::commands::jwt_secret::{ClaimsFormat, JwtSecretRequest};
 use crate::commands::reconcile::ReconcileRequest;
@@ -124,6 +125,10 @@ pub enum Command {
     Daemon(DaemonArgs),
     /// Diff Cognito against the mirror and write only the difference; tombstones users gone from Cognito.
     Reconcile(ReconcileArgs),
+    /// Re-read the named users from Cognito now and write them as the daemon does; prints what changed.
+    SyncUser(SyncUserArgs),
+    /// Move the dead-letter queue's messages back to the sync queue (after an outage).
+    Redrive(RedriveArgs),
 }
 
 impl ConnectionArgs {
@@ -250,6 +255,80 @@ pub struct StatusArgs {
     pub runs: i64,
 
     /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub queues: QueueArgs,
+}
+
+/// The sync queue and its dead-letter queue (`status`, `redrive`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct QueueArgs {
+    /// The sync queue's URL (`status` shows its depth when set).
+    #[arg(long, env = "SYNC_SQS_QUEUE_URL", value_name = "URL")]
+    pub queue_url: Option<String>,
+
+    /// The dead-letter queue's URL [default: the one the sync queue's RedrivePolicy names].
+    #[arg(long, env = "SYNC_SQS_DLQ_URL", value_name = "URL")]
+    pub dlq_url: Option<String>,
+}
+
+impl QueueArgs {
+    pub fn urls(&self) -> QueueUrls {
+        QueueUrls {
+            queue_url: self.queue_url.clone(),
+            dlq_url: self.dlq_url.clone(),
+        }
+    }
+}
+
+/// `sync-user`: re-sync the named users now.
+#[derive(Debug, Clone, Args)]
+pub struct SyncUserArgs {
+    /// Users to sync: a `sub` (a UUID) or a username each. Each is read from Cognito as the
+    /// daemon reads a user (AdminGetUser, the ListUsers `sub =` filter, AdminListGroupsForUser)
+    /// and written through the daemon's guarded write: a user Cognito no longer has is
+    /// tombstoned, and a newer read already in the mirror is kept. Exits non-zero when a user
+    /// could not be read or written, or is known neither to Cognito nor to the mirror.
+    #[arg(value_name = "SUB_OR_USERNAME", required_unless_present = "stdin")]
+    pub users: Vec<String>,
+
+    /// Also read users from stdin, one a line (blank lines and `#` comments skipped).
+    #[arg(long)]
+    pub stdin: bool,
+
+    /// Print the differences between Cognito and the mirror; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl SyncUserArgs {
+    pub fn request(&self) -> SyncUserRequest {
+        SyncUserRequest {
+            identifiers: self.users.clone(),
+            stdin: self.stdin,
+            dry_run: self.dry_run,
+        }
+    }
+}
+
+/// `redrive`: move the dead-letter queue back to the sync queue.
+///
+/// Uses SQS's message move task (StartMessageMoveTask, waiting for it with
+/// ListMessageMoveTasks); where the endpoint has none (emulators), receives, sends to the
+/// sync queue and only then deletes, a batch of 10 at a time. Bodies and message attributes
+/// are kept. Progress is logged every few seconds; Ctrl-C stops after the batch in flight.
+#[derive(Debug, Clone, Args)]
+pub struct RedriveArgs {
+    #[command(flatten)]
+    pub queues: QueueArgs,
+
+    /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
