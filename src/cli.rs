@@ -15,11 +15,11 @@ use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::backfill::BackfillRequest;
-use crate::commands::sync_user::SyncUserRequest;
-use crate::commands::{LeaseRequest, QueueUrls};
 use crate::commands::daemon::DaemonRequest;
 use crate::commands::jwt_secret::{ClaimsFormat, JwtSecretRequest};
 use crate::commands::reconcile::ReconcileRequest;
+use crate::commands::sync_user::SyncUserRequest;
+use crate::commands::{LeaseRequest, QueueUrls};
 use crate::config::{DEFAULT_COGNITO_RPS, Overrides, ScanOverrides, Secret};
 use crate::daemon::DaemonOptions;
 use crate::daemon::scheduler::{DEFAULT_SCHEDULE, SchedulerOptions, parse_schedule};
@@ -115,7 +115,7 @@ impl std::fmt::Debug for ConnectionArgs {
 pub enum Command {
     /// Stream the whole pool into Hasura; resumes the latest unfinished backfill of the pool.
     Backfill(BackfillArgs),
-    /// Show recent runs and mirror counts.
+    /// Show recent runs, mirror counts and (with --queue-url) the queues' depths.
     Status(StatusArgs),
     /// Verify configuration, AWS credentials, the pool, Hasura and its tables.
     Check,
@@ -126,8 +126,22 @@ pub enum Command {
     /// Diff Cognito against the mirror and write only the difference; tombstones users gone from Cognito.
     Reconcile(ReconcileArgs),
     /// Re-read the named users from Cognito now and write them as the daemon does; prints what changed.
+    ///
+    /// Each user is read as the daemon reads a user an event names (AdminGetUser, the
+    /// ListUsers `sub =` filter, AdminListGroupsForUser, under the daemon's quota limits) and
+    /// written through the daemon's guarded write: a user Cognito no longer has is tombstoned,
+    /// and a newer read already in the mirror is kept. Prints per user: inserted, updated (with
+    /// the changed fields), tombstoned, unchanged, superseded, not found or failed. Exits
+    /// non-zero when a user could not be read or written, or is known neither to Cognito nor
+    /// to the mirror.
     SyncUser(SyncUserArgs),
     /// Move the dead-letter queue's messages back to the sync queue (after an outage).
+    ///
+    /// Uses SQS's message move task (StartMessageMoveTask, waiting for it with
+    /// ListMessageMoveTasks); where the endpoint has none (emulators), receives, sends to the
+    /// sync queue and only then deletes, a batch of 10 at a time. Bodies and message
+    /// attributes are kept. Progress is logged every few seconds; Ctrl-C stops after the batch
+    /// in flight (a move task keeps running in SQS).
     Redrive(RedriveArgs),
 }
 
@@ -286,11 +300,7 @@ impl QueueArgs {
 /// `sync-user`: re-sync the named users now.
 #[derive(Debug, Clone, Args)]
 pub struct SyncUserArgs {
-    /// Users to sync: a `sub` (a UUID) or a username each. Each is read from Cognito as the
-    /// daemon reads a user (AdminGetUser, the ListUsers `sub =` filter, AdminListGroupsForUser)
-    /// and written through the daemon's guarded write: a user Cognito no longer has is
-    /// tombstoned, and a newer read already in the mirror is kept. Exits non-zero when a user
-    /// could not be read or written, or is known neither to Cognito nor to the mirror.
+    /// Users to sync: a `sub` (a UUID) or a username each.
     #[arg(value_name = "SUB_OR_USERNAME", required_unless_present = "stdin")]
     pub users: Vec<String>,
 
@@ -318,11 +328,6 @@ impl SyncUserArgs {
 }
 
 /// `redrive`: move the dead-letter queue back to the sync queue.
-///
-/// Uses SQS's message move task (StartMessageMoveTask, waiting for it with
-/// ListMessageMoveTasks); where the endpoint has none (emulators), receives, sends to the
-/// sync queue and only then deletes, a batch of 10 at a time. Bodies and message attributes
-/// are kept. Progress is logged every few seconds; Ctrl-C stops after the batch in flight.
 #[derive(Debug, Clone, Args)]
 pub struct RedriveArgs {
     #[command(flatten)]

@@ -84,8 +84,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Redrive(args) => {
-            let report =
-                redrive::run(&settings, &args.queues.urls(), shutdown_on_signal()).await?;
+            let report = redrive::run(&settings, &args.queues.urls(), shutdown_on_signal()).await?;
             if args.json {
                 print_json(&report, false)?;
             } else {

@@ -74,8 +74,7 @@ fn changed_fields(line: &Value) -> BTreeSet<String> {
 /// run writes it and says so per user; a second run finds nothing to do; an identifier
 /// neither side knows fails the command, also from stdin.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sync_user_writes_what_cognito_says_now_and_dry_run_writes_nothing() -> anyhow::Result<()>
-{
+async fn sync_user_writes_what_cognito_says_now_and_dry_run_writes_nothing() -> anyhow::Result<()> {
     let bed = TestBed::start().await?;
     bed.create_group(&GroupSpec::new("editors")).await?;
     bed.create_group(&GroupSpec::new("admins")).await?;
@@ -102,7 +101,12 @@ async fn sync_user_writes_what_cognito_says_now_and_dry_run_writes_nothing() -> 
         .admin_update_user_attributes()
         .user_pool_id(&bed.pool_id)
         .username("alice")
-        .user_attributes(AttributeType::builder().name("given_name").value("Alicia").build()?)
+        .user_attributes(
+            AttributeType::builder()
+                .name("given_name")
+                .value("Alicia")
+                .build()?,
+        )
         .send()
         .await?;
     bed.cognito
@@ -119,11 +123,22 @@ async fn sync_user_writes_what_cognito_says_now_and_dry_run_writes_nothing() -> 
     let before = row_versions(&bed).await?;
     let dry = binary(
         &bed,
-        &["sync-user", "--dry-run", "--json", "alice", &bob_sub, "dave", "ghost"],
+        &[
+            "sync-user",
+            "--dry-run",
+            "--json",
+            "alice",
+            &bob_sub,
+            "dave",
+            "ghost",
+        ],
         None,
     )
     .await?;
-    ensure!(!dry.status.success(), "an unknown user must fail the command");
+    ensure!(
+        !dry.status.success(),
+        "an unknown user must fail the command"
+    );
     let report = json(&dry)?;
     assert_eq!(report["dry_run"], true);
     let alice_line = line(&report, "alice")?;
@@ -150,7 +165,11 @@ async fn sync_user_writes_what_cognito_says_now_and_dry_run_writes_nothing() -> 
     assert_eq!(line(&report, &bob_sub)?["outcome"], "tombstoned");
     assert_eq!(line(&report, "dave")?["outcome"], "inserted");
     assert_eq!(line(&report, "ghost")?["outcome"], "not_found");
-    assert_eq!(row_versions(&bed).await?, before, "a dry run wrote to the mirror");
+    assert_eq!(
+        row_versions(&bed).await?,
+        before,
+        "a dry run wrote to the mirror"
+    );
 
     // The real run writes each change and says what it did.
     let synced = binary(
@@ -180,14 +199,26 @@ async fn sync_user_writes_what_cognito_says_now_and_dry_run_writes_nothing() -> 
 
     // Nothing left to do: unchanged, and the tombstone stays (success).
     let again = binary(&bed, &["sync-user", "alice", &bob_sub], None).await?;
-    ensure!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    ensure!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     let text = stdout(&again);
     assert!(text.contains("alice: unchanged"), "{text}");
     assert!(text.contains(&format!("{bob_sub}: unchanged")), "{text}");
 
     // From stdin: the unknown one fails the command, the known one is still synced.
-    let piped = binary(&bed, &["sync-user", "--stdin"], Some("# ticket 1\ndave\n\nghost\n")).await?;
-    ensure!(!piped.status.success(), "an unknown user must fail the command");
+    let piped = binary(
+        &bed,
+        &["sync-user", "--stdin"],
+        Some("# ticket 1\ndave\n\nghost\n"),
+    )
+    .await?;
+    ensure!(
+        !piped.status.success(),
+        "an unknown user must fail the command"
+    );
     let text = stdout(&piped);
     assert!(text.contains("dave: unchanged"), "{text}");
     assert!(text.contains("ghost: not found"), "{text}");
@@ -251,8 +282,10 @@ async fn redrive_after_a_hasura_outage_loses_and_duplicates_nothing() -> anyhow:
     )?;
     eventually("every message in the dead-letter queue", async || {
         daemon.ensure_running()?;
-        Ok(bed.queue_depth(&bed.dlq_url).await?.0 == bodies.len() as u64
-            && bed.queue_depth(&bed.queue_url).await? == (0, 0))
+        Ok(
+            bed.queue_depth(&bed.dlq_url).await?.0 == bodies.len() as u64
+                && bed.queue_depth(&bed.queue_url).await? == (0, 0),
+        )
     })
     .await?;
     daemon.kill().await?;
@@ -260,8 +293,17 @@ async fn redrive_after_a_hasura_outage_loses_and_duplicates_nothing() -> anyhow:
     proxy.set_fail_fraction(0.0);
 
     // status: the dead-letter queue found through the RedrivePolicy, both depths shown.
-    let status = binary(&bed, &["status", "--json", "--queue-url", &bed.queue_url], None).await?;
-    ensure!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let status = binary(
+        &bed,
+        &["status", "--json", "--queue-url", &bed.queue_url],
+        None,
+    )
+    .await?;
+    ensure!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     let status = json(&status)?;
     assert_eq!(status["queues"]["queue"]["visible"], 0, "{status}");
     assert_eq!(status["queues"]["queue"]["in_flight"], 0, "{status}");
@@ -271,14 +313,21 @@ async fn redrive_after_a_hasura_outage_loses_and_duplicates_nothing() -> anyhow:
     let text = binary(&bed, &["status", "--queue-url", &bed.queue_url], None).await?;
     let shown = stdout(&text);
     assert!(
-        shown.contains(&format!("dead-letter queue {}: {} visible, 0 in flight", bed.dlq_url, bodies.len())),
+        shown.contains(&format!(
+            "dead-letter queue {}: {} visible, 0 in flight",
+            bed.dlq_url,
+            bodies.len()
+        )),
         "{shown}"
     );
     assert!(shown.contains("ApproximateAgeOfOldestMessage"), "{shown}");
     let mut without_queue = command(&bed, &bed.aws_endpoint, &bed.hasura.endpoint);
     without_queue.env_remove("SYNC_SQS_QUEUE_URL").arg("status");
     let plain = stdout(&run(without_queue).await?);
-    assert!(!plain.contains("dead-letter"), "no queue configured: {plain}");
+    assert!(
+        !plain.contains("dead-letter"),
+        "no queue configured: {plain}"
+    );
 
     // redrive: everything back in the sync queue, as it was sent.
     let redriven = binary(
@@ -297,7 +346,10 @@ async fn redrive_after_a_hasura_outage_loses_and_duplicates_nothing() -> anyhow:
     // moto has no message move tasks.
     assert_eq!(report["method"], "receive_send_delete", "{report}");
     assert_eq!(bed.queue_depth(&bed.dlq_url).await?, (0, 0));
-    assert_eq!(bed.queue_depth(&bed.queue_url).await?.0, bodies.len() as u64);
+    assert_eq!(
+        bed.queue_depth(&bed.queue_url).await?.0,
+        bodies.len() as u64
+    );
     let peeked = bed
         .sqs
         .receive_message()
@@ -341,12 +393,26 @@ async fn redrive_of_an_empty_dead_letter_queue_and_without_a_queue() -> anyhow::
     let bed = TestBed::start().await?;
     let empty = binary(
         &bed,
-        &["redrive", "--queue-url", &bed.queue_url, "--dlq-url", &bed.dlq_url],
+        &[
+            "redrive",
+            "--queue-url",
+            &bed.queue_url,
+            "--dlq-url",
+            &bed.dlq_url,
+        ],
         None,
     )
     .await?;
-    ensure!(empty.status.success(), "{}", String::from_utf8_lossy(&empty.stderr));
-    assert!(stdout(&empty).starts_with("0 messages moved"), "{}", stdout(&empty));
+    ensure!(
+        empty.status.success(),
+        "{}",
+        String::from_utf8_lossy(&empty.stderr)
+    );
+    assert!(
+        stdout(&empty).starts_with("0 messages moved"),
+        "{}",
+        stdout(&empty)
+    );
     let mut cmd = command(&bed, &bed.aws_endpoint, &bed.hasura.endpoint);
     cmd.env_remove("SYNC_SQS_QUEUE_URL").arg("redrive");
     let refused = run(cmd).await?;

@@ -139,7 +139,12 @@ impl QueueUrls {
     /// The dead-letter queue: the configured one, else the one `queue`'s `RedrivePolicy`
     /// names; `None` when neither.
     async fn dead_letter_queue(&self, queue: &SqsQueue) -> anyhow::Result<Option<SqsQueue>> {
-        if let Some(url) = self.dlq_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+        if let Some(url) = self
+            .dlq_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        {
             return Ok(Some(queue.with_url(url)));
         }
         queue.dead_letter_queue().await.map_err(|e| {

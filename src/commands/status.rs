@@ -232,7 +232,10 @@ impl QueueStatus {
         match &self.dead_letter_queue {
             Some(dlq) => dlq.render("dead-letter queue", out),
             None => {
-                let _ = writeln!(out, "dead-letter queue: none (the queue has no RedrivePolicy)");
+                let _ = writeln!(
+                    out,
+                    "dead-letter queue: none (the queue has no RedrivePolicy)"
+                );
             }
         }
         let _ = writeln!(

@@ -224,12 +224,9 @@ impl SqsQueue {
             .destination_arn(destination_arn)
             .send()
             .await
-            .map_err(|error| {
-                if answers_unsupported(&error) {
-                    MoveTaskError::Unsupported(sdk_error(error))
-                } else {
-                    MoveTaskError::Failed(sdk_error(error))
-                }
+            .map_err(|error| match unsupported_answer(&error) {
+                Some(answer) => MoveTaskError::Unsupported(answer),
+                None => MoveTaskError::Failed(sdk_error(error)),
             })?;
         Ok(out.task_handle.unwrap_or_default())
     }
@@ -245,15 +242,20 @@ impl SqsQueue {
             .send()
             .await
             .map_err(sdk_error)?;
-        Ok(out.results.unwrap_or_default().into_iter().next().map(|t| MoveTask {
-            task_handle: t.task_handle.clone(),
-            status: t.status.clone().unwrap_or_default(),
-            moved: u64::try_from(t.approximate_number_of_messages_moved).unwrap_or(0),
-            to_move: t
-                .approximate_number_of_messages_to_move
-                .and_then(|n| u64::try_from(n).ok()),
-            failure_reason: t.failure_reason,
-        }))
+        Ok(out
+            .results
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .map(|t| MoveTask {
+                task_handle: t.task_handle.clone(),
+                status: t.status.clone().unwrap_or_default(),
+                moved: u64::try_from(t.approximate_number_of_messages_moved).unwrap_or(0),
+                to_move: t
+                    .approximate_number_of_messages_to_move
+                    .and_then(|n| u64::try_from(n).ok()),
+                failure_reason: t.failure_reason,
+            }))
     }
 }
 
@@ -301,21 +303,25 @@ const UNSUPPORTED_CODES: [&str; 5] = [
     "NotImplemented",
 ];
 
-/// Whether the endpoint answered that it does not offer the operation: one of
-/// [`UNSUPPORTED_CODES`], HTTP 501, or a reply that is no SQS error at all (no error code,
-/// or not even a parseable reply; SQS itself always sends a code), as emulators answer
+/// How the endpoint said it does not offer the operation, if it did: one of
+/// [`UNSUPPORTED_CODES`], HTTP 501, or a reply that is no SQS error at all (no error code, or
+/// not even a parseable reply; SQS itself always sends a code), as emulators answer
 /// operations they do not implement. A connection failure or a timeout is not an answer.
-fn answers_unsupported<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
-    match error {
-        SdkError::ServiceError(service) => {
-            service.raw().status().as_u16() == 501
-                || service
-                    .err()
-                    .code()
-                    .is_none_or(|code| UNSUPPORTED_CODES.contains(&code))
+fn unsupported_answer<E: ProvideErrorMetadata>(
+    error: &SdkError<E, HttpResponse>,
+) -> Option<String> {
+    let status = error.raw_response()?.status().as_u16();
+    match (error, error.code()) {
+        (SdkError::ServiceError(_), Some(code)) if UNSUPPORTED_CODES.contains(&code) => {
+            Some(format!("HTTP {status} {code}"))
         }
-        SdkError::ResponseError(_) => true,
-        _ => false,
+        (SdkError::ServiceError(_), Some(code)) if status == 501 => {
+            Some(format!("HTTP {status} {code}"))
+        }
+        (SdkError::ServiceError(_) | SdkError::ResponseError(_), None) => {
+            Some(format!("HTTP {status} without an SQS error code"))
+        }
+        _ => None,
     }
 }
 

@@ -248,7 +248,11 @@ fn plan<'r>(
             None,
         )],
         Some(Ok(Some(record))) => {
-            let mut synced = line(UserOutcome::Inserted, Some(record.id), Some(&record.username));
+            let mut synced = line(
+                UserOutcome::Inserted,
+                Some(record.id),
+                Some(&record.username),
+            );
             if let Some(row) = before.by_id(record.id) {
                 synced.changes = changes(row, record);
                 synced.outcome = if synced.changes.is_empty() {
@@ -387,7 +391,10 @@ fn changes(row: &MirrorRow, record: &UserRecord) -> Vec<FieldChange> {
     };
     named("username", row.username != record.username);
     named("email", row.email != record.email);
-    named("email_verified", row.email_verified != record.email_verified);
+    named(
+        "email_verified",
+        row.email_verified != record.email_verified,
+    );
     named("phone_number", row.phone_number != record.phone_number);
     named("given_name", row.given_name != record.given_name);
     named("family_name", row.family_name != record.family_name);
@@ -464,7 +471,9 @@ impl fmt::Display for UserSyncReport {
         for user in &self.users {
             write!(f, "{}: ", user.identifier)?;
             match user.outcome {
-                UserOutcome::NotFound => write!(f, "not found: known neither to Cognito nor to the mirror")?,
+                UserOutcome::NotFound => {
+                    write!(f, "not found: known neither to Cognito nor to the mirror")?
+                }
                 UserOutcome::Failed => write!(f, "failed")?,
                 UserOutcome::Unchanged => write!(f, "unchanged")?,
                 UserOutcome::Superseded => write!(f, "superseded")?,
@@ -572,7 +581,10 @@ mod tests {
         assert_eq!(fields(&found), vec!["given_name", "groups"]);
         assert_eq!(found[0].mirror, None, "personal data is named, not shown");
         assert_eq!(found[1].mirror, Some(serde_json::json!(["editors"])));
-        assert_eq!(found[1].cognito, Some(serde_json::json!(["admins", "editors"])));
+        assert_eq!(
+            found[1].cognito,
+            Some(serde_json::json!(["admins", "editors"]))
+        );
     }
 
     #[test]
@@ -593,9 +605,6 @@ mod tests {
             parse_identifier("5f1c7d9e-2a4b-4c8d-9e0f-1a2b3c4d5e6f"),
             UserRef::Sub("5f1c7d9e-2a4b-4c8d-9e0f-1a2b3c4d5e6f".parse().unwrap())
         );
-        assert_eq!(
-            parse_identifier("alice"),
-            UserRef::Username("alice".into())
-        );
+        assert_eq!(parse_identifier("alice"), UserRef::Username("alice".into()));
     }
 }

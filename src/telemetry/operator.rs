@@ -45,7 +45,11 @@ pub struct RedriveStarted<'a> {
 
 impl RedriveStarted<'_> {
     pub fn emit(&self) {
-        tracing::info!(method = self.method, reason = self.reason, "redrive started");
+        tracing::info!(
+            method = self.method,
+            reason = self.reason,
+            "redrive started"
+        );
         metrics::counter!("redrive_runs_total", "method" => self.method).increment(1);
     }
 }
