@@ -1,22 +1,25 @@
 //! The operator commands through the real binary against the test bed: `sync-user` on a
 //! changed, a deleted, a new and an unknown user (and `--dry-run` writing nothing); `redrive`
 //! of the messages a Hasura outage sent to the dead-letter queue, after which the daemon
-//! applies every one; and `status` showing both queues' depths.
+//! applies every one, each once; and `status` showing both queues' depths.
 
 mod common;
 
 use std::collections::BTreeSet;
 use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use aws_sdk_cognitoidentityprovider::types::AttributeType;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use common::process::daemon_via;
-use common::{command, row_versions, run};
+use common::{command, eventually, row_versions, run};
 use serde_json::Value;
 use testbed::{FaultProxy, GroupSpec, TestBed, TestBedOptions, UserSpec};
 use tokio::io::AsyncWriteExt;
+
+/// How long the daemon may take to move or apply every message.
+const BOUND: Duration = Duration::from_secs(180);
 
 /// Runs the binary with `args` against the bed, `stdin` piped in when given.
 async fn binary(bed: &TestBed, args: &[&str], stdin: Option<&str>) -> anyhow::Result<Output> {
@@ -33,6 +36,18 @@ async fn binary(bed: &TestBed, args: &[&str], stdin: Option<&str>) -> anyhow::Re
     pipe.write_all(input.as_bytes()).await?;
     drop(pipe);
     Ok(child.wait_with_output().await?)
+}
+
+/// [`binary`], failing with its stderr unless it succeeded.
+async fn succeed(bed: &TestBed, args: &[&str]) -> anyhow::Result<Output> {
+    let output = binary(bed, args, None).await?;
+    ensure!(
+        output.status.success(),
+        "{args:?} failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(output)
 }
 
 fn stdout(output: &Output) -> String {
@@ -172,17 +187,7 @@ async fn sync_user_writes_what_cognito_says_now_and_dry_run_writes_nothing() -> 
     );
 
     // The real run writes each change and says what it did.
-    let synced = binary(
-        &bed,
-        &["sync-user", "--json", "alice", &bob_sub, "dave"],
-        None,
-    )
-    .await?;
-    ensure!(
-        synced.status.success(),
-        "sync-user failed:\n{}",
-        String::from_utf8_lossy(&synced.stderr)
-    );
+    let synced = succeed(&bed, &["sync-user", "--json", "alice", &bob_sub, "dave"]).await?;
     let report = json(&synced)?;
     assert_eq!(line(&report, "alice")?["outcome"], "updated");
     assert_eq!(line(&report, &bob_sub)?["outcome"], "tombstoned");
@@ -198,12 +203,7 @@ async fn sync_user_writes_what_cognito_says_now_and_dry_run_writes_nothing() -> 
     assert!(carol.deleted_at.is_none(), "an unnamed user was touched");
 
     // Nothing left to do: unchanged, and the tombstone stays (success).
-    let again = binary(&bed, &["sync-user", "alice", &bob_sub], None).await?;
-    ensure!(
-        again.status.success(),
-        "{}",
-        String::from_utf8_lossy(&again.stderr)
-    );
+    let again = succeed(&bed, &["sync-user", "alice", &bob_sub]).await?;
     let text = stdout(&again);
     assert!(text.contains("alice: unchanged"), "{text}");
     assert!(text.contains(&format!("{bob_sub}: unchanged")), "{text}");
@@ -223,23 +223,6 @@ async fn sync_user_writes_what_cognito_says_now_and_dry_run_writes_nothing() -> 
     assert!(text.contains("dave: unchanged"), "{text}");
     assert!(text.contains("ghost: not found"), "{text}");
     Ok(())
-}
-
-/// Waits until `check` holds; fails after a generous bound (never a timing assertion).
-async fn eventually(
-    what: &str,
-    mut check: impl AsyncFnMut() -> anyhow::Result<bool>,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        if check().await? {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
 }
 
 /// Hasura fails every request while the daemon runs: each message is received until the
@@ -280,30 +263,24 @@ async fn redrive_after_a_hasura_outage_loses_and_duplicates_nothing() -> anyhow:
         "off",
         &["--hasura-endpoint", &down],
     )?;
-    eventually("every message in the dead-letter queue", async || {
-        daemon.ensure_running()?;
-        Ok(
-            bed.queue_depth(&bed.dlq_url).await?.0 == bodies.len() as u64
-                && bed.queue_depth(&bed.queue_url).await? == (0, 0),
-        )
-    })
+    eventually(
+        "every message in the dead-letter queue",
+        BOUND,
+        async || {
+            daemon.ensure_running()?;
+            Ok(
+                bed.queue_depth(&bed.dlq_url).await?.0 == bodies.len() as u64
+                    && bed.queue_depth(&bed.queue_url).await? == (0, 0),
+            )
+        },
+    )
     .await?;
     daemon.kill().await?;
     assert!(bed.mirror_users().await?.is_empty());
     proxy.set_fail_fraction(0.0);
 
     // status: the dead-letter queue found through the RedrivePolicy, both depths shown.
-    let status = binary(
-        &bed,
-        &["status", "--json", "--queue-url", &bed.queue_url],
-        None,
-    )
-    .await?;
-    ensure!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+    let status = succeed(&bed, &["status", "--json", "--queue-url", &bed.queue_url]).await?;
     let status = json(&status)?;
     assert_eq!(status["queues"]["queue"]["visible"], 0, "{status}");
     assert_eq!(status["queues"]["queue"]["in_flight"], 0, "{status}");
@@ -330,17 +307,7 @@ async fn redrive_after_a_hasura_outage_loses_and_duplicates_nothing() -> anyhow:
     );
 
     // redrive: everything back in the sync queue, as it was sent.
-    let redriven = binary(
-        &bed,
-        &["redrive", "--json", "--queue-url", &bed.queue_url],
-        None,
-    )
-    .await?;
-    ensure!(
-        redriven.status.success(),
-        "redrive failed:\n{}",
-        String::from_utf8_lossy(&redriven.stderr)
-    );
+    let redriven = succeed(&bed, &["redrive", "--json", "--queue-url", &bed.queue_url]).await?;
     let report = json(&redriven)?;
     assert_eq!(report["moved"], bodies.len() as u64, "{report}");
     // moto has no message move tasks.
@@ -373,25 +340,31 @@ async fn redrive_after_a_hasura_outage_loses_and_duplicates_nothing() -> anyhow:
 
     // A new daemon, Hasura up: every user applied once, both queues drained.
     let mut daemon = daemon_via(&bed, &bed.aws_endpoint, "recovered", "off", &[])?;
-    eventually("every user applied and the queues drained", async || {
-        daemon.ensure_running()?;
-        Ok(bed.mirror_users().await?.len() == users.len()
-            && bed.queue_depth(&bed.queue_url).await? == (0, 0))
-    })
+    eventually(
+        "every user applied and the queues drained",
+        BOUND,
+        async || {
+            daemon.ensure_running()?;
+            Ok(bed.mirror_users().await?.len() == users.len()
+                && bed.queue_depth(&bed.queue_url).await? == (0, 0))
+        },
+    )
     .await?;
     daemon.kill().await?;
+    // Each redriven message arrived once: no copy was sent twice.
+    assert_eq!(
+        daemon.stderr().matches("message applied").count(),
+        bodies.len(),
+        "{}",
+        daemon.tail()
+    );
     let mirrored: BTreeSet<_> = bed.mirror_users().await?.iter().map(|u| u.id).collect();
     let created: BTreeSet<_> = users.iter().map(|u| u.sub).collect();
     assert_eq!(mirrored, created);
     assert_eq!(bed.queue_depth(&bed.dlq_url).await?, (0, 0));
-    Ok(())
-}
 
-/// A redrive with nothing to move succeeds and says so; one without a queue names the flag.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redrive_of_an_empty_dead_letter_queue_and_without_a_queue() -> anyhow::Result<()> {
-    let bed = TestBed::start().await?;
-    let empty = binary(
+    // Nothing left: a redrive (dead-letter queue named) moves nothing and succeeds.
+    let empty = succeed(
         &bed,
         &[
             "redrive",
@@ -400,19 +373,14 @@ async fn redrive_of_an_empty_dead_letter_queue_and_without_a_queue() -> anyhow::
             "--dlq-url",
             &bed.dlq_url,
         ],
-        None,
     )
     .await?;
-    ensure!(
-        empty.status.success(),
-        "{}",
-        String::from_utf8_lossy(&empty.stderr)
-    );
     assert!(
         stdout(&empty).starts_with("0 messages moved"),
         "{}",
         stdout(&empty)
     );
+    // No queue: the error names the flag.
     let mut cmd = command(&bed, &bed.aws_endpoint, &bed.hasura.endpoint);
     cmd.env_remove("SYNC_SQS_QUEUE_URL").arg("redrive");
     let refused = run(cmd).await?;

@@ -63,6 +63,27 @@ pub trait Queue: Send + Sync + 'static {
     fn depth(&self) -> impl Future<Output = Result<(u64, u64), String>> + Send;
 }
 
+/// Sends one batch call (`send_message_batch`, `delete_message_batch`, ...) of `entries` to
+/// `queue` and evaluates to its failed entries; no call when there are no entries.
+macro_rules! batch_call {
+    ($queue:expr, $operation:ident, $entries:expr) => {{
+        let entries = $entries;
+        if entries.is_empty() {
+            Ok(Vec::new())
+        } else {
+            $queue
+                .client
+                .$operation()
+                .queue_url(&$queue.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map(|out| failures(out.failed()))
+                .map_err(sdk_error)
+        }
+    }};
+}
+
 /// An SQS queue by URL.
 #[derive(Debug, Clone)]
 pub struct SqsQueue {
@@ -199,18 +220,7 @@ impl SqsQueue {
                     .ok()
             })
             .collect();
-        if entries.is_empty() {
-            return Ok(Vec::new());
-        }
-        let out = self
-            .client
-            .send_message_batch()
-            .queue_url(&self.url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(failures(out.failed()))
+        batch_call!(self, send_message_batch, entries)
     }
 
     /// Starts SQS's move of every message of this queue (a dead-letter queue) to the queue
@@ -414,18 +424,7 @@ impl Queue for SqsQueue {
                     .ok()
             })
             .collect();
-        if entries.is_empty() {
-            return Ok(Vec::new());
-        }
-        let out = self
-            .client
-            .delete_message_batch()
-            .queue_url(&self.url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(failures(out.failed()))
+        batch_call!(self, delete_message_batch, entries)
     }
 
     async fn set_visibility(
@@ -443,18 +442,7 @@ impl Queue for SqsQueue {
                     .ok()
             })
             .collect();
-        if entries.is_empty() {
-            return Ok(Vec::new());
-        }
-        let out = self
-            .client
-            .change_message_visibility_batch()
-            .queue_url(&self.url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(failures(out.failed()))
+        batch_call!(self, change_message_visibility_batch, entries)
     }
 
     async fn depth(&self) -> Result<(u64, u64), String> {

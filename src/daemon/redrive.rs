@@ -17,7 +17,7 @@ use anyhow::{anyhow, bail};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::queue::{Envelope, MoveTaskError, Queue, SqsQueue};
+use super::queue::{EntryFailure, Envelope, MoveTaskError, Queue, SqsQueue};
 use crate::config::redacted_url;
 use crate::telemetry::operator::{RedriveMessageFailed, RedriveProgress, RedriveStarted};
 
@@ -251,14 +251,7 @@ impl Redrive {
                 )));
             }
         };
-        for (n, error) in &unsent {
-            RedriveMessageFailed {
-                message_id: batch.get(*n).map_or("?", |m| m.message_id.as_str()),
-                operation: "SendMessageBatch",
-                error,
-            }
-            .emit();
-        }
+        report_unmoved(batch, "SendMessageBatch", &unsent);
         let unsent: Vec<usize> = unsent.into_iter().map(|(n, _)| n).collect();
         let deletes: Vec<(usize, &str)> = batch
             .iter()
@@ -272,14 +265,7 @@ impl Redrive {
         };
         // Sent but not deleted: the original returns after its visibility timeout and is
         // moved again; a duplicate event is harmless.
-        for (n, error) in &delete_failures {
-            RedriveMessageFailed {
-                message_id: batch.get(*n).map_or("?", |m| m.message_id.as_str()),
-                operation: "DeleteMessageBatch",
-                error,
-            }
-            .emit();
-        }
+        report_unmoved(batch, "DeleteMessageBatch", &delete_failures);
         self.release(batch, &unsent).await;
         Ok((deletes.len() as u64, unsent.len() as u64))
     }
@@ -306,6 +292,18 @@ impl Redrive {
             moved,
             total,
             remaining: self.dlq.depth().await.ok().map(|(visible, _)| visible),
+        }
+        .emit();
+    }
+}
+
+/// Logs and counts each entry of `batch` that `operation` failed.
+fn report_unmoved(batch: &[Envelope], operation: &'static str, failures: &[EntryFailure]) {
+    for (n, error) in failures {
+        RedriveMessageFailed {
+            message_id: batch.get(*n).map_or("?", |m| m.message_id.as_str()),
+            operation,
+            error,
         }
         .emit();
     }
