@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::operation::receive_message::builders::ReceiveMessageFluentBuilder;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
     MessageAttributeValue, MessageSystemAttributeName, MessageSystemAttributeNameForSends,
@@ -135,6 +136,22 @@ impl SqsQueue {
         Ok(Some(self.with_url(url)))
     }
 
+    /// ReceiveMessage of up to `max` messages, waiting up to `wait_seconds` for the first,
+    /// each invisible for `visibility_seconds`.
+    fn receive_request(
+        &self,
+        max: i32,
+        wait_seconds: i32,
+        visibility_seconds: i32,
+    ) -> ReceiveMessageFluentBuilder {
+        self.client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(max)
+            .wait_time_seconds(wait_seconds)
+            .visibility_timeout(visibility_seconds)
+    }
+
     async fn attribute(&self, name: QueueAttributeName) -> Result<Option<String>, String> {
         let mut out = self
             .client
@@ -160,12 +177,7 @@ impl SqsQueue {
         visibility_seconds: i32,
     ) -> Result<Vec<Envelope>, String> {
         let out = self
-            .client
-            .receive_message()
-            .queue_url(&self.url)
-            .max_number_of_messages(max)
-            .wait_time_seconds(wait_seconds)
-            .visibility_timeout(visibility_seconds)
+            .receive_request(max, wait_seconds, visibility_seconds)
             .message_attribute_names("All")
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
@@ -368,12 +380,7 @@ impl Queue for SqsQueue {
         visibility_seconds: i32,
     ) -> Result<Vec<Received>, String> {
         let out = self
-            .client
-            .receive_message()
-            .queue_url(&self.url)
-            .max_number_of_messages(max)
-            .wait_time_seconds(wait_seconds)
-            .visibility_timeout(visibility_seconds)
+            .receive_request(max, wait_seconds, visibility_seconds)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .send()
