@@ -92,13 +92,13 @@ impl Redrive {
         })?;
         let (method, moved, failed, interrupted) =
             match self.dlq.start_move_task(&destination).await {
-                Ok(_) => {
+                Ok(handle) => {
                     RedriveStarted {
                         method: RedriveMethod::MoveTask.as_str(),
                         reason: "StartMessageMoveTask accepted",
                     }
                     .emit();
-                    let (moved, interrupted) = self.wait_for_move_task(stop).await?;
+                    let (moved, interrupted) = self.wait_for_move_task(&handle, stop).await?;
                     (RedriveMethod::MoveTask, moved, 0, interrupted)
                 }
                 Err(MoveTaskError::Unsupported(why)) => {
@@ -114,7 +114,8 @@ impl Redrive {
                     // Another operator's task is moving the same messages: follow it.
                     Ok(Some(task)) if task.status == "RUNNING" => {
                         tracing::info!("a message move task is already running; waiting for it");
-                        let (moved, interrupted) = self.wait_for_move_task(stop).await?;
+                        let handle = task.task_handle.unwrap_or_default();
+                        let (moved, interrupted) = self.wait_for_move_task(&handle, stop).await?;
                         (RedriveMethod::MoveTask, moved, 0, interrupted)
                     }
                     _ => bail!(
@@ -143,8 +144,12 @@ impl Redrive {
         })
     }
 
-    /// Polls the latest move task until it ends; (moved, interrupted).
-    async fn wait_for_move_task(&self, stop: &CancellationToken) -> anyhow::Result<(u64, bool)> {
+    /// Polls the move task `handle` until it ends; (moved, interrupted).
+    async fn wait_for_move_task(
+        &self,
+        handle: &str,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<(u64, bool)> {
         let (mut reported, mut unlisted) = (0, 0);
         loop {
             let listed = self
@@ -152,10 +157,11 @@ impl Redrive {
                 .latest_move_task()
                 .await
                 .map_err(|e| anyhow!(e).context("ListMessageMoveTasks"))?;
-            let Some(task) = listed else {
+            // Right after the start, the latest task listed can still be an earlier one.
+            let Some(task) = listed.filter(|t| t.task_handle.as_deref() == Some(handle)) else {
                 unlisted += 1;
                 if unlisted >= UNLISTED_POLLS {
-                    bail!("ListMessageMoveTasks lists no task after one was started");
+                    bail!("ListMessageMoveTasks does not list the message move task {handle}");
                 }
                 tokio::time::sleep(self.poll_interval).await;
                 continue;
@@ -172,8 +178,7 @@ impl Redrive {
             match task.status.as_str() {
                 "COMPLETED" => return Ok((task.moved, false)),
                 "FAILED" | "CANCELLED" => bail!(
-                    "the message move task {} ended {} after {} messages: {}",
-                    task.task_handle.as_deref().unwrap_or("?"),
+                    "the message move task {handle} ended {} after {} messages: {}",
                     task.status,
                     task.moved,
                     task.failure_reason.as_deref().unwrap_or("no reason given")

@@ -65,7 +65,7 @@ impl UserOutcome {
             UserOutcome::Unchanged => "unchanged",
             UserOutcome::Tombstoned => "tombstoned",
             UserOutcome::Superseded => "superseded",
-            UserOutcome::NotFound => "not found",
+            UserOutcome::NotFound => "not_found",
             UserOutcome::Failed => "failed",
         }
     }
@@ -497,6 +497,9 @@ impl fmt::Display for UserSyncReport {
                 write!(f, ": {detail}")?;
             }
             writeln!(f)?;
+        }
+        if self.dry_run {
+            writeln!(f, "dry run: nothing was written")?;
         }
         Ok(())
     }

@@ -8,7 +8,7 @@
 #[derive(Debug)]
 pub struct UserSynced<'a> {
     pub identifier: &'a str,
-    /// `inserted`, `updated`, `unchanged`, `tombstoned`, `superseded`, `not found`, `failed`.
+    /// `inserted`, `updated`, `unchanged`, `tombstoned`, `superseded`, `not_found`, `failed`.
     pub outcome: &'static str,
     pub dry_run: bool,
     /// Why it failed, or which newer read superseded it.
@@ -19,7 +19,7 @@ impl UserSynced<'_> {
     pub fn emit(&self) {
         let (identifier, outcome, dry_run) = (self.identifier, self.outcome, self.dry_run);
         match (self.outcome, self.detail) {
-            ("failed" | "not found", detail) => {
+            ("failed" | "not_found", detail) => {
                 tracing::warn!(identifier, outcome, dry_run, detail, "user not synced")
             }
             (_, detail) => tracing::info!(identifier, outcome, dry_run, detail, "user synced"),
