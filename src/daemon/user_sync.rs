@@ -7,7 +7,9 @@
 //! limits) and written with its one guarded `ApplyEvents` mutation ([`Store::write`]): a user
 //! Cognito no longer has is tombstoned, and the row guard keeps a newer read that reached the
 //! mirror first. Around the write the mirror's rows are read, before to say what changes and
-//! after to say whether the guard kept a newer state instead.
+//! after to say whether the guard kept a newer state instead. The records themselves are
+//! built where the daemon's are (by the reader), so whatever shapes the daemon's records
+//! shapes these too.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -303,6 +305,10 @@ fn verify(
         return;
     }
     let Some(row) = line.sub.and_then(|sub| after.by_id(sub)) else {
+        if read.is_some() {
+            line.outcome = UserOutcome::Failed;
+            line.detail = Some("the mirror has no row for it after the write".to_owned());
+        }
         return;
     };
     let kept = match read {
