@@ -237,8 +237,9 @@ async fn sync_user_writes_what_cognito_says_now_and_dry_run_writes_nothing() -> 
 
 /// Hasura fails every request while the daemon runs: each message is received until the
 /// queue's redrive policy moves it to the dead-letter queue. `status` shows the depths.
-/// With Hasura back and the daemon stopped, `redrive` moves every message back, body and
-/// attributes intact; a new daemon applies them all, and the mirror holds each user once.
+/// A redrive whose sends fail leaves every message in the dead-letter queue. With Hasura
+/// back and the daemon stopped, `redrive` moves every message back, body and attributes
+/// intact; a new daemon applies them all, and the mirror holds each user once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redrive_after_a_hasura_outage_loses_and_duplicates_nothing() -> anyhow::Result<()> {
     // Three receives: the outage uses them up quickly, and the peek at the redriven messages
@@ -317,6 +318,22 @@ async fn redrive_after_a_hasura_outage_loses_and_duplicates_nothing() -> anyhow:
         !plain.contains("dead-letter"),
         "no queue configured: {plain}"
     );
+
+    // A send that fails deletes nothing: every message stays in the dead-letter queue.
+    let sqs_failing = FaultProxy::start(&bed.aws_endpoint).await?;
+    sqs_failing.set_fail_ops(Some(&["SendMessageBatch"]));
+    sqs_failing.set_fail_fraction(1.0);
+    let mut cmd = command(&bed, sqs_failing.url(), &bed.hasura.endpoint);
+    cmd.args(["redrive", "--queue-url", &bed.queue_url]);
+    let refused = run(cmd).await?;
+    assert!(!refused.status.success(), "a failed send must fail redrive");
+    assert!(sqs_failing.failed("SendMessageBatch") > 0);
+    assert_eq!(
+        bed.queue_depth(&bed.dlq_url).await?,
+        (bodies.len() as u64, 0),
+        "messages left the dead-letter queue although their copies were not sent"
+    );
+    assert_eq!(bed.queue_depth(&bed.queue_url).await?, (0, 0));
 
     // redrive: everything back in the sync queue, as it was sent.
     let redriven = succeed(&bed, &["redrive", "--json", "--queue-url", &bed.queue_url]).await?;
