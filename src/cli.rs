@@ -715,6 +715,32 @@ mod tests {
     }
 
     #[test]
+    fn sync_user_needs_a_user_or_stdin() {
+        assert!(Cli::try_parse_from(["x", "sync-user"]).is_err());
+        let Command::SyncUser(args) = parse(&["sync-user", "alice", "bob", "--dry-run"]) else {
+            panic!("not sync-user");
+        };
+        let request = args.request();
+        assert_eq!(request.identifiers, ["alice", "bob"]);
+        assert!(request.dry_run && !request.stdin);
+        let Command::SyncUser(args) = parse(&["sync-user", "--stdin"]) else {
+            panic!("not sync-user");
+        };
+        assert!(args.request().stdin && args.request().identifiers.is_empty());
+    }
+
+    #[test]
+    fn redrive_takes_the_queues_from_flags() {
+        let Command::Redrive(args) = parse(&["redrive", "--queue-url", "q", "--dlq-url", "d"])
+        else {
+            panic!("not redrive");
+        };
+        let urls = args.queues.urls();
+        assert_eq!(urls.queue_url.as_deref(), Some("q"));
+        assert_eq!(urls.dlq_url.as_deref(), Some("d"));
+    }
+
+    #[test]
     fn reconcile_flags_parse_with_their_defaults() {
         let Command::Reconcile(args) = parse(&["reconcile"]) else {
             panic!("not reconcile");
