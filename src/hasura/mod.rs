@@ -148,19 +148,12 @@ impl HasuraError {
     /// Whether the request fails because of how the worker is configured (credentials, the
     /// endpoint, the schema), so that it fails the same way until someone changes it.
     pub fn is_configuration(&self) -> bool {
-        match self {
-            HasuraError::Status { status, .. } => matches!(status, 401 | 403 | 404),
-            HasuraError::GraphQl { code, .. } => matches!(
-                code.as_str(),
-                "access-denied"
-                    | "invalid-headers"
-                    | "invalid-jwt"
-                    | "jwt-invalid-claims"
-                    | "jwt-missing-role-claims"
-                    | "validation-failed"
-            ),
-            HasuraError::Unreachable { .. } | HasuraError::Decode { .. } => false,
-        }
+        self.rejects_credentials()
+            || match self {
+                HasuraError::Status { status, .. } => *status == 404,
+                HasuraError::GraphQl { code, .. } => code == "validation-failed",
+                HasuraError::Unreachable { .. } | HasuraError::Decode { .. } => false,
+            }
     }
 
     /// Whether Hasura (or a proxy in front of it) refuses the credentials the worker sends.
