@@ -7,7 +7,9 @@
 //! timeouts, 5xx, 429, code `unexpected`); everything else (validation-failed, access-denied,
 //! constraint-violation, data-exception, invalid-jwt, an answer that does not decode, ...) stops
 //! the caller with a clear message. Next to it, [`HasuraError::blames_data`] tells the errors
-//! caused by the values sent, which [`bisect`] narrows down to the records holding them.
+//! caused by the values sent, which [`bisect`] narrows down to the records holding them, and
+//! [`HasuraError::problem`] says in a few words what a health check reports (unreachable,
+//! rejected credentials, misconfigured).
 
 pub mod bisect;
 pub mod daemon_ops;
