@@ -265,7 +265,7 @@ impl Settings {
 
     /// An error when the AWS SDK would call `region` but the configured pool id names another
     /// one: Cognito would only answer that the pool does not exist. `region` is the one the
-    /// SDK resolved (`--region`/`AWS_REGION`, else the AWS profile, else the pool id's prefix).
+    /// SDK resolved (the configured region, else the AWS profile, else the pool id's prefix).
     pub fn require_pool_region(&self, region: Option<&str>) -> anyhow::Result<()> {
         let (Some(pool), Some(region)) = (self.user_pool_id.as_deref(), region) else {
             return Ok(());
@@ -273,7 +273,7 @@ impl Settings {
         match pool_region(pool) {
             Some(expected) if expected != region => {
                 let source = if self.region.is_some() {
-                    "--region / AWS_REGION is"
+                    "the configured region (--region, AWS_REGION or the config file) is"
                 } else {
                     "the AWS configuration (AWS_DEFAULT_REGION or the profile) says"
                 };
@@ -513,7 +513,7 @@ mod tests {
             .to_string();
         assert!(
             err.contains("eu-west-1_AbCdEf123 belongs to region eu-west-1")
-                && err.contains("AWS_REGION is us-east-1")
+                && err.contains("AWS_REGION or the config file) is us-east-1")
                 && err.contains("set AWS_REGION=eu-west-1"),
             "{err}"
         );

@@ -107,7 +107,9 @@ async fn misconfiguration_gives_one_clear_error_and_a_non_zero_exit() -> anyhow:
         .args(["backfill", "--progress", "never"]);
     let line = error_line(&run(cmd).await?);
     assert!(
-        line.contains("us-east-1_NoSuchPool") && line.contains("does not exist"),
+        line.contains("us-east-1_NoSuchPool")
+            && line.contains("does not exist")
+            && line.contains("check COGNITO_USER_POOL_ID"),
         "{line}"
     );
 

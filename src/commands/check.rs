@@ -146,7 +146,9 @@ async fn pool_line(
         Err(CognitoError::PoolNotFound { pool }) => line(
             false,
             "cognito pool",
-            format!("user pool {pool} does not exist in region {region}"),
+            format!(
+                "user pool {pool} does not exist in region {region} for these credentials: check COGNITO_USER_POOL_ID and that the credentials are of the pool's account"
+            ),
         ),
         Err(err) => line(false, "cognito pool", format!("{err}")),
     }
