@@ -89,8 +89,10 @@ pub struct ConnectionArgs {
     )]
     pub hasura_jwt: Option<String>,
 
-    /// Retries of a Hasura request that failed retryably (connection, timeout, 5xx) [default: 8].
-    #[arg(long, global = true, value_name = "N")]
+    /// Retries of a Hasura request that failed retryably (connection, timeout, 5xx), with
+    /// backoff [default: 8; `status` and `check` use at most 2 and the daemon at most 3, so
+    /// they fail fast].
+    #[arg(long, global = true, env = "HASURA_RETRIES", value_name = "N")]
     pub hasura_retries: Option<usize>,
 }
 

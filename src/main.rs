@@ -21,7 +21,7 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            telemetry::command_failed(&err);
             ExitCode::FAILURE
         }
     }

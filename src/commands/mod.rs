@@ -25,6 +25,11 @@ use crate::config::Settings;
 use crate::hasura::HasuraClient;
 use crate::state::lease::{DEFAULT_SCAN_LEASE_TTL, Lease, process_holder, scan_lease};
 
+/// Retries of a Hasura request for the read-only commands (`status`, `check`): a person is
+/// waiting, so an unreachable Hasura fails within a second or two (200 ms then 400 ms of
+/// backoff, jittered) instead of after the scans' persistent retries.
+pub const READ_ONLY_HASURA_RETRIES: usize = 2;
+
 /// How a scan takes the pool's lease.
 #[derive(Debug, Clone, Copy)]
 pub struct LeaseRequest {
@@ -105,6 +110,7 @@ fn cognito_reader(
     retry: RetryPolicy,
 ) -> anyhow::Result<CognitoReader> {
     let pool = settings.require_pool()?;
+    settings.require_pool_region(sdk.region().map(|r| r.as_ref()))?;
     Ok(CognitoReader::new(
         sdk,
         pool,

@@ -5,11 +5,12 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::READ_ONLY_HASURA_RETRIES;
 use crate::config::Settings;
 use crate::hasura::HasuraClient;
 use crate::hasura::operations::recent_runs;
-use crate::state::RunStore;
 use crate::state::requests::{PendingRequest, RequestStore};
+use crate::state::{RunStatus, RunStore};
 
 /// What `status` shows; also its `--json` output.
 #[derive(Debug, Serialize)]
@@ -38,7 +39,11 @@ pub struct RunLine {
 /// The `limit` most recent runs of the configured pool and the mirror's counts.
 pub async fn run(settings: &Settings, limit: i64) -> anyhow::Result<Status> {
     let pool = settings.require_pool()?;
-    let hasura = HasuraClient::new(&settings.require_hasura()?)?;
+    let hasura_settings = settings.require_hasura()?;
+    let hasura = HasuraClient::with_retries(
+        &hasura_settings,
+        hasura_settings.retries.min(READ_ONLY_HASURA_RETRIES),
+    )?;
     let runs = RunStore::new(hasura.clone());
     let requests = RequestStore::new(hasura);
     status(&runs, &requests, pool, limit).await
@@ -62,6 +67,11 @@ async fn status(
             .cognito_sync_runs
             .into_iter()
             .map(|r| RunLine {
+                // Rows written before a successful finish cleared the error of an earlier
+                // attempt may still carry it; it does not describe a run that succeeded.
+                error: r
+                    .error
+                    .filter(|_| r.status != RunStatus::Succeeded.as_str()),
                 id: r.id,
                 kind: r.kind,
                 status: r.status,
@@ -69,7 +79,6 @@ async fn status(
                 heartbeat_at: r.heartbeat_at,
                 finished_at: r.finished_at,
                 counters: r.counters,
-                error: r.error,
             })
             .collect(),
         reconcile_requests,

@@ -73,7 +73,12 @@ pub struct BackfillSummary {
 
 impl fmt::Display for BackfillSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let would = super::report_header(f, "backfill", &self.user_pool_id, self.dry_run)?;
+        let would = super::report_header(
+            f,
+            "backfill",
+            &self.user_pool_id,
+            self.dry_run.then_some("dry run"),
+        )?;
         let mut row = |label: &str, value: String| writeln!(f, "  {label:<24} {value}");
         if let Some(id) = self.run_id {
             row(

@@ -68,7 +68,8 @@ impl Default for ReconcileOptions {
     }
 }
 
-/// The counters of a reconcile, as stored in its run record. In a dry run, what would be.
+/// The counters of a reconcile, as stored in its run record. In a dry run or a braked run,
+/// what would be.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ReconcileCounters {
     pub scanned: u64,
@@ -97,6 +98,9 @@ pub struct ReconcileReport {
     pub on_delete: OnDelete,
     /// `succeeded`, `braked` or `dry_run` (a dry run says in `brake` whether it would brake).
     pub result: &'static str,
+    /// Whether the counters' changes were written. A dry run and a braked run write nothing:
+    /// their counters are what the run would have written.
+    pub written: bool,
     /// Why the safety brake stopped the run (in a dry run: would stop it).
     pub brake: Option<String>,
     pub started_at: DateTime<Utc>,
@@ -236,6 +240,7 @@ pub async fn reconcile(
         dry_run: options.dry_run,
         on_delete: options.on_delete,
         result,
+        written: result == "succeeded",
         brake,
         started_at,
         counters,
@@ -361,7 +366,14 @@ async fn plan(
 impl fmt::Display for ReconcileReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.counters;
-        let would = crate::sync::report_header(f, "reconcile", &self.user_pool_id, self.dry_run)?;
+        let unwritten = if self.dry_run {
+            Some("dry run")
+        } else if self.braked() {
+            Some("safety brake")
+        } else {
+            None
+        };
+        let would = crate::sync::report_header(f, "reconcile", &self.user_pool_id, unwritten)?;
         let mut row = |label: &str, value: String| writeln!(f, "  {label:<24} {value}");
         if let Some(id) = self.run_id {
             row("run", id.to_string())?;
