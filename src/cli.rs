@@ -92,6 +92,30 @@ pub struct ConnectionArgs {
     /// Retries of a Hasura request that failed retryably (connection, timeout, 5xx) [default: 8].
     #[arg(long, global = true, value_name = "N")]
     pub hasura_retries: Option<usize>,
+
+    /// Attributes never copied into the mirror, comma-separated (e.g.
+    /// `phone_number,custom:national_id`): they reach neither their column nor `attributes`,
+    /// in every mode. `sub` and `username` identify the user and cannot be excluded. After a
+    /// change, the next reconcile rewrites exactly the users whose mirrored content changes.
+    #[arg(
+        long,
+        global = true,
+        env = "SYNC_EXCLUDE_ATTRIBUTES",
+        value_delimiter = ',',
+        value_name = "NAMES"
+    )]
+    pub exclude_attributes: Option<Vec<String>>,
+
+    /// Mirror only these groups, comma-separated: in users' `groups` and in `cognito_groups`
+    /// (a group left out is tombstoned by the next reconcile) [default: every group].
+    #[arg(
+        long,
+        global = true,
+        env = "SYNC_INCLUDE_GROUPS",
+        value_delimiter = ',',
+        value_name = "NAMES"
+    )]
+    pub include_groups: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for ConnectionArgs {
@@ -106,6 +130,8 @@ impl std::fmt::Debug for ConnectionArgs {
             .field("hasura_admin_secret", &redacted(&self.hasura_admin_secret))
             .field("hasura_jwt", &redacted(&self.hasura_jwt))
             .field("hasura_retries", &self.hasura_retries)
+            .field("exclude_attributes", &self.exclude_attributes)
+            .field("include_groups", &self.include_groups)
             .finish()
     }
 }
@@ -137,8 +163,16 @@ impl ConnectionArgs {
             hasura_admin_secret: self.hasura_admin_secret.clone().map(Secret::new),
             hasura_jwt: self.hasura_jwt.clone().map(Secret::new),
             hasura_retries: self.hasura_retries,
+            exclude_attributes: names(&self.exclude_attributes),
+            include_groups: names(&self.include_groups),
         }
     }
+}
+
+/// A comma-separated list as given, `None` when it names nothing (an empty variable is unset).
+fn names(list: &Option<Vec<String>>) -> Option<Vec<String>> {
+    list.clone()
+        .filter(|names| names.iter().any(|name| !name.trim().is_empty()))
 }
 
 /// How a whole-pool scan is tuned; `backfill` and `reconcile` share these flags.
