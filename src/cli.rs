@@ -283,6 +283,11 @@ pub struct StatusArgs {
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub runs: i64,
 
+    /// Show one run's record instead: status, times, error and its counts by kind
+    /// (inserted, updated, tombstoned, scrubbed, unchanged, skipped as bad data, ...).
+    #[arg(long, value_name = "ID")]
+    pub run: Option<uuid::Uuid>,
+
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -368,7 +373,10 @@ pub struct ReconcileArgs {
     #[arg(long)]
     pub verbose: bool,
 
-    /// Print the report (and with --dry-run the full plan) as JSON on stdout.
+    /// Print the report as JSON on stdout. With --dry-run, first one JSON object per line for
+    /// each planned user (`sub`, `username`, `kind`: insert, update, revive, tombstone, delete
+    /// or scrub, and `changed`: the names, never the values, of the fields it writes), then
+    /// the summary as the last line.
     #[arg(long)]
     pub json: bool,
 
@@ -385,6 +393,7 @@ impl ReconcileArgs {
             max_delete_fraction: self.max_delete_fraction,
             allow_mass_delete: self.allow_mass_delete,
             dry_run: self.dry_run,
+            review: self.dry_run && self.json,
         }
     }
 }

@@ -269,6 +269,70 @@ impl UserRecord {
         self.content_hash = self.compute_hash();
     }
 
+    /// The names of the mirrored fields whose values differ from `other`'s (an attribute as
+    /// `attributes.<name>`), for a review of planned changes: names only, never values.
+    pub fn changed_fields(&self, other: &UserRecord) -> Vec<String> {
+        let (mine, theirs) = (self.field_values(), other.field_values());
+        let mut names: BTreeSet<&String> = BTreeSet::new();
+        for (name, value) in &mine {
+            if theirs.get(name) != Some(value) {
+                names.insert(name);
+            }
+        }
+        names.extend(theirs.keys().filter(|name| !mine.contains_key(*name)));
+        names.into_iter().cloned().collect()
+    }
+
+    /// The names of the fields the record sets: what inserting it writes.
+    pub fn set_fields(&self) -> Vec<String> {
+        self.field_values()
+            .into_iter()
+            .filter(|(_, value)| value.is_some())
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    /// Every hashed field by name, attributes one by one; `None` when unset.
+    fn field_values(&self) -> BTreeMap<String, Option<String>> {
+        let time =
+            |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true));
+        let mut fields = BTreeMap::from([
+            ("user_pool_id".to_owned(), Some(self.user_pool_id.clone())),
+            ("username".to_owned(), Some(self.username.clone())),
+            ("email".to_owned(), self.email.clone()),
+            (
+                "email_verified".to_owned(),
+                self.email_verified.map(|v| bool_str(v).to_owned()),
+            ),
+            ("phone_number".to_owned(), self.phone_number.clone()),
+            ("given_name".to_owned(), self.given_name.clone()),
+            ("family_name".to_owned(), self.family_name.clone()),
+            ("name".to_owned(), self.name.clone()),
+            (
+                "enabled".to_owned(),
+                Some(bool_str(self.enabled).to_owned()),
+            ),
+            ("status".to_owned(), Some(self.status.clone())),
+            // Compared as a whole: group names are data, not field names.
+            (
+                "groups".to_owned(),
+                (!self.groups.is_empty()).then(|| self.groups.join("\n")),
+            ),
+            (
+                "cognito_created_at".to_owned(),
+                time(self.cognito_created_at),
+            ),
+            (
+                "cognito_updated_at".to_owned(),
+                time(self.cognito_updated_at),
+            ),
+        ]);
+        for (key, value) in &self.attributes {
+            fields.insert(format!("attributes.{key}"), Some(value.clone()));
+        }
+        fields
+    }
+
     /// The hash of the record's current content; equal to `content_hash` unless a field was
     /// changed by hand since.
     pub fn compute_hash(&self) -> String {
@@ -630,8 +694,7 @@ mod tests {
         assert_eq!(user.attributes.len(), 7);
         assert!(user.groups.is_empty());
 
-        let odd =
-            build(source(&[("sub", SUB), ("email_verified", "yes")])).unwrap();
+        let odd = build(source(&[("sub", SUB), ("email_verified", "yes")])).unwrap();
         assert_eq!(odd.email_verified, None);
         assert_eq!(odd.attributes["email_verified"], "yes");
     }
@@ -650,8 +713,7 @@ mod tests {
 
     #[test]
     fn serde_round_trip_keeps_non_ascii() {
-        let mut user =
-            build(source(&[("sub", SUB), ("name", "Zoë Ødegård 山田")])).unwrap();
+        let mut user = build(source(&[("sub", SUB), ("name", "Zoë Ødegård 山田")])).unwrap();
         user.set_groups(vec!["Администраторы".into()]);
         let json = serde_json::to_string(&user).unwrap();
         let back: UserRecord = serde_json::from_str(&json).unwrap();
@@ -747,8 +809,7 @@ mod tests {
 
     #[test]
     fn sanitizing_a_standard_attribute_cleans_its_column_too() {
-        let mut user =
-            build(source(&[("sub", SUB), ("family_name", "\0Doe\0")])).unwrap();
+        let mut user = build(source(&[("sub", SUB), ("family_name", "\0Doe\0")])).unwrap();
         assert_eq!(
             user.sanitize(),
             vec!["family_name", "attributes.family_name"]
@@ -840,5 +901,47 @@ mod tests {
         let none = MirrorScope::new(Vec::new(), Some(Vec::new())).unwrap();
         assert!(!none.includes_group("admins"));
         assert_eq!(none.to_string(), "every attribute; no groups");
+    }
+
+    #[test]
+    fn changed_fields_name_what_differs_and_nothing_else() {
+        let before = build(source(&[
+            ("sub", SUB),
+            ("email", "jane@example.com"),
+            ("phone_number", "+15550100"),
+            ("custom:tenant", "acme"),
+        ]))
+        .unwrap();
+        let mut after = build(source(&[
+            ("sub", SUB),
+            ("email", "jane@new.example.com"),
+            ("custom:tenant", "acme"),
+            ("locale", "de"),
+        ]))
+        .unwrap();
+        after.set_groups(vec!["admins".into()]);
+        assert_eq!(
+            after.changed_fields(&before),
+            [
+                "attributes.email",
+                "attributes.locale",
+                "attributes.phone_number",
+                "email",
+                "groups",
+                "phone_number"
+            ]
+        );
+        assert!(after.changed_fields(&after.clone()).is_empty());
+        let named = after.set_fields();
+        assert!(named.contains(&"email".to_owned()) && named.contains(&"groups".to_owned()));
+        assert!(
+            !named.contains(&"phone_number".to_owned()),
+            "unset: not written"
+        );
+        let shown = format!("{:?}", after.changed_fields(&before));
+        assert!(
+            !shown.contains("example.com") && !shown.contains("admins"),
+            "{shown}"
+        );
     }
 }

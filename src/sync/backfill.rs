@@ -60,6 +60,8 @@ pub struct BackfillSummary {
     pub updated: u64,
     pub unchanged: u64,
     pub skipped_older: u64,
+    /// Users the mirror refused because of their data: left out, logged.
+    pub skipped_bad_data: u64,
     pub groups_seen: u64,
     pub groups_written: u64,
     pub shard_restarts: u64,
@@ -93,6 +95,9 @@ impl fmt::Display for BackfillSummary {
                     self.skipped_older
                 ),
             )?;
+        }
+        if self.skipped_bad_data > 0 {
+            row("skipped (bad data)", super::bad_data_note(self.skipped_bad_data))?;
         }
         row(
             "groups",
@@ -208,6 +213,7 @@ pub async fn backfill(
         updated: here.outcome.updated,
         unchanged: here.outcome.unchanged,
         skipped_older: here.outcome.skipped_older,
+        skipped_bad_data: here.outcome.skipped_bad_data,
         groups_seen: here.groups_seen,
         groups_written: here.groups_written,
         shard_restarts: here.shard_restarts,
@@ -624,6 +630,7 @@ fn add(total: &mut BatchOutcome, outcome: &BatchOutcome) {
     total.updated += outcome.updated;
     total.unchanged += outcome.unchanged;
     total.skipped_older += outcome.skipped_older;
+    total.skipped_bad_data += outcome.skipped_bad_data;
 }
 
 fn fresh_checkpoint(shards: usize) -> anyhow::Result<Checkpoint> {
