@@ -231,9 +231,15 @@ async fn a_scan_skips_a_refused_user(args: &[&str], counters: &str) -> anyhow::R
     );
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout)?;
     let run_id = summary["run_id"].as_str().context("no run id")?;
-    let record =
-        common::run_record(command(&bed, &bed.aws_endpoint, &bed.hasura.endpoint), run_id).await?;
-    for (what, counts) in [("summary", &summary[counters]), ("run record", &record["counters"])] {
+    let record = common::run_record(
+        command(&bed, &bed.aws_endpoint, &bed.hasura.endpoint),
+        run_id,
+    )
+    .await?;
+    for (what, counts) in [
+        ("summary", &summary[counters]),
+        ("run record", &record["counters"]),
+    ] {
         ensure!(
             counts["inserted"] == 30 && counts["skipped_bad_data"] == 1,
             "the {what} counts {counts}"

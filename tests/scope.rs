@@ -132,7 +132,10 @@ async fn the_scope_holds_in_every_mode_and_each_run_records_what_it_did() -> any
         "{text}"
     );
     ensure!(
-        bed.mirror_user(users[0].sub).await?.and_then(|u| u.phone_number).is_some(),
+        bed.mirror_user(users[0].sub)
+            .await?
+            .and_then(|u| u.phone_number)
+            .is_some(),
         "the phone number is mirrored before the scope changes"
     );
 
@@ -196,7 +199,10 @@ async fn the_scope_holds_in_every_mode_and_each_run_records_what_it_did() -> any
     );
     ensure!(planned.len() == want.len() + 1, "{dry}");
     for value in ["+1555", "gold", "example.test", "beta", "Given"] {
-        ensure!(!dry.contains(value), "the dry run shows a value ({value}):\n{dry}");
+        ensure!(
+            !dry.contains(value),
+            "the dry run shows a value ({value}):\n{dry}"
+        );
     }
     ensure!(row_versions(&bed).await? == before, "the dry run wrote");
 
@@ -231,10 +237,19 @@ async fn the_scope_holds_in_every_mode_and_each_run_records_what_it_did() -> any
         .filter(|g| g.deleted_at.is_none())
         .map(|g| g.name)
         .collect();
-    ensure!(live == BTreeSet::from(["admins".into(), "staff".into()]), "{live:?}");
+    ensure!(
+        live == BTreeSet::from(["admins".into(), "staff".into()]),
+        "{live:?}"
+    );
     let reconcile_id = report["run_id"].as_str().context("no run id")?;
     let record = common::run_record(binary(&bed), reconcile_id).await?;
-    for kind in ["inserted", "updated", "tombstoned", "unchanged", "skipped_bad_data"] {
+    for kind in [
+        "inserted",
+        "updated",
+        "tombstoned",
+        "unchanged",
+        "skipped_bad_data",
+    ] {
         ensure!(
             record["counters"][kind] == counters[kind],
             "{kind}: {record} != {report}"
@@ -253,7 +268,12 @@ async fn the_scope_holds_in_every_mode_and_each_run_records_what_it_did() -> any
         .admin_update_user_attributes()
         .user_pool_id(&bed.pool_id)
         .username(&users[9].username)
-        .user_attributes(AttributeType::builder().name("given_name").value("Renamed").build()?)
+        .user_attributes(
+            AttributeType::builder()
+                .name("given_name")
+                .value("Renamed")
+                .build()?,
+        )
         .user_attributes(
             AttributeType::builder()
                 .name("phone_number")
@@ -278,7 +298,12 @@ async fn the_scope_holds_in_every_mode_and_each_run_records_what_it_did() -> any
         &bed.aws_endpoint,
         "scope-daemon",
         "off",
-        &["--exclude-attributes", EXCLUDED, "--include-groups", INCLUDED],
+        &[
+            "--exclude-attributes",
+            EXCLUDED,
+            "--include-groups",
+            INCLUDED,
+        ],
     )?;
     let deadline = Instant::now() + Duration::from_secs(60);
     let row = loop {
@@ -299,16 +324,27 @@ async fn the_scope_holds_in_every_mode_and_each_run_records_what_it_did() -> any
     // 5. Clear errors, and `check` shows the scope.
     let stderr = fail(
         binary(&bed),
-        &["backfill", "--exclude-attributes", "email,sub", "--progress", "never"],
+        &[
+            "backfill",
+            "--exclude-attributes",
+            "email,sub",
+            "--progress",
+            "never",
+        ],
     )
     .await?;
     ensure!(stderr.contains("\"sub\" cannot be excluded"), "{stderr}");
     let unknown = uuid::Uuid::new_v4().to_string();
     let stderr = fail(binary(&bed), &["status", "--run", &unknown]).await?;
-    ensure!(stderr.contains(&format!("has no run {unknown}")), "{stderr}");
+    ensure!(
+        stderr.contains(&format!("has no run {unknown}")),
+        "{stderr}"
+    );
     let check = succeed(scoped(&bed), &["check"]).await?;
     ensure!(
-        check.contains("every attribute except custom:plan, phone_number; only the groups admins, staff"),
+        check.contains(
+            "every attribute except custom:plan, phone_number; only the groups admins, staff"
+        ),
         "{check}"
     );
     Ok(())

@@ -97,7 +97,10 @@ impl fmt::Display for BackfillSummary {
             )?;
         }
         if self.skipped_bad_data > 0 {
-            row("skipped (bad data)", super::bad_data_note(self.skipped_bad_data))?;
+            row(
+                "skipped (bad data)",
+                super::bad_data_note(self.skipped_bad_data),
+            )?;
         }
         row(
             "groups",
