@@ -708,4 +708,33 @@ mod tests {
             .to_string();
         assert!(help.contains("blanks the personal data"), "{help}");
     }
+
+    #[test]
+    fn scope_flags_are_comma_separated_and_global() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "reconcile",
+            "--exclude-attributes",
+            "phone_number,custom:ssn",
+            "--include-groups",
+            "",
+        ])
+        .unwrap();
+        let overrides = cli.connection.overrides();
+        assert_eq!(
+            overrides.exclude_attributes,
+            Some(vec!["phone_number".to_owned(), "custom:ssn".to_owned()])
+        );
+        assert_eq!(
+            overrides.include_groups, None,
+            "an empty list names nothing"
+        );
+        let Command::Status(args) =
+            parse(&["status", "--run", "00000000-0000-4000-8000-000000000001"])
+        else {
+            panic!("not status");
+        };
+        assert!(args.run.is_some());
+        assert!(Cli::try_parse_from(["x", "status", "--run", "yesterday"]).is_err());
+    }
 }

@@ -280,20 +280,18 @@ impl Plan {
     }
 
     /// One entry per planned user, in the plan's order: inserts name the fields they set,
-    /// updates and revives the fields that differ from `mirrored` (the rows of
-    /// [`Plan::reviewed_ids`]), tombstones `deleted_at`, scrubs the blanked columns, deletes
-    /// nothing (the row goes).
+    /// updates and revives the fields of their record in [`Plan::upserts`] that differ from
+    /// `mirrored` (the rows of [`Plan::reviewed_ids`]), tombstones `deleted_at`, scrubs the
+    /// blanked columns, deletes nothing (the row goes).
     pub fn changes(
         &self,
         on_delete: OnDelete,
         mirrored: &HashMap<uuid::Uuid, UserRecord>,
     ) -> Vec<PlannedChange> {
-        let record = |id: uuid::Uuid| {
-            self.upserts
-                .binary_search_by_key(&id, |u| u.id)
-                .ok()
-                .map(|at| &self.upserts[at])
-        };
+        // By id, in whatever order the upserts were gathered.
+        let records: HashMap<uuid::Uuid, &UserRecord> =
+            self.upserts.iter().map(|u| (u.id, u)).collect();
+        let record = |id: uuid::Uuid| records.get(&id).copied();
         let differing = |user: &PlannedUser| match (record(user.id), mirrored.get(&user.id)) {
             (Some(now), Some(before)) => now.changed_fields(before),
             (Some(now), None) => now.set_fields(),
