@@ -32,6 +32,7 @@ pub(crate) fn user_from_list(
     scope: &MirrorScope,
 ) -> Result<UserRecord, InvalidUser> {
     storable_user(
+        scope,
         UserSource {
             user_pool_id: pool.to_owned(),
             username: user.username().unwrap_or_default().to_owned(),
@@ -42,7 +43,6 @@ pub(crate) fn user_from_list(
             updated_at: user.user_last_modified_date().and_then(aws_time),
             observed_at,
         },
-        scope,
     )
 }
 
@@ -54,6 +54,7 @@ pub(crate) fn user_from_admin_get(
     scope: &MirrorScope,
 ) -> Result<UserRecord, InvalidUser> {
     storable_user(
+        scope,
         UserSource {
             user_pool_id: pool.to_owned(),
             username: user.username().to_owned(),
@@ -64,13 +65,12 @@ pub(crate) fn user_from_admin_get(
             updated_at: user.user_last_modified_date().and_then(aws_time),
             observed_at,
         },
-        scope,
     )
 }
 
 /// Every user read from Cognito is built here: within the mirror's scope, cleaned of what
 /// PostgreSQL cannot store, the cleaning reported.
-fn storable_user(source: UserSource, scope: &MirrorScope) -> Result<UserRecord, InvalidUser> {
+fn storable_user(scope: &MirrorScope, source: UserSource) -> Result<UserRecord, InvalidUser> {
     let mut user = UserRecord::from_source(source, scope)?;
     let key = user.id.to_string();
     for field in user.sanitize() {

@@ -288,10 +288,6 @@ impl CognitoReader {
         }
     }
 
-    pub fn scope(&self) -> &MirrorScope {
-        &self.scope
-    }
-
     pub fn user_pool_id(&self) -> &str {
         &self.inner.pool
     }

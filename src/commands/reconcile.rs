@@ -61,6 +61,8 @@ pub async fn run(
         if let (true, Some(plan)) = (request.review, &report.plan) {
             report.changes =
                 review(&hasura, &pool, plan, options.on_delete, options.batch_size).await?;
+            // The review's reads are part of what the dry run cost.
+            report.hasura = hasura.stats();
         }
         return Ok(report);
     }
