@@ -18,6 +18,10 @@
 //! cognito_rps = 25.0
 //! batch_size = 500
 //! concurrency = 4
+//!
+//! [mirror]
+//! exclude_attributes = ["phone_number", "custom:national_id"]
+//! include_groups = ["admins", "staff"]   # omit for every group
 //! ```
 
 use std::fmt;
@@ -50,6 +54,10 @@ pub struct Overrides {
     pub hasura_admin_secret: Option<Secret>,
     pub hasura_jwt: Option<Secret>,
     pub hasura_retries: Option<usize>,
+    /// Attributes left out of the mirror.
+    pub exclude_attributes: Option<Vec<String>>,
+    /// The only groups mirrored.
+    pub include_groups: Option<Vec<String>>,
 }
 
 /// A scan's tuning as the command line sets it; `None` where it is silent.
@@ -167,6 +175,11 @@ pub struct Settings {
     pub hasura_retries: usize,
     /// The `[backfill]` table of the config file, for [`ScanSettings::resolve`].
     pub backfill_file: BackfillFile,
+    /// Attributes left out of the mirror (flag, else `[mirror]`); validated where the
+    /// scope is built (`model::MirrorScope`).
+    pub exclude_attributes: Vec<String>,
+    /// The only groups mirrored; `None`: every group.
+    pub include_groups: Option<Vec<String>>,
 }
 
 /// Tuning of a whole-pool scan (backfill or reconcile), defaults applied.
@@ -187,6 +200,16 @@ struct FileConfig {
     hasura: HasuraFile,
     #[serde(default)]
     backfill: BackfillFile,
+    #[serde(default)]
+    mirror: MirrorFile,
+}
+
+/// The `[mirror]` table of a config file: what the mirror holds.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MirrorFile {
+    exclude_attributes: Option<Vec<String>>,
+    include_groups: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -241,6 +264,12 @@ impl Settings {
                 .or(file.hasura.retries)
                 .unwrap_or(DEFAULT_HASURA_RETRIES),
             backfill_file: file.backfill,
+            exclude_attributes: args
+                .exclude_attributes
+                .clone()
+                .or(file.mirror.exclude_attributes)
+                .unwrap_or_default(),
+            include_groups: args.include_groups.clone().or(file.mirror.include_groups),
         }
     }
 
@@ -416,6 +445,27 @@ mod tests {
         assert_eq!(backfill.batch_size, 700);
         assert_eq!(backfill.concurrency, DEFAULT_CONCURRENCY);
         assert_eq!(backfill.cognito_rps, DEFAULT_COGNITO_RPS);
+    }
+
+    #[test]
+    fn the_mirror_table_sets_the_scope_and_flags_win() {
+        let file = r#"
+            [mirror]
+            exclude_attributes = ["phone_number"]
+            include_groups = ["admins"]
+        "#;
+        let settings = Settings::from_toml(&Overrides::default(), file).unwrap();
+        assert_eq!(settings.exclude_attributes, ["phone_number"]);
+        assert_eq!(settings.include_groups, Some(vec!["admins".to_owned()]));
+        let args = Overrides {
+            exclude_attributes: Some(vec!["custom:ssn".into()]),
+            ..Default::default()
+        };
+        let settings = Settings::from_toml(&args, file).unwrap();
+        assert_eq!(settings.exclude_attributes, ["custom:ssn"]);
+        let everything = Settings::from_toml(&Overrides::default(), "").unwrap();
+        assert!(everything.exclude_attributes.is_empty() && everything.include_groups.is_none());
+        assert!(Settings::from_toml(&Overrides::default(), "[mirror]\nexclude = [\"x\"]").is_err());
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! `check`: verifies, in order, the configuration, AWS credentials, the pool, Hasura (reachable,
-//! accepting the credentials) and the mirror's tables and columns. One line per check; a
-//! failed check says what to do, and the command exits non-zero.
+//! `check`: verifies, in order, the configuration, AWS credentials, the pool, the mirror's
+//! scope, Hasura (reachable, accepting the credentials) and the mirror's tables and columns.
+//! One line per check; a failed check says what to do, and the command exits non-zero.
 
 use std::fmt;
 
@@ -70,6 +70,12 @@ pub async fn run(settings: &Settings, mut on_line: impl FnMut(&CheckLine)) -> Ve
                 }
             }
         }
+    }
+
+    // What the mirror holds: every mode reads within this scope.
+    match super::mirror_scope(settings) {
+        Ok(scope) => push(line(true, "mirror scope", scope.to_string())),
+        Err(err) => push(line(false, "mirror scope", format!("{err:#}"))),
     }
 
     // Hasura side.

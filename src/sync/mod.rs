@@ -36,3 +36,8 @@ fn report_header(
         }
     }
 }
+
+/// The report's note on users left out because the mirror refused their data.
+fn bad_data_note(skipped: u64) -> String {
+    format!("{skipped} (the mirror refused their data; see the log)")
+}

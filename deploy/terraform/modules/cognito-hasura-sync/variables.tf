@@ -190,6 +190,23 @@ variable "log_level" {
   default     = "info"
 }
 
+variable "exclude_attributes" {
+  description = "Cognito attributes never copied into the mirror (SYNC_EXCLUDE_ATTRIBUTES), e.g. [\"phone_number\", \"custom:national_id\"]; `sub` and `username` cannot be excluded."
+  type        = list(string)
+  default     = []
+}
+
+variable "include_groups" {
+  description = "Mirror only these groups (SYNC_INCLUDE_GROUPS); null mirrors every group."
+  type        = list(string)
+  default     = null
+
+  validation {
+    condition     = var.include_groups == null || length(coalesce(var.include_groups, [])) > 0
+    error_message = "include_groups must name at least one group, or be null for every group."
+  }
+}
+
 variable "reconcile_schedule" {
   description = "Schedule of the reconcile the daemon runs itself under its lease (RECONCILE_SCHEDULE), in the daemon's cron syntax, not EventBridge's: standard five-field cron `min hour day month weekday` (e.g. \"17 * * * *\", hourly at :17) or six fields with seconds first (e.g. \"0 17 * * * *\"), evaluated in UTC; \"off\" disables it; null keeps the binary's default, hourly (\"0 0 * * * *\")."
   type        = string
