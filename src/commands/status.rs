@@ -41,6 +41,11 @@ pub struct RunLine {
 macro_rules! run_line {
     ($row:expr) => {{
         let row = $row;
+        // Rows written before a successful finish cleared the error of an earlier attempt
+        // may still carry it; it does not describe a run that succeeded.
+        let error = row
+            .error
+            .filter(|_| row.status != RunStatus::Succeeded.as_str());
         RunLine {
             id: row.id,
             kind: row.kind,
@@ -49,11 +54,7 @@ macro_rules! run_line {
             heartbeat_at: row.heartbeat_at,
             finished_at: row.finished_at,
             counters: row.counters,
-            // Rows written before a successful finish cleared the error of an earlier
-            // attempt may still carry it; it does not describe a run that succeeded.
-            error: row
-                .error
-                .filter(|_| row.status != RunStatus::Succeeded.as_str()),
+            error,
         }
     }};
 }
