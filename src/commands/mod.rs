@@ -19,6 +19,7 @@ pub mod sync_user;
 use std::future::Future;
 use std::time::Duration;
 
+use anyhow::Context;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
@@ -27,7 +28,13 @@ use crate::cognito::{CognitoReader, QuotaCategory, QuotaSettings, ReadLimits, Re
 use crate::config::{Settings, redacted_url};
 use crate::daemon::queue::SqsQueue;
 use crate::hasura::HasuraClient;
+use crate::model::MirrorScope;
 use crate::state::lease::{DEFAULT_SCAN_LEASE_TTL, Lease, process_holder, scan_lease};
+
+/// Retries of a Hasura request for the read-only commands (`status`, `check`): a person is
+/// waiting, so an unreachable Hasura fails within a second or two (200 ms then 400 ms of
+/// backoff, jittered) instead of after the scans' persistent retries.
+pub const READ_ONLY_HASURA_RETRIES: usize = 2;
 
 /// How a scan takes the pool's lease.
 #[derive(Debug, Clone, Copy)]
@@ -99,9 +106,19 @@ pub async fn aws_config(settings: &Settings) -> SdkConfig {
     }
 }
 
-/// A reader of the configured pool: `user_list_rps` requests per second for the list calls
-/// (the `UserList` quota category; the other categories at their default share), retried as
-/// `retry` says.
+/// What the configuration says the mirror holds, validated.
+pub fn mirror_scope(settings: &Settings) -> anyhow::Result<MirrorScope> {
+    MirrorScope::new(
+        settings.exclude_attributes.clone(),
+        settings.include_groups.clone(),
+    )
+    .context("invalid --exclude-attributes / SYNC_EXCLUDE_ATTRIBUTES / [mirror] exclude_attributes")
+}
+
+/// A reader of the configured pool within the configured [`MirrorScope`]: `user_list_rps`
+/// requests per second for the list calls (the `UserList` quota category; the other
+/// categories at their default share), retried as `retry` says. Every command that reads
+/// users builds its reader here, so every mode mirrors the same scope.
 fn cognito_reader(
     sdk: &SdkConfig,
     settings: &Settings,
@@ -109,6 +126,8 @@ fn cognito_reader(
     retry: RetryPolicy,
 ) -> anyhow::Result<CognitoReader> {
     let pool = settings.require_pool()?;
+    settings.require_pool_region(sdk.region().map(|r| r.as_ref()))?;
+    let scope = mirror_scope(settings)?;
     Ok(CognitoReader::new(
         sdk,
         pool,
@@ -116,7 +135,8 @@ fn cognito_reader(
             quotas: QuotaSettings::default().with_rate(QuotaCategory::UserList, user_list_rps),
             retry,
         },
-    ))
+    )
+    .with_scope(scope))
 }
 
 /// The sync queue and its dead-letter queue, as an operator names them (`status`, `redrive`).

@@ -7,9 +7,8 @@
 //! (from the `RedrivePolicy`), whole messages with their attributes ([`Envelope`]) to send to
 //! another queue, and SQS's message move tasks (`redrive`).
 
-use std::future::Future;
-
 use std::collections::HashMap;
+use std::future::Future;
 
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -20,6 +19,8 @@ use aws_sdk_sqs::types::{
     MessageSystemAttributeValue, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use chrono::{DateTime, Utc};
+
+use crate::config::redacted_url;
 
 /// One received message.
 #[derive(Debug, Clone)]
@@ -80,7 +81,7 @@ macro_rules! batch_call {
                 .send()
                 .await
                 .map(|out| failures(out.failed()))
-                .map_err(sdk_error)
+                .map_err(|e| sqs_error_line(&$queue.url, &e))
         }
     }};
 }
@@ -130,7 +131,7 @@ impl SqsQueue {
             .queue_owner_aws_account_id(account)
             .send()
             .await
-            .map_err(|e| format!("GetQueueUrl {arn}: {}", sdk_error(e)))?
+            .map_err(|e| format!("GetQueueUrl {arn}: {}", sqs_error_line(&self.url, &e)))?
             .queue_url
             .ok_or_else(|| format!("GetQueueUrl {arn} returned no URL"))?;
         Ok(Some(self.with_url(url)))
@@ -160,7 +161,7 @@ impl SqsQueue {
             .attribute_names(name.clone())
             .send()
             .await
-            .map_err(sdk_error)?;
+            .map_err(|e| sqs_error_line(&self.url, &e))?;
         Ok(out
             .attributes
             .as_mut()
@@ -182,7 +183,7 @@ impl SqsQueue {
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
             .await
-            .map_err(sdk_error)?;
+            .map_err(|e| sqs_error_line(&self.url, &e))?;
         Ok(out
             .messages
             .unwrap_or_default()
@@ -248,7 +249,7 @@ impl SqsQueue {
             .await
             .map_err(|error| match unsupported_answer(&error) {
                 Some(answer) => MoveTaskError::Unsupported(answer),
-                None => MoveTaskError::Failed(sdk_error(error)),
+                None => MoveTaskError::Failed(sqs_error_line(&self.url, &error)),
             })?;
         Ok(out.task_handle.unwrap_or_default())
     }
@@ -263,7 +264,7 @@ impl SqsQueue {
             .max_results(1)
             .send()
             .await
-            .map_err(sdk_error)?;
+            .map_err(|e| sqs_error_line(&self.url, &e))?;
         Ok(out
             .results
             .unwrap_or_default()
@@ -368,8 +369,42 @@ fn queue_of_arn(arn: &str) -> Result<(&str, &str), String> {
     }
 }
 
-fn sdk_error<E: std::error::Error + 'static>(error: E) -> String {
-    DisplayErrorContext(error).to_string()
+/// A failed SQS call in one line, never the SDK's debug structures: the service's error
+/// code and message (with what to do when the queue does not exist), or why no answer came.
+pub fn sqs_error_line<E, R>(url: &str, error: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match error.as_service_error() {
+        Some(service) => service_error_line(url, service.code(), service.message()),
+        None => format!("unreachable: {}", DisplayErrorContext(error)),
+    }
+}
+
+/// Whether SQS answered that the queue does not exist: `QueueDoesNotExist` in the JSON
+/// protocol, `AWS.SimpleQueueService.NonExistentQueue` in the query protocol.
+pub fn is_missing_queue(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some("QueueDoesNotExist" | "AWS.SimpleQueueService.NonExistentQueue")
+    )
+}
+
+fn service_error_line(url: &str, code: Option<&str>, message: Option<&str>) -> String {
+    let answer = format!(
+        "{}: {}",
+        code.unwrap_or("unknown error"),
+        message.unwrap_or("no message")
+    );
+    if is_missing_queue(code) {
+        format!(
+            "{} does not exist ({answer}): create it, or fix SYNC_SQS_QUEUE_URL (--queue-url) and the region (AWS_REGION)",
+            redacted_url(url)
+        )
+    } else {
+        format!("answered {answer}")
+    }
 }
 
 impl Queue for SqsQueue {
@@ -385,7 +420,7 @@ impl Queue for SqsQueue {
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .send()
             .await
-            .map_err(sdk_error)?;
+            .map_err(|e| sqs_error_line(&self.url, &e))?;
         Ok(out
             .messages
             .unwrap_or_default()
@@ -461,7 +496,7 @@ impl Queue for SqsQueue {
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
             .send()
             .await
-            .map_err(sdk_error)?;
+            .map_err(|e| sqs_error_line(&self.url, &e))?;
         let count = |name: QueueAttributeName| {
             out.attributes()
                 .and_then(|a| a.get(&name))
@@ -486,22 +521,6 @@ fn failures(failed: &[aws_sdk_sqs::types::BatchResultErrorEntry]) -> Vec<EntryFa
             )
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_dead_letter_queue_comes_from_the_redrive_policy() {
-        let policy = r#"{"deadLetterTargetArn":"arn:aws:sqs:eu-west-1:123456789012:sync-dlq","maxReceiveCount":"10"}"#;
-        let arn = dead_letter_target(policy).unwrap();
-        assert_eq!(queue_of_arn(&arn).unwrap(), ("123456789012", "sync-dlq"));
-        assert!(dead_letter_target(r#"{"maxReceiveCount":"10"}"#).is_err());
-        assert!(dead_letter_target("not json").is_err());
-        assert!(queue_of_arn("arn:aws:sns:eu-west-1:123456789012:topic").is_err());
-        assert!(queue_of_arn("sync-dlq").is_err());
-    }
 }
 
 #[cfg(test)]
@@ -633,5 +652,82 @@ mod memory {
             let visible = messages.iter().filter(|m| m.visible_at <= now).count() as u64;
             Ok((visible, messages.len() as u64 - visible))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_sqs::error::ErrorMetadata;
+    use aws_sdk_sqs::operation::get_queue_attributes::GetQueueAttributesError;
+    use aws_sdk_sqs::types::error::QueueDoesNotExist;
+
+    use super::*;
+
+    const URL: &str = "https://sqs.eu-west-1.amazonaws.com/123456789012/sync";
+
+    fn service(error: GetQueueAttributesError) -> SdkError<GetQueueAttributesError, ()> {
+        SdkError::service_error(error, ())
+    }
+
+    #[test]
+    fn a_missing_queue_is_one_line_naming_the_queue_and_the_fix() {
+        let meta = |code: &str| {
+            ErrorMetadata::builder()
+                .code(code)
+                .message("The specified queue does not exist.")
+                .build()
+        };
+        // The query protocol's code is not modelled: the SDK's Display of it is a debug struct.
+        let unmodelled = service(GetQueueAttributesError::generic(meta(
+            "AWS.SimpleQueueService.NonExistentQueue",
+        )));
+        let modelled = service(GetQueueAttributesError::QueueDoesNotExist(
+            QueueDoesNotExist::builder()
+                .message("The specified queue does not exist.")
+                .meta(meta("QueueDoesNotExist"))
+                .build(),
+        ));
+        for error in [unmodelled, modelled] {
+            let line = sqs_error_line(URL, &error);
+            assert!(
+                line.starts_with(&format!("{URL} does not exist ("))
+                    && line.contains("The specified queue does not exist.")
+                    && line.contains("create it, or fix SYNC_SQS_QUEUE_URL")
+                    && line.contains("region"),
+                "{line}"
+            );
+            assert!(!line.contains('\n') && !line.contains("Error {"), "{line}");
+        }
+    }
+
+    #[test]
+    fn other_failures_say_what_sqs_answered_or_that_it_did_not() {
+        let denied = service(GetQueueAttributesError::generic(
+            ErrorMetadata::builder()
+                .code("AccessDenied")
+                .message("not authorized to perform sqs:GetQueueAttributes")
+                .build(),
+        ));
+        assert_eq!(
+            sqs_error_line(URL, &denied),
+            "answered AccessDenied: not authorized to perform sqs:GetQueueAttributes"
+        );
+        let timeout = SdkError::<GetQueueAttributesError, ()>::timeout_error("read timed out");
+        let line = sqs_error_line(URL, &timeout);
+        assert!(
+            line.starts_with("unreachable: ") && !line.contains('\n'),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn the_dead_letter_queue_comes_from_the_redrive_policy() {
+        let policy = r#"{"deadLetterTargetArn":"arn:aws:sqs:eu-west-1:123456789012:sync-dlq","maxReceiveCount":"10"}"#;
+        let arn = dead_letter_target(policy).unwrap();
+        assert_eq!(queue_of_arn(&arn).unwrap(), ("123456789012", "sync-dlq"));
+        assert!(dead_letter_target(r#"{"maxReceiveCount":"10"}"#).is_err());
+        assert!(dead_letter_target("not json").is_err());
+        assert!(queue_of_arn("arn:aws:sns:eu-west-1:123456789012:topic").is_err());
+        assert!(queue_of_arn("sync-dlq").is_err());
     }
 }

@@ -526,23 +526,26 @@ mod tests {
     use super::*;
     use chrono::Utc;
 
-    use crate::model::UserSource;
+    use crate::model::{MirrorScope, UserSource};
 
     fn record(given_name: &str, groups: &[&str]) -> UserRecord {
-        let mut record = UserRecord::from_source(UserSource {
-            user_pool_id: "us-east-1_Test".into(),
-            username: "alice".into(),
-            attributes: vec![
-                ("sub".into(), "5f1c7d9e-2a4b-4c8d-9e0f-1a2b3c4d5e6f".into()),
-                ("given_name".into(), given_name.into()),
-                ("custom:tenant".into(), "acme".into()),
-            ],
-            enabled: true,
-            status: "CONFIRMED".into(),
-            created_at: None,
-            updated_at: None,
-            observed_at: Utc::now(),
-        })
+        let mut record = UserRecord::from_source(
+            UserSource {
+                user_pool_id: "us-east-1_Test".into(),
+                username: "alice".into(),
+                attributes: vec![
+                    ("sub".into(), "5f1c7d9e-2a4b-4c8d-9e0f-1a2b3c4d5e6f".into()),
+                    ("given_name".into(), given_name.into()),
+                    ("custom:tenant".into(), "acme".into()),
+                ],
+                enabled: true,
+                status: "CONFIRMED".into(),
+                created_at: None,
+                updated_at: None,
+                observed_at: Utc::now(),
+            },
+            &MirrorScope::default(),
+        )
         .unwrap();
         record.set_groups(groups.iter().map(|g| (*g).to_owned()).collect());
         record

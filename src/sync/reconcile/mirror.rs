@@ -4,6 +4,8 @@
 //! A user or group the mirror refuses because of its data is left out, logged and counted;
 //! the rest of the plan is written.
 
+use std::collections::HashSet;
+
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
@@ -118,12 +120,18 @@ pub struct Applied {
     pub skipped_older: u64,
     /// Users and groups the mirror refused because of their data, left out.
     pub skipped_bad_data: u64,
+    /// Of those, the users planned for insert, update and revive.
+    pub refused_inserts: u64,
+    pub refused_updates: u64,
+    pub refused_revives: u64,
     /// Users gone from Cognito that were tombstoned (or removed, with `--on-delete delete`).
     pub tombstoned: u64,
     /// Earlier tombstones removed (`--on-delete delete`).
     pub deleted: u64,
     /// Earlier tombstones whose personal data was blanked (`--on-delete scrub`).
     pub scrubbed: u64,
+    /// Users gone from Cognito whose personal data was blanked (`--on-delete scrub`).
+    pub gone_scrubbed: u64,
     pub groups_written: u64,
     pub groups_tombstoned: u64,
 }
@@ -167,6 +175,7 @@ pub async fn apply(
             .sum::<u64>();
     }
     let mut upserts: Vec<UserRecord> = plan.upserts;
+    let mut refused = HashSet::new();
     while !upserts.is_empty() {
         let rest = upserts.split_off(batch_size.min(upserts.len()));
         let batch = std::mem::replace(&mut upserts, rest);
@@ -176,7 +185,13 @@ pub async fn apply(
         applied.upserted += outcome.inserted + outcome.updated;
         applied.skipped_older += outcome.skipped_older;
         applied.skipped_bad_data += outcome.skipped_bad_data;
+        refused.extend(outcome.rejected);
     }
+    let refused_of =
+        |users: &[PlannedUser]| users.iter().filter(|u| refused.contains(&u.id)).count() as u64;
+    applied.refused_inserts = refused_of(&plan.insert);
+    applied.refused_updates = refused_of(&plan.update);
+    applied.refused_revives = refused_of(&plan.revive);
     let gone: Vec<uuid::Uuid> = plan.tombstone.iter().map(|u| u.id).collect();
     let earlier: Vec<uuid::Uuid> = plan.purge.iter().map(|u: &PlannedUser| u.id).collect();
     match on_delete {
@@ -196,7 +211,8 @@ pub async fn apply(
                     .map_or(0, |r| r.affected_rows.max(0) as u64);
             }
             if on_delete == OnDelete::Scrub {
-                scrub_users(hasura, pool, &gone, started_at, batch_size).await?;
+                applied.gone_scrubbed =
+                    scrub_users(hasura, pool, &gone, started_at, batch_size).await?;
                 applied.scrubbed =
                     scrub_users(hasura, pool, &earlier, started_at, batch_size).await?;
             }

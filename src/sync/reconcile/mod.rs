@@ -18,6 +18,7 @@
 
 pub mod mirror;
 pub mod plan;
+pub mod review;
 
 use std::fmt;
 use std::time::Instant;
@@ -33,7 +34,7 @@ use crate::state::{RunKind, RunStatus, RunStore};
 use crate::sync::scan::{PoolScan, ShardEvent, start_pool_scan};
 use crate::telemetry::reconcile::{ReconcileBraked, ReconcileFinished};
 
-pub use plan::{OnDelete, Plan};
+pub use plan::{OnDelete, Plan, PlannedChange};
 
 /// User digests per Hasura read: small rows (about 150 bytes), so a page stays under 1 MB.
 pub const DIGEST_PAGE_SIZE: usize = 5000;
@@ -68,24 +69,85 @@ impl Default for ReconcileOptions {
     }
 }
 
-/// The counters of a reconcile, as stored in its run record. In a dry run, what would be.
+/// The counters of a reconcile, as stored in its run record. In a dry run or a braked run,
+/// what would be. Users the mirror refused because of their data count in
+/// `skipped_bad_data`, not in the kind they were planned as.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ReconcileCounters {
     pub scanned: u64,
     pub inserted: u64,
     pub updated: u64,
     pub revived: u64,
+    /// Users gone from Cognito, tombstoned (or removed, with `--on-delete delete`).
     pub tombstoned: u64,
+    /// Rows whose personal data was blanked (`--on-delete scrub`): users gone now and
+    /// earlier tombstones.
+    pub scrubbed: u64,
+    /// Rows removed (`--on-delete delete`): users gone now and earlier tombstones.
+    pub deleted: u64,
     pub unchanged: u64,
     /// Absent from Cognito but written after the scan started: left for the next run.
     pub kept_newer: u64,
     /// Sent, but the mirror already had a newer state (row guard).
     pub skipped_older: u64,
+    /// Users and groups the mirror refused because of their data: left out, logged.
+    pub skipped_bad_data: u64,
     /// Tombstones of earlier runs removed (`--on-delete delete`) or scrubbed (`scrub`).
     pub purged: u64,
     pub groups_scanned: u64,
     pub groups_written: u64,
     pub groups_tombstoned: u64,
+}
+
+impl ReconcileCounters {
+    /// What `plan` would do.
+    fn planned(plan: &Plan, on_delete: OnDelete) -> Self {
+        let gone = (plan.tombstone.len() + plan.purge.len()) as u64;
+        ReconcileCounters {
+            scanned: plan.scanned,
+            inserted: plan.insert.len() as u64,
+            updated: plan.update.len() as u64,
+            revived: plan.revive.len() as u64,
+            tombstoned: plan.tombstone.len() as u64,
+            scrubbed: if on_delete == OnDelete::Scrub {
+                gone
+            } else {
+                0
+            },
+            deleted: if on_delete == OnDelete::Delete {
+                gone
+            } else {
+                0
+            },
+            unchanged: plan.unchanged,
+            kept_newer: plan.kept_newer,
+            skipped_older: 0,
+            skipped_bad_data: 0,
+            purged: plan.purge.len() as u64,
+            groups_scanned: plan.groups.scanned,
+            groups_written: plan.groups.upsert.len() as u64,
+            groups_tombstoned: plan.groups.tombstone.len() as u64,
+        }
+    }
+
+    /// The planned counts corrected by what writing the plan did.
+    fn record(&mut self, applied: &mirror::Applied, on_delete: OnDelete) {
+        self.inserted -= applied.refused_inserts;
+        self.updated -= applied.refused_updates;
+        self.revived -= applied.refused_revives;
+        self.skipped_older = applied.skipped_older;
+        self.skipped_bad_data = applied.skipped_bad_data;
+        self.tombstoned = applied.tombstoned;
+        self.purged = applied.deleted + applied.scrubbed;
+        self.scrubbed = applied.gone_scrubbed + applied.scrubbed;
+        self.deleted = if on_delete == OnDelete::Delete {
+            applied.tombstoned + applied.deleted
+        } else {
+            0
+        };
+        self.groups_written = applied.groups_written;
+        self.groups_tombstoned = applied.groups_tombstoned;
+    }
 }
 
 /// What one reconcile did (or, in a dry run, would do).
@@ -97,6 +159,9 @@ pub struct ReconcileReport {
     pub on_delete: OnDelete,
     /// `succeeded`, `braked` or `dry_run` (a dry run says in `brake` whether it would brake).
     pub result: &'static str,
+    /// Whether the counters' changes were written. A dry run and a braked run write nothing:
+    /// their counters are what the run would have written.
+    pub written: bool,
     /// Why the safety brake stopped the run (in a dry run: would stop it).
     pub brake: Option<String>,
     pub started_at: DateTime<Utc>,
@@ -104,6 +169,9 @@ pub struct ReconcileReport {
     /// The users and groups concerned; filled by a dry run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
+    /// Each planned user's change ([`review::review`]), when the caller asked for it.
+    #[serde(skip)]
+    pub changes: Vec<PlannedChange>,
     pub cognito: CallStats,
     pub hasura: HasuraStats,
     /// Hasura requests that read the mirror's digests.
@@ -162,20 +230,7 @@ pub async fn reconcile(
             .await);
         }
     };
-    let mut counters = ReconcileCounters {
-        scanned: plan.scanned,
-        inserted: plan.insert.len() as u64,
-        updated: plan.update.len() as u64,
-        revived: plan.revive.len() as u64,
-        tombstoned: plan.tombstone.len() as u64,
-        unchanged: plan.unchanged,
-        kept_newer: plan.kept_newer,
-        skipped_older: 0,
-        purged: plan.purge.len() as u64,
-        groups_scanned: plan.groups.scanned,
-        groups_written: plan.groups.upsert.len() as u64,
-        groups_tombstoned: plan.groups.tombstone.len() as u64,
-    };
+    let mut counters = ReconcileCounters::planned(&plan, options.on_delete);
     let brake = plan
         .brake(&pool, options.max_delete_fraction)
         .filter(|_| !options.allow_mass_delete);
@@ -216,11 +271,7 @@ pub async fn reconcile(
             Ok(applied) => applied,
             Err(err) => return Err(fail(&hasura, &pool, run_id, clock, err, &counters).await),
         };
-        counters.skipped_older = applied.skipped_older;
-        counters.tombstoned = applied.tombstoned;
-        counters.purged = applied.deleted + applied.scrubbed;
-        counters.groups_written = applied.groups_written;
-        counters.groups_tombstoned = applied.groups_tombstoned;
+        counters.record(&applied, options.on_delete);
         if let Some(id) = run_id {
             RunStore::new(hasura.clone())
                 .finish(id, RunStatus::Succeeded, None, Some(&counters), None)
@@ -236,10 +287,12 @@ pub async fn reconcile(
         dry_run: options.dry_run,
         on_delete: options.on_delete,
         result,
+        written: result == "succeeded",
         brake,
         started_at,
         counters,
         plan: kept_plan,
+        changes: Vec::new(),
         cognito: reader.stats(),
         hasura: hasura.stats(),
         mirror_reads,
@@ -361,7 +414,14 @@ async fn plan(
 impl fmt::Display for ReconcileReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.counters;
-        let would = crate::sync::report_header(f, "reconcile", &self.user_pool_id, self.dry_run)?;
+        let unwritten = if self.dry_run {
+            Some("dry run")
+        } else if self.braked() {
+            Some("safety brake")
+        } else {
+            None
+        };
+        let would = crate::sync::report_header(f, "reconcile", &self.user_pool_id, unwritten)?;
         let mut row = |label: &str, value: String| writeln!(f, "  {label:<24} {value}");
         if let Some(id) = self.run_id {
             row("run", id.to_string())?;
@@ -391,6 +451,12 @@ impl fmt::Display for ReconcileReport {
             row(
                 "kept newer",
                 format!("{} (the mirror already had a later state)", c.skipped_older),
+            )?;
+        }
+        if c.skipped_bad_data > 0 {
+            row(
+                "skipped (bad data)",
+                crate::sync::bad_data_note(c.skipped_bad_data),
             )?;
         }
         row(
