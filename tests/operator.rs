@@ -166,9 +166,13 @@ async fn sync_user_writes_what_cognito_says_now_and_dry_run_writes_nothing() -> 
         "{alice_line}"
     );
     assert!(
-        fields
-            .iter()
-            .all(|f| ["given_name", "groups", "cognito_updated_at"].contains(&f.as_str())),
+        fields.iter().all(|f| [
+            "given_name",
+            "attributes.given_name",
+            "groups",
+            "cognito_updated_at"
+        ]
+        .contains(&f.as_str())),
         "{alice_line}"
     );
     let groups = alice_line["changes"]

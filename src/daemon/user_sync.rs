@@ -11,10 +11,11 @@
 //! built where the daemon's are (by the reader), so whatever shapes the daemon's records
 //! shapes these too.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 
 use anyhow::Context;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::consumer::{CognitoToHasura, Reads, Store, Written};
@@ -27,16 +28,6 @@ use crate::telemetry::operator::UserSynced;
 
 /// Users read and written together: one `ApplyEvents` mutation each.
 const CHUNK: usize = 100;
-
-/// Attributes the mirror also keeps as columns: a change is reported once, by column.
-const COLUMN_ATTRIBUTES: [&str; 6] = [
-    "email",
-    "email_verified",
-    "phone_number",
-    "given_name",
-    "family_name",
-    "name",
-];
 
 /// What became of one named user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -277,7 +268,10 @@ fn plan<'r>(
                 (UserOutcome::Tombstoned, live)
             };
             rows.into_iter()
-                .map(|row| (line(outcome, Some(row.id), Some(&row.username)), None))
+                .map(|row| {
+                    let stored = &row.record;
+                    (line(outcome, Some(stored.id), Some(&stored.username)), None)
+                })
                 .collect()
         }
     }
@@ -312,7 +306,7 @@ fn verify(
         return;
     };
     let kept = match read {
-        Some(record) => row.is_live() && row.content_hash == record.content_hash,
+        Some(record) => row.is_live() && row.record.content_hash == record.content_hash,
         None => !row.is_live(),
     };
     if !kept {
@@ -320,13 +314,16 @@ fn verify(
         line.changes.clear();
         line.detail = Some(format!(
             "the mirror holds a newer read, observed at {}",
-            row.observed_at.to_rfc3339()
+            row.record.observed_at.to_rfc3339()
         ));
     }
 }
 
-/// One mirrored user as [`MirrorUsers`] returns it.
-type MirrorRow = mirror_users::MirrorUsersCognitoUsers;
+/// One mirrored user: the record the row holds, and its tombstone.
+struct MirrorRow {
+    record: UserRecord,
+    deleted_at: Option<DateTime<Utc>>,
+}
 
 impl MirrorRow {
     fn is_live(&self) -> bool {
@@ -359,12 +356,19 @@ impl Mirror {
             .await
             .with_context(|| format!("reading the mirror's rows of the named users of {pool}"))?;
         Ok(Mirror {
-            rows: data.cognito_users,
+            rows: data
+                .cognito_users
+                .into_iter()
+                .map(|row| MirrorRow {
+                    deleted_at: row.deleted_at,
+                    record: row.into(),
+                })
+                .collect(),
         })
     }
 
     fn by_id(&self, id: uuid::Uuid) -> Option<&MirrorRow> {
-        self.rows.iter().find(|r| r.id == id)
+        self.rows.iter().find(|r| r.record.id == id)
     }
 
     /// The rows an identifier names.
@@ -372,78 +376,46 @@ impl Mirror {
         self.rows
             .iter()
             .filter(|r| match user {
-                UserRef::Sub(sub) => r.id == *sub,
-                UserRef::Username(name) => r.username == *name,
+                UserRef::Sub(sub) => r.record.id == *sub,
+                UserRef::Username(name) => r.record.username == *name,
             })
             .collect()
     }
 }
 
-/// The fields in which Cognito's `record` differs from the mirror's `row`; empty when the
-/// row is live and holds the record's content.
+/// The fields in which Cognito's `record` differs from the mirror's `row` (the names a
+/// reconcile's review gives, [`UserRecord::changed_fields`]), with the values of those that
+/// carry no personal data; empty when the row is live and holds the record's content.
 fn changes(row: &MirrorRow, record: &UserRecord) -> Vec<FieldChange> {
-    if row.is_live() && row.content_hash == record.content_hash {
+    if row.is_live() && row.record.content_hash == record.content_hash {
         return Vec::new();
     }
-    let mut changes = Vec::new();
-    let mut named = |field: &str, differs: bool| {
-        if differs {
-            changes.push(FieldChange {
-                field: field.to_owned(),
-                mirror: None,
-                cognito: None,
-            });
-        }
-    };
-    named("username", row.username != record.username);
-    named("email", row.email != record.email);
-    named(
-        "email_verified",
-        row.email_verified != record.email_verified,
-    );
-    named("phone_number", row.phone_number != record.phone_number);
-    named("given_name", row.given_name != record.given_name);
-    named("family_name", row.family_name != record.family_name);
-    named("name", row.name != record.name);
-    named(
-        "cognito_created_at",
-        row.cognito_created_at != record.cognito_created_at,
-    );
-    named(
-        "cognito_updated_at",
-        row.cognito_updated_at != record.cognito_updated_at,
-    );
-    let stored = string_map(&row.attributes);
-    let keys: BTreeSet<&String> = stored.keys().chain(record.attributes.keys()).collect();
-    for key in keys {
-        if !COLUMN_ATTRIBUTES.contains(&key.as_str()) {
-            named(
-                &format!("attributes.{key}"),
-                stored.get(key) != record.attributes.get(key),
-            );
-        }
+    let stored = &row.record;
+    let mut changes: Vec<FieldChange> = stored
+        .changed_fields(record)
+        .into_iter()
+        .map(|field| {
+            let values = match field.as_str() {
+                "enabled" => Some((stored.enabled.into(), record.enabled.into())),
+                "status" => Some((stored.status.clone().into(), record.status.clone().into())),
+                "groups" => Some((stored.groups.clone().into(), record.groups.clone().into())),
+                _ => None,
+            };
+            let (mirror, cognito) = values.unzip();
+            FieldChange {
+                field,
+                mirror,
+                cognito,
+            }
+        })
+        .collect();
+    if !row.is_live() {
+        changes.push(FieldChange {
+            field: "deleted".to_owned(),
+            mirror: Some(true.into()),
+            cognito: Some(false.into()),
+        });
     }
-    let mut shown = |field: &str, mirror: serde_json::Value, cognito: serde_json::Value| {
-        if mirror != cognito {
-            changes.push(FieldChange {
-                field: field.to_owned(),
-                mirror: Some(mirror),
-                cognito: Some(cognito),
-            });
-        }
-    };
-    shown("enabled", row.enabled.into(), record.enabled.into());
-    shown(
-        "status",
-        row.status.clone().into(),
-        record.status.clone().into(),
-    );
-    shown(
-        "groups",
-        row.groups.clone(),
-        serde_json::Value::from(record.groups.clone()),
-    );
-    shown("deleted", (!row.is_live()).into(), false.into());
     if changes.is_empty() {
         // Same fields, another hash: the hash encoding changed; the write refreshes it.
         changes.push(FieldChange {
@@ -453,22 +425,6 @@ fn changes(row: &MirrorRow, record: &UserRecord) -> Vec<FieldChange> {
         });
     }
     changes
-}
-
-/// A jsonb object of attributes as name → text (what Cognito's attributes are).
-fn string_map(value: &serde_json::Value) -> BTreeMap<String, String> {
-    value
-        .as_object()
-        .map(|object| {
-            object
-                .iter()
-                .map(|(k, v)| {
-                    let text = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-                    (k.clone(), text)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 impl fmt::Display for UserSyncReport {
@@ -524,8 +480,6 @@ impl FieldChange {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
-
     use crate::model::{MirrorScope, UserSource};
 
     fn record(given_name: &str, groups: &[&str]) -> UserRecord {
@@ -551,25 +505,10 @@ mod tests {
         record
     }
 
-    /// The mirror's row of `record`, as `MirrorUsers` returns it.
+    /// The mirror's live row holding `record`.
     fn row(record: &UserRecord) -> MirrorRow {
         MirrorRow {
-            id: record.id,
-            username: record.username.clone(),
-            email: record.email.clone(),
-            email_verified: record.email_verified,
-            phone_number: record.phone_number.clone(),
-            given_name: record.given_name.clone(),
-            family_name: record.family_name.clone(),
-            name: record.name.clone(),
-            enabled: record.enabled,
-            status: record.status.clone(),
-            attributes: serde_json::to_value(&record.attributes).unwrap(),
-            groups: serde_json::Value::from(record.groups.clone()),
-            cognito_created_at: record.cognito_created_at,
-            cognito_updated_at: record.cognito_updated_at,
-            observed_at: record.observed_at,
-            content_hash: record.content_hash.clone(),
+            record: record.clone(),
             deleted_at: None,
         }
     }
@@ -589,12 +528,15 @@ mod tests {
         let stored = row(&record("Alice", &["editors"]));
         let read = record("Alicia", &["admins", "editors"]);
         let found = changes(&stored, &read);
-        // The attribute behind a column is reported once, by the column.
-        assert_eq!(fields(&found), vec!["given_name", "groups"]);
-        assert_eq!(found[0].mirror, None, "personal data is named, not shown");
-        assert_eq!(found[1].mirror, Some(serde_json::json!(["editors"])));
+        // Named as a reconcile's review names them: the column and the attribute.
         assert_eq!(
-            found[1].cognito,
+            fields(&found),
+            vec!["attributes.given_name", "given_name", "groups"]
+        );
+        assert_eq!(found[1].mirror, None, "personal data is named, not shown");
+        assert_eq!(found[2].mirror, Some(serde_json::json!(["editors"])));
+        assert_eq!(
+            found[2].cognito,
             Some(serde_json::json!(["admins", "editors"]))
         );
     }
@@ -604,7 +546,10 @@ mod tests {
         let read = record("Alice", &[]);
         let mut stored = row(&read);
         stored.deleted_at = Some(Utc::now());
-        stored.attributes["custom:tenant"] = "other".into();
+        stored
+            .record
+            .attributes
+            .insert("custom:tenant".into(), "other".into());
         assert_eq!(
             fields(&changes(&stored, &read)),
             vec!["attributes.custom:tenant", "deleted"]
