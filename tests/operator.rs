@@ -72,6 +72,14 @@ fn line<'a>(report: &'a Value, identifier: &str) -> anyhow::Result<&'a Value> {
         .with_context(|| format!("no line for {identifier} in {report}"))
 }
 
+/// A line's change of `field`.
+fn change<'a>(line: &'a Value, field: &str) -> anyhow::Result<&'a Value> {
+    line["changes"]
+        .as_array()
+        .and_then(|changes| changes.iter().find(|c| c["field"] == field))
+        .with_context(|| format!("no change of {field} in {line}"))
+}
+
 fn changed_fields(line: &Value) -> BTreeSet<String> {
     line["changes"]
         .as_array()
@@ -175,10 +183,7 @@ async fn sync_user_writes_what_cognito_says_now_and_dry_run_writes_nothing() -> 
         .contains(&f.as_str())),
         "{alice_line}"
     );
-    let groups = alice_line["changes"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["field"] == "groups"))
-        .context("no groups change")?;
+    let groups = change(alice_line, "groups")?;
     assert_eq!(groups["mirror"], serde_json::json!(["editors"]));
     assert_eq!(groups["cognito"], serde_json::json!(["admins", "editors"]));
     assert_eq!(line(&report, &bob_sub)?["outcome"], "tombstoned");
@@ -215,6 +220,28 @@ async fn sync_user_writes_what_cognito_says_now_and_dry_run_writes_nothing() -> 
     assert!(new.deleted_at.is_none());
     let carol = bed.mirror_user(users[2].sub).await?.context("carol")?;
     assert!(carol.deleted_at.is_none(), "an unnamed user was touched");
+
+    // The mirror's scope holds here as in every mode: outside it, `admins` would go.
+    let scoped = json(
+        &succeed(
+            &bed,
+            &[
+                "sync-user",
+                "--dry-run",
+                "--json",
+                "--include-groups",
+                "editors",
+                "alice",
+            ],
+        )
+        .await?,
+    )?;
+    let groups = change(line(&scoped, "alice")?, "groups")?;
+    assert_eq!(
+        groups["cognito"],
+        serde_json::json!(["editors"]),
+        "{scoped}"
+    );
 
     // Nothing left to do: unchanged, and the tombstone stays (success).
     let again = succeed(&bed, &["sync-user", "alice", &bob_sub]).await?;
