@@ -19,7 +19,7 @@ use crate::commands::backfill::BackfillRequest;
 use crate::commands::daemon::DaemonRequest;
 use crate::commands::jwt_secret::{ClaimsFormat, JwtSecretRequest};
 use crate::commands::reconcile::ReconcileRequest;
-use crate::config::{DEFAULT_COGNITO_RPS, Overrides, ScanOverrides, Secret};
+use crate::config::{DEFAULT_COGNITO_RPS, HasuraAuthMode, Overrides, ScanOverrides, Secret};
 use crate::daemon::DaemonOptions;
 use crate::daemon::scheduler::{DEFAULT_SCHEDULE, SchedulerOptions, parse_schedule};
 use crate::state::lease::process_holder;
@@ -92,6 +92,46 @@ pub struct ConnectionArgs {
     /// Retries of a Hasura request that failed retryably (connection, timeout, 5xx) [default: 8].
     #[arg(long, global = true, value_name = "N")]
     pub hasura_retries: Option<usize>,
+
+    /// The Hasura role every request runs as (`x-hasura-role`), whatever the credential [default: cognito_sync].
+    #[arg(long, global = true, env = "HASURA_ROLE", value_name = "ROLE")]
+    pub hasura_role: Option<String>,
+
+    /// Which credential to use [default: the admin secret, a JWT or a machine client, whichever is set].
+    #[arg(long, global = true, env = "HASURA_AUTH", value_enum, value_name = "MODE")]
+    pub hasura_auth: Option<HasuraAuthMode>,
+
+    /// client-credentials: the pool domain's token URL, `https://<domain>/oauth2/token`.
+    #[arg(
+        long,
+        global = true,
+        env = "COGNITO_TOKEN_ENDPOINT",
+        value_name = "URL"
+    )]
+    pub cognito_token_endpoint: Option<String>,
+
+    /// client-credentials: the machine client's app client id.
+    #[arg(long, global = true, env = "COGNITO_CLIENT_ID", value_name = "ID")]
+    pub cognito_client_id: Option<String>,
+
+    /// client-credentials: the machine client's secret.
+    #[arg(
+        long,
+        global = true,
+        env = "COGNITO_CLIENT_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub cognito_client_secret: Option<String>,
+
+    /// client-credentials: scopes to request, space-separated [default: all the client is allowed].
+    #[arg(
+        long,
+        global = true,
+        env = "COGNITO_OAUTH_SCOPES",
+        value_name = "SCOPES"
+    )]
+    pub cognito_oauth_scopes: Option<String>,
 }
 
 impl std::fmt::Debug for ConnectionArgs {
@@ -106,6 +146,15 @@ impl std::fmt::Debug for ConnectionArgs {
             .field("hasura_admin_secret", &redacted(&self.hasura_admin_secret))
             .field("hasura_jwt", &redacted(&self.hasura_jwt))
             .field("hasura_retries", &self.hasura_retries)
+            .field("hasura_role", &self.hasura_role)
+            .field("hasura_auth", &self.hasura_auth)
+            .field("cognito_token_endpoint", &self.cognito_token_endpoint)
+            .field("cognito_client_id", &self.cognito_client_id)
+            .field(
+                "cognito_client_secret",
+                &redacted(&self.cognito_client_secret),
+            )
+            .field("cognito_oauth_scopes", &self.cognito_oauth_scopes)
             .finish()
     }
 }
@@ -137,6 +186,12 @@ impl ConnectionArgs {
             hasura_admin_secret: self.hasura_admin_secret.clone().map(Secret::new),
             hasura_jwt: self.hasura_jwt.clone().map(Secret::new),
             hasura_retries: self.hasura_retries,
+            hasura_auth: self.hasura_auth,
+            hasura_role: self.hasura_role.clone(),
+            cognito_token_endpoint: self.cognito_token_endpoint.clone(),
+            cognito_client_id: self.cognito_client_id.clone(),
+            cognito_client_secret: self.cognito_client_secret.clone().map(Secret::new),
+            cognito_oauth_scopes: self.cognito_oauth_scopes.clone(),
         }
     }
 }
@@ -288,6 +343,24 @@ impl ValueEnum for ClaimsFormat {
         Some(PossibleValue::new(match self {
             ClaimsFormat::StringifiedJson => "stringified-json",
             ClaimsFormat::Json => "json",
+        }))
+    }
+}
+
+impl ValueEnum for HasuraAuthMode {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            HasuraAuthMode::AdminSecret,
+            HasuraAuthMode::Jwt,
+            HasuraAuthMode::ClientCredentials,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(match self {
+            HasuraAuthMode::AdminSecret => "admin-secret",
+            HasuraAuthMode::Jwt => "jwt",
+            HasuraAuthMode::ClientCredentials => "client-credentials",
         }))
     }
 }

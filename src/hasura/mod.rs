@@ -8,7 +8,13 @@
 //! constraint-violation, data-exception, invalid-jwt, an answer that does not decode, ...) stops
 //! the caller with a clear message. Next to it, [`HasuraError::blames_data`] tells the errors
 //! caused by the values sent, which [`bisect`] narrows down to the records holding them.
+//!
+//! Every request carries `x-hasura-role` (`cognito_sync` by default), so whatever the
+//! credential, Hasura applies that role's permissions: the mirror tables and nothing else.
+//! The credential is the admin secret, a given JWT, or a Cognito machine client's access
+//! token kept fresh by [`auth::TokenSource`].
 
+pub mod auth;
 pub mod bisect;
 pub mod daemon_ops;
 pub mod operations;
@@ -23,11 +29,12 @@ use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
 use graphql_client::GraphQLQuery;
-use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde::Serialize;
 
 use crate::config::{HasuraAuth, HasuraSettings, redacted_url};
-use crate::telemetry::hasura::{HasuraRequestCompleted, HasuraRetry};
+use crate::telemetry::hasura::{AccessTokenRejected, HasuraRequestCompleted, HasuraRetry};
+use auth::{TokenError, TokenSource};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -57,6 +64,11 @@ pub enum HasuraError {
     },
     #[error("unusable response from Hasura to {operation}: {message}")]
     Decode { operation: String, message: String },
+    #[error("no access token for Hasura ({operation}): {source}")]
+    Token {
+        operation: String,
+        source: TokenError,
+    },
 }
 
 fn path_suffix(path: &Option<String>) -> String {
@@ -73,7 +85,12 @@ fn hint(code: &str, message: &str) -> &'static str {
         {
             "; check HASURA_GRAPHQL_ADMIN_SECRET"
         }
-        "invalid-jwt" | "jwt-invalid-claims" => "; check HASURA_GRAPHQL_JWT",
+        "access-denied" if message.contains("requested role") => {
+            "; check HASURA_ROLE: the credential must allow that role"
+        }
+        "invalid-jwt" | "jwt-invalid-claims" => {
+            "; check HASURA_GRAPHQL_JWT, or the machine client's token and Hasura's HASURA_GRAPHQL_JWT_SECRET"
+        }
         "validation-failed" if message.contains("not found in type") => {
             "; are the deploy/hasura migrations applied and the metadata reloaded?"
         }
@@ -94,6 +111,7 @@ impl HasuraError {
             HasuraError::GraphQl { code, .. } => {
                 matches!(code.as_str(), "unexpected" | "connection-error")
             }
+            HasuraError::Token { source, .. } => source.is_retryable(),
         }
     }
 
@@ -127,7 +145,18 @@ impl HasuraError {
                     | "jwt-missing-role-claims"
                     | "validation-failed"
             ),
+            HasuraError::Token { source, .. } => source.is_configuration(),
             HasuraError::Unreachable { .. } | HasuraError::Decode { .. } => false,
+        }
+    }
+
+    /// Whether Hasura refused the bearer token itself (expired, revoked, unknown key), which
+    /// a new token can fix.
+    fn rejects_token(&self) -> bool {
+        match self {
+            HasuraError::Status { status, .. } => *status == 401,
+            HasuraError::GraphQl { code, .. } => code == "invalid-jwt",
+            _ => false,
         }
     }
 
@@ -163,13 +192,17 @@ pub struct HasuraClient {
     shown: String,
     retries: usize,
     stats: Arc<Mutex<HasuraStats>>,
+    /// The machine client's tokens (`HASURA_AUTH=client-credentials`); the other
+    /// credentials are default headers of `http`.
+    tokens: Option<Arc<TokenSource>>,
 }
 
 impl fmt::Debug for HasuraClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HasuraClient")
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &self.shown)
             .field("retries", &self.retries)
+            .field("tokens", &self.tokens)
             .finish()
     }
 }
@@ -203,19 +236,25 @@ impl HasuraClient {
     /// A client retrying retryable failures `retries` times (0: never).
     pub fn with_retries(settings: &HasuraSettings, retries: usize) -> anyhow::Result<Self> {
         let mut headers = HeaderMap::new();
-        let (name, value) = match &settings.auth {
-            HasuraAuth::AdminSecret(secret) => {
-                ("x-hasura-admin-secret", secret.expose().to_owned())
-            }
-            HasuraAuth::Bearer(jwt) => ("authorization", format!("Bearer {}", jwt.expose())),
-        };
-        let mut value = HeaderValue::from_str(&value).map_err(|_| {
+        let role = HeaderValue::from_str(&settings.role).map_err(|_| {
             anyhow::anyhow!(
-                "the Hasura credential contains characters not allowed in an HTTP header"
+                "the Hasura role {:?} has characters not allowed in an HTTP header",
+                settings.role
             )
         })?;
-        value.set_sensitive(true);
-        headers.insert(name, value);
+        headers.insert("x-hasura-role", role);
+        let mut tokens = None;
+        match &settings.auth {
+            HasuraAuth::AdminSecret(secret) => {
+                headers.insert("x-hasura-admin-secret", auth::static_header(secret, false)?);
+            }
+            HasuraAuth::Bearer(jwt) => {
+                headers.insert(AUTHORIZATION, auth::static_header(jwt, true)?);
+            }
+            HasuraAuth::ClientCredentials(client) => {
+                tokens = Some(Arc::new(TokenSource::new(client.clone())?));
+            }
+        }
         let http = reqwest::Client::builder()
             .default_headers(headers)
             .timeout(REQUEST_TIMEOUT)
@@ -228,7 +267,18 @@ impl HasuraClient {
             shown: redacted_url(&settings.endpoint),
             retries,
             stats: Arc::default(),
+            tokens,
         })
+    }
+
+    /// A client for the same endpoint with the same credential (one machine client token
+    /// for both), retrying `retries` times, counting its requests apart.
+    pub fn sibling(&self, retries: usize) -> Self {
+        HasuraClient {
+            retries,
+            stats: Arc::default(),
+            ..self.clone()
+        }
     }
 
     /// The endpoint, credentials redacted, for display.
@@ -303,10 +353,41 @@ impl HasuraClient {
         }
     }
 
+    /// One request; with a machine client, sent once more with a new token when Hasura
+    /// refuses the one it carried (revoked, or expired early by a clock off).
     async fn send_once<Q: GraphQLQuery>(
         &self,
         operation: &str,
         body: &graphql_client::QueryBody<Q::Variables>,
+    ) -> Result<Q::ResponseData, HasuraError> {
+        let Some(tokens) = &self.tokens else {
+            return self.send::<Q>(operation, body, None).await;
+        };
+        let token_error = |source| HasuraError::Token {
+            operation: operation.to_owned(),
+            source,
+        };
+        let token = tokens.token().await.map_err(token_error)?;
+        match self.send::<Q>(operation, body, Some(token.header())).await {
+            Err(err) if err.rejects_token() => {
+                AccessTokenRejected {
+                    operation,
+                    error: &err.to_string(),
+                }
+                .emit();
+                tokens.reject(&token).await;
+                let token = tokens.token().await.map_err(token_error)?;
+                self.send::<Q>(operation, body, Some(token.header())).await
+            }
+            result => result,
+        }
+    }
+
+    async fn send<Q: GraphQLQuery>(
+        &self,
+        operation: &str,
+        body: &graphql_client::QueryBody<Q::Variables>,
+        authorization: Option<&HeaderValue>,
     ) -> Result<Q::ResponseData, HasuraError> {
         let unreachable = |err: reqwest::Error| HasuraError::Unreachable {
             endpoint: self.shown.clone(),
@@ -314,13 +395,11 @@ impl HasuraClient {
             message: error_chain(&err),
             timeout: err.is_timeout(),
         };
-        let response = self
-            .http
-            .post(&self.endpoint)
-            .json(body)
-            .send()
-            .await
-            .map_err(unreachable)?;
+        let mut request = self.http.post(&self.endpoint).json(body);
+        if let Some(authorization) = authorization {
+            request = request.header(AUTHORIZATION, authorization);
+        }
+        let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(unreachable)?;
         decode::<Q::ResponseData>(operation, status.as_u16(), &bytes)
