@@ -319,7 +319,7 @@ pub struct JwtSecretArgs {
     #[arg(long, value_name = "CLIENT_ID")]
     pub audience: Option<String>,
 
-    /// How the claims are encoded: Pre Token Generation V1 can only add strings.
+    /// How the claims are encoded: `json` for a V2/V3 trigger whose Lambda writes JSON (`CLAIMS_FORMAT=json`), else `stringified-json` (V1 can only add strings).
     #[arg(long, value_enum, default_value_t = ClaimsFormat::StringifiedJson)]
     pub claims_format: ClaimsFormat,
 }
