@@ -98,7 +98,13 @@ pub struct ConnectionArgs {
     pub hasura_role: Option<String>,
 
     /// Which credential to use [default: the admin secret, a JWT or a machine client, whichever is set].
-    #[arg(long, global = true, env = "HASURA_AUTH", value_enum, value_name = "MODE")]
+    #[arg(
+        long,
+        global = true,
+        env = "HASURA_AUTH",
+        value_enum,
+        value_name = "MODE"
+    )]
     pub hasura_auth: Option<HasuraAuthMode>,
 
     /// client-credentials: the pool domain's token URL, `https://<domain>/oauth2/token`.

@@ -262,8 +262,7 @@ impl Settings {
             cognito_client_id: nonempty(&args.cognito_client_id).or(file.hasura.client_id),
             cognito_client_secret: nonempty_secret(&args.cognito_client_secret)
                 .or(file.hasura.client_secret),
-            cognito_oauth_scopes: nonempty(&args.cognito_oauth_scopes)
-                .or(file.hasura.oauth_scopes),
+            cognito_oauth_scopes: nonempty(&args.cognito_oauth_scopes).or(file.hasura.oauth_scopes),
             backfill_file: file.backfill,
         }
     }
@@ -345,9 +344,15 @@ impl Settings {
 
     fn client_credentials(&self) -> anyhow::Result<HasuraAuth> {
         let missing: Vec<&str> = [
-            ("COGNITO_TOKEN_ENDPOINT", self.cognito_token_endpoint.is_none()),
+            (
+                "COGNITO_TOKEN_ENDPOINT",
+                self.cognito_token_endpoint.is_none(),
+            ),
             ("COGNITO_CLIENT_ID", self.cognito_client_id.is_none()),
-            ("COGNITO_CLIENT_SECRET", self.cognito_client_secret.is_none()),
+            (
+                "COGNITO_CLIENT_SECRET",
+                self.cognito_client_secret.is_none(),
+            ),
         ]
         .into_iter()
         .filter_map(|(name, absent)| absent.then_some(name))

@@ -170,7 +170,11 @@ async fn a_machine_client_backfills_without_the_admin_secret() -> anyhow::Result
     let specs: Vec<UserSpec> = (1..=40)
         .map(|i| {
             let spec = UserSpec::numbered(i);
-            if i % 4 == 0 { spec.group("editors") } else { spec }
+            if i % 4 == 0 {
+                spec.group("editors")
+            } else {
+                spec
+            }
         })
         .collect();
     let groups: BTreeMap<String, Vec<String>> = specs
@@ -181,8 +185,15 @@ async fn a_machine_client_backfills_without_the_admin_secret() -> anyhow::Result
     let endpoint = bed.token_endpoint.as_ref().expect("a machine client bed");
 
     let mut cmd = machine_client_command(&bed)?;
-    cmd.args(["backfill", "--json", "--progress", "never", "--batch-size", "5"])
-        .args(["--cognito-rps", "5"]);
+    cmd.args([
+        "backfill",
+        "--json",
+        "--progress",
+        "never",
+        "--batch-size",
+        "5",
+    ])
+    .args(["--cognito-rps", "5"]);
     let output = run(cmd).await?;
     let log = stderr(&output);
     assert!(output.status.success(), "backfill failed:\n{log}");
@@ -197,7 +208,10 @@ async fn a_machine_client_backfills_without_the_admin_secret() -> anyhow::Result
     );
     // The stale token, the one that replaced it, and at least one renewal.
     let issued_by_backfill = endpoint.issued();
-    assert!(issued_by_backfill >= 3, "{issued_by_backfill} tokens:\n{log}");
+    assert!(
+        issued_by_backfill >= 3,
+        "{issued_by_backfill} tokens:\n{log}"
+    );
 
     // `check` passes on the machine client's credentials too.
     let mut cmd = machine_client_command(&bed)?;

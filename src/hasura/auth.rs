@@ -227,13 +227,12 @@ impl TokenSource {
                 message: "the token is not a bearer token (token_type)".to_owned(),
             });
         }
-        let mut header =
-            HeaderValue::try_from(format!("Bearer {access_token}")).map_err(|_| {
-                TokenError::Decode {
-                    endpoint: endpoint(),
-                    message: "the access token has characters not allowed in a header".to_owned(),
-                }
-            })?;
+        let mut header = HeaderValue::try_from(format!("Bearer {access_token}")).map_err(|_| {
+            TokenError::Decode {
+                endpoint: endpoint(),
+                message: "the access token has characters not allowed in a header".to_owned(),
+            }
+        })?;
         header.set_sensitive(true);
         AccessTokenFetched {
             client_id: &self.client.client_id,

@@ -67,7 +67,7 @@ pub enum HasuraError {
     #[error("no access token for Hasura ({operation}): {source}")]
     Token {
         operation: String,
-        source: TokenError,
+        source: Box<TokenError>,
     },
 }
 
@@ -365,7 +365,7 @@ impl HasuraClient {
         };
         let token_error = |source| HasuraError::Token {
             operation: operation.to_owned(),
-            source,
+            source: Box::new(source),
         };
         let token = tokens.token().await.map_err(token_error)?;
         match self.send::<Q>(operation, body, Some(token.header())).await {

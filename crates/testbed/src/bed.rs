@@ -113,7 +113,9 @@ impl TestBed {
             }
             None => None,
         };
-        let jwt_secret = token_endpoint.as_ref().map(TokenEndpoint::hasura_jwt_secret);
+        let jwt_secret = token_endpoint
+            .as_ref()
+            .map(TokenEndpoint::hasura_jwt_secret);
         let hasura = HasuraLite::start_with_jwt(db.url(), jwt_secret).await?;
         let (queue_url, dlq_url) = create_queues(
             &sqs,

@@ -156,14 +156,6 @@ impl TokenEndpoint {
     }
 }
 
-fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response {
-    (
-        status,
-        Json(json!({ "error": code, "error_description": description })),
-    )
-        .into_response()
-}
-
 impl std::fmt::Debug for EndpointState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EndpointState")
@@ -171,6 +163,23 @@ impl std::fmt::Debug for EndpointState {
             .field("options", &self.options)
             .field("issued", &self.issued)
             .finish()
+    }
+}
+
+/// An OAuth 2.0 error answer (RFC 6749 section 5.2).
+struct Refusal {
+    status: StatusCode,
+    code: &'static str,
+    description: String,
+}
+
+impl Refusal {
+    fn bad_request(code: &'static str, description: &str) -> Refusal {
+        Refusal {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            description: description.to_owned(),
+        }
     }
 }
 
@@ -183,7 +192,11 @@ async fn token(
         Ok(token) => Json(token).into_response(),
         Err(refusal) => {
             state.refused.fetch_add(1, Ordering::SeqCst);
-            refusal
+            (
+                refusal.status,
+                Json(json!({ "error": refusal.code, "error_description": refusal.description })),
+            )
+                .into_response()
         }
     }
 }
@@ -192,7 +205,7 @@ fn issue(
     state: &EndpointState,
     headers: &HeaderMap,
     form: &HashMap<String, String>,
-) -> Result<Value, Response> {
+) -> Result<Value, Refusal> {
     let expected = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!(
@@ -201,24 +214,24 @@ fn issue(
         ))
     );
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
-        return Err(oauth_error(
-            StatusCode::BAD_REQUEST,
+        return Err(Refusal::bad_request(
             "invalid_client",
             "Client authentication failed",
         ));
     }
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
-        return Err(oauth_error(
-            StatusCode::BAD_REQUEST,
+        return Err(Refusal::bad_request(
             "unsupported_grant_type",
             "only client_credentials",
         ));
     }
     // No scope asks for every scope the client is allowed.
     let requested = form.get("scope").map_or(state.client.scope.as_str(), |s| s);
-    if requested.split(' ').any(|scope| scope != state.client.scope) {
-        return Err(oauth_error(
-            StatusCode::BAD_REQUEST,
+    if requested
+        .split(' ')
+        .any(|scope| scope != state.client.scope)
+    {
+        return Err(Refusal::bad_request(
             "invalid_scope",
             "scope not allowed for this client",
         ));
@@ -247,13 +260,12 @@ fn issue(
     }
     let mut header = Header::new(jsonwebtoken::Algorithm::RS256);
     header.kid = Some(KEY_ID.to_owned());
-    let access_token = jsonwebtoken::encode(&header, &claims, &state.key).map_err(|err| {
-        oauth_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            &err.to_string(),
-        )
-    })?;
+    let access_token =
+        jsonwebtoken::encode(&header, &claims, &state.key).map_err(|err| Refusal {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "server_error",
+            description: err.to_string(),
+        })?;
     Ok(json!({
         "access_token": access_token,
         "expires_in": state.options.expires_in,
