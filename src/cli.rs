@@ -19,7 +19,9 @@ use crate::commands::backfill::BackfillRequest;
 use crate::commands::daemon::DaemonRequest;
 use crate::commands::jwt_secret::{ClaimsFormat, JwtSecretRequest};
 use crate::commands::reconcile::ReconcileRequest;
-use crate::config::{DEFAULT_COGNITO_RPS, HasuraAuthMode, Overrides, ScanOverrides, Secret};
+use crate::config::{
+    DEFAULT_COGNITO_RPS, HasuraAuthMode, MachineClientOverrides, Overrides, ScanOverrides, Secret,
+};
 use crate::daemon::DaemonOptions;
 use crate::daemon::scheduler::{DEFAULT_SCHEDULE, SchedulerOptions, parse_schedule};
 use crate::state::lease::process_holder;
@@ -194,10 +196,12 @@ impl ConnectionArgs {
             hasura_retries: self.hasura_retries,
             hasura_auth: self.hasura_auth,
             hasura_role: self.hasura_role.clone(),
-            cognito_token_endpoint: self.cognito_token_endpoint.clone(),
-            cognito_client_id: self.cognito_client_id.clone(),
-            cognito_client_secret: self.cognito_client_secret.clone().map(Secret::new),
-            cognito_oauth_scopes: self.cognito_oauth_scopes.clone(),
+            machine_client: MachineClientOverrides {
+                token_endpoint: self.cognito_token_endpoint.clone(),
+                client_id: self.cognito_client_id.clone(),
+                client_secret: self.cognito_client_secret.clone().map(Secret::new),
+                oauth_scopes: self.cognito_oauth_scopes.clone(),
+            },
         }
     }
 }

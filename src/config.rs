@@ -61,10 +61,17 @@ pub struct Overrides {
     pub hasura_retries: Option<usize>,
     pub hasura_auth: Option<HasuraAuthMode>,
     pub hasura_role: Option<String>,
-    pub cognito_token_endpoint: Option<String>,
-    pub cognito_client_id: Option<String>,
-    pub cognito_client_secret: Option<Secret>,
-    pub cognito_oauth_scopes: Option<String>,
+    pub machine_client: MachineClientOverrides,
+}
+
+/// A Cognito machine client (`HASURA_AUTH=client-credentials`) as configured; `None` where
+/// nothing sets it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MachineClientOverrides {
+    pub token_endpoint: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub oauth_scopes: Option<String>,
 }
 
 /// A scan's tuning as the command line sets it; `None` where it is silent.
@@ -170,10 +177,7 @@ pub struct Settings {
     pub hasura_retries: usize,
     pub hasura_auth: Option<HasuraAuthMode>,
     pub hasura_role: Option<String>,
-    pub cognito_token_endpoint: Option<String>,
-    pub cognito_client_id: Option<String>,
-    pub cognito_client_secret: Option<Secret>,
-    pub cognito_oauth_scopes: Option<String>,
+    pub machine_client: MachineClientOverrides,
     /// The `[backfill]` table of the config file, for [`ScanSettings::resolve`].
     pub backfill_file: BackfillFile,
 }
@@ -257,12 +261,15 @@ impl Settings {
                 .unwrap_or(DEFAULT_HASURA_RETRIES),
             hasura_auth: args.hasura_auth.or(file.hasura.auth),
             hasura_role: nonempty(&args.hasura_role).or(file.hasura.role),
-            cognito_token_endpoint: nonempty(&args.cognito_token_endpoint)
-                .or(file.hasura.token_endpoint),
-            cognito_client_id: nonempty(&args.cognito_client_id).or(file.hasura.client_id),
-            cognito_client_secret: nonempty_secret(&args.cognito_client_secret)
-                .or(file.hasura.client_secret),
-            cognito_oauth_scopes: nonempty(&args.cognito_oauth_scopes).or(file.hasura.oauth_scopes),
+            machine_client: MachineClientOverrides {
+                token_endpoint: nonempty(&args.machine_client.token_endpoint)
+                    .or(file.hasura.token_endpoint),
+                client_id: nonempty(&args.machine_client.client_id).or(file.hasura.client_id),
+                client_secret: nonempty_secret(&args.machine_client.client_secret)
+                    .or(file.hasura.client_secret),
+                oauth_scopes: nonempty(&args.machine_client.oauth_scopes)
+                    .or(file.hasura.oauth_scopes),
+            },
             backfill_file: file.backfill,
         }
     }
@@ -318,7 +325,7 @@ impl Settings {
             Some(mode) => mode,
             None if self.hasura_admin_secret.is_some() => HasuraAuthMode::AdminSecret,
             None if self.hasura_jwt.is_some() => HasuraAuthMode::Jwt,
-            None if self.cognito_client_id.is_some() => HasuraAuthMode::ClientCredentials,
+            None if self.machine_client.client_id.is_some() => HasuraAuthMode::ClientCredentials,
             None => bail!(
                 "no Hasura credentials configured: set HASURA_GRAPHQL_ADMIN_SECRET (--hasura-admin-secret), \
                  or HASURA_AUTH=client-credentials with COGNITO_TOKEN_ENDPOINT, COGNITO_CLIENT_ID and \
@@ -346,21 +353,21 @@ impl Settings {
         let missing: Vec<&str> = [
             (
                 "COGNITO_TOKEN_ENDPOINT",
-                self.cognito_token_endpoint.is_none(),
+                self.machine_client.token_endpoint.is_none(),
             ),
-            ("COGNITO_CLIENT_ID", self.cognito_client_id.is_none()),
+            ("COGNITO_CLIENT_ID", self.machine_client.client_id.is_none()),
             (
                 "COGNITO_CLIENT_SECRET",
-                self.cognito_client_secret.is_none(),
+                self.machine_client.client_secret.is_none(),
             ),
         ]
         .into_iter()
         .filter_map(|(name, absent)| absent.then_some(name))
         .collect();
         let (Some(token_endpoint), Some(client_id), Some(client_secret)) = (
-            &self.cognito_token_endpoint,
-            &self.cognito_client_id,
-            &self.cognito_client_secret,
+            &self.machine_client.token_endpoint,
+            &self.machine_client.client_id,
+            &self.machine_client.client_secret,
         ) else {
             bail!(
                 "HASURA_AUTH=client-credentials needs {} (or the matching --cognito-* flags)",
@@ -378,7 +385,8 @@ impl Settings {
             client_id: client_id.clone(),
             client_secret: client_secret.clone(),
             scopes: self
-                .cognito_oauth_scopes
+                .machine_client
+                .oauth_scopes
                 .as_deref()
                 .unwrap_or_default()
                 .split([' ', ','])
@@ -583,12 +591,14 @@ mod tests {
         Overrides {
             hasura_endpoint: Some("http://h/v1/graphql".into()),
             hasura_auth: Some(HasuraAuthMode::ClientCredentials),
-            cognito_token_endpoint: Some(
-                "https://myapp.auth.eu-west-1.amazoncognito.com/oauth2/token".into(),
-            ),
-            cognito_client_id: Some("client-1".into()),
-            cognito_client_secret: Some(Secret::new("client-secret-value")),
-            cognito_oauth_scopes: Some("sync/write  sync/read".into()),
+            machine_client: MachineClientOverrides {
+                token_endpoint: Some(
+                    "https://myapp.auth.eu-west-1.amazoncognito.com/oauth2/token".into(),
+                ),
+                client_id: Some("client-1".into()),
+                client_secret: Some(Secret::new("client-secret-value")),
+                oauth_scopes: Some("sync/write  sync/read".into()),
+            },
             ..Default::default()
         }
     }
@@ -662,11 +672,9 @@ mod tests {
 
     #[test]
     fn an_incomplete_auth_mode_names_what_is_missing() {
-        let args = Overrides {
-            cognito_client_secret: None,
-            cognito_token_endpoint: None,
-            ..machine_client()
-        };
+        let mut args = machine_client();
+        args.machine_client.client_secret = None;
+        args.machine_client.token_endpoint = None;
         let err = Settings::from_toml(&args, "")
             .unwrap()
             .require_hasura()
@@ -678,10 +686,8 @@ mod tests {
                 && !err.contains("COGNITO_CLIENT_ID"),
             "{err}"
         );
-        let args = Overrides {
-            cognito_token_endpoint: Some("auth.example.com/oauth2/token".into()),
-            ..machine_client()
-        };
+        let mut args = machine_client();
+        args.machine_client.token_endpoint = Some("auth.example.com/oauth2/token".into());
         let err = Settings::from_toml(&args, "").unwrap().require_hasura();
         assert!(err.unwrap_err().to_string().contains("not an http(s) URL"));
         for (mode, variable) in [

@@ -163,6 +163,10 @@ impl TokenSource {
         if !scope.is_empty() {
             form.push(("scope", &scope));
         }
+        let unreachable = |err: reqwest::Error| TokenError::Unreachable {
+            endpoint: endpoint(),
+            message: super::error_chain(&err),
+        };
         let started = Instant::now();
         let response = self
             .http
@@ -174,18 +178,9 @@ impl TokenSource {
             .form(&form)
             .send()
             .await
-            .map_err(|err| TokenError::Unreachable {
-                endpoint: endpoint(),
-                message: super::error_chain(&err),
-            })?;
+            .map_err(unreachable)?;
         let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|err| TokenError::Unreachable {
-                endpoint: endpoint(),
-                message: super::error_chain(&err),
-            })?;
+        let body = response.bytes().await.map_err(unreachable)?;
         let answer = serde_json::from_slice::<TokenAnswer>(&body).ok();
         let (access_token, token_type, expires_in) = match answer {
             Some(TokenAnswer {

@@ -340,20 +340,19 @@ mod tests {
             .unwrap();
         let http = reqwest::Client::builder().no_proxy().build().unwrap();
         let client = &endpoint.client;
-        let request = |secret: &str, scope: Option<&str>| {
+        let request = async |secret: &str, scope: Option<&str>| -> Value {
             let mut form = vec![("grant_type", "client_credentials".to_owned())];
             form.extend(scope.map(|s| ("scope", s.to_owned())));
-            http.post(&endpoint.token_url)
+            let response = http
+                .post(&endpoint.token_url)
                 .basic_auth(&client.client_id, Some(secret))
                 .form(&form)
                 .send()
+                .await
+                .unwrap();
+            response.json().await.unwrap()
         };
-        let answer: Value = request(&client.client_secret, Some(&client.scope))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let answer = request(&client.client_secret, Some(&client.scope)).await;
         assert_eq!(answer["token_type"], "Bearer");
         assert_eq!(answer["expires_in"], 3600);
         let token = answer["access_token"].as_str().unwrap();
@@ -371,14 +370,8 @@ mod tests {
         assert_eq!(payload["token_use"], "access");
         assert!(payload.get("aud").is_none());
 
-        let wrong: Value = request("wrong", None).await.unwrap().json().await.unwrap();
-        assert_eq!(wrong["error"], "invalid_client");
-        let scope: Value = request(&client.client_secret, Some("other/scope"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        assert_eq!(request("wrong", None).await["error"], "invalid_client");
+        let scope = request(&client.client_secret, Some("other/scope")).await;
         assert_eq!(scope["error"], "invalid_scope");
         assert_eq!((endpoint.issued(), endpoint.refused()), (1, 2));
         endpoint.stop().await.unwrap();
