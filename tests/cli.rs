@@ -93,6 +93,16 @@ async fn misconfiguration_gives_one_clear_error_and_a_non_zero_exit() -> anyhow:
         "{line}"
     );
 
+    // The role is sent with the admin secret: one without permissions sees no mirror table.
+    let mut cmd = command(&bed, &bed.aws_endpoint, &bed.hasura.endpoint);
+    cmd.env("HASURA_ROLE", "no_such_role")
+        .args(["backfill", "--progress", "never"]);
+    let line = error_line(&run(cmd).await?);
+    assert!(
+        line.contains("validation-failed") && line.contains("HASURA_ROLE"),
+        "{line}"
+    );
+
     // A pool that does not exist.
     let mut cmd = command(&bed, &bed.aws_endpoint, &bed.hasura.endpoint);
     cmd.env("COGNITO_USER_POOL_ID", "us-east-1_NoSuchPool")

@@ -92,7 +92,7 @@ fn hint(code: &str, message: &str) -> &'static str {
             "; check HASURA_GRAPHQL_JWT, or the machine client's token and Hasura's HASURA_GRAPHQL_JWT_SECRET"
         }
         "validation-failed" if message.contains("not found in type") => {
-            "; are the deploy/hasura migrations applied and the metadata reloaded?"
+            "; are the deploy/hasura migrations applied and the metadata (with the HASURA_ROLE role's permissions) reloaded?"
         }
         _ => "",
     }
@@ -536,6 +536,37 @@ mod tests {
             denied.to_string().contains("HASURA_GRAPHQL_ADMIN_SECRET"),
             "{denied}"
         );
+    }
+
+    #[test]
+    fn role_and_token_refusals_say_what_to_check() {
+        let denied = decode::<Rows>(
+            "Op",
+            200,
+            br#"{"errors":[{"extensions":{"path":"$","code":"access-denied"},"message":"Your requested role is not in allowed roles"}]}"#,
+        )
+        .unwrap_err();
+        assert!(denied.is_configuration() && !denied.rejects_token());
+        assert!(denied.to_string().contains("HASURA_ROLE"), "{denied}");
+        let expired = decode::<Rows>(
+            "Op",
+            200,
+            br#"{"errors":[{"extensions":{"path":"$","code":"invalid-jwt"},"message":"Could not verify JWT: JWTExpired"}]}"#,
+        )
+        .unwrap_err();
+        assert!(expired.rejects_token() && !expired.is_retryable());
+        let refused = HasuraError::Token {
+            operation: "Op".into(),
+            source: Box::new(TokenError::Refused {
+                endpoint: "https://auth.example.com/oauth2/token".into(),
+                client_id: "c".into(),
+                status: 400,
+                code: "invalid_client".into(),
+                description: None,
+            }),
+        };
+        assert!(refused.is_configuration() && !refused.is_retryable());
+        assert!(refused.to_string().contains("invalid_client"), "{refused}");
     }
 
     #[test]
