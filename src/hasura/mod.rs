@@ -91,7 +91,10 @@ fn hint(code: &str, message: &str) -> &'static str {
         "invalid-jwt" | "jwt-invalid-claims" => {
             "; check HASURA_GRAPHQL_JWT, or the machine client's token and Hasura's HASURA_GRAPHQL_JWT_SECRET"
         }
-        "validation-failed" if message.contains("not found in type") => {
+        // A role without permissions on a table, or on any mutation, gets these.
+        "validation-failed"
+            if message.contains("not found in type") || message == "no mutations exist" =>
+        {
             "; are the deploy/hasura migrations applied and the metadata (with the HASURA_ROLE role's permissions) reloaded?"
         }
         _ => "",
