@@ -15,7 +15,7 @@ use reqwest::header::HeaderValue;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::config::{ClientCredentials, Secret, redacted_url};
+use crate::config::{ClientCredentials, redacted_url};
 use crate::telemetry::hasura::AccessTokenFetched;
 
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -251,18 +251,14 @@ fn renewal_due(fetched: Instant, expires_in: Option<u64>) -> Instant {
             .mul_f64(REFRESH_AT)
 }
 
-/// The credential of a secret-holding mode, as the header that carries it.
-pub fn static_header(secret: &Secret, bearer: bool) -> anyhow::Result<HeaderValue> {
-    let value = if bearer {
-        format!("Bearer {}", secret.expose())
-    } else {
-        secret.expose().to_owned()
-    };
-    let mut value = HeaderValue::from_str(&value).map_err(|_| {
+/// A configured credential (the admin secret, `Bearer <jwt>`) as a header value that logs
+/// and `Debug` never show.
+pub fn credential_header(value: &str) -> anyhow::Result<HeaderValue> {
+    let mut header = HeaderValue::from_str(value).map_err(|_| {
         anyhow::anyhow!("the Hasura credential contains characters not allowed in an HTTP header")
     })?;
-    value.set_sensitive(true);
-    Ok(value)
+    header.set_sensitive(true);
+    Ok(header)
 }
 
 #[cfg(test)]
@@ -275,6 +271,7 @@ mod tests {
     use axum::response::IntoResponse;
 
     use super::*;
+    use crate::config::Secret;
 
     /// What the test endpoint answers and what it saw.
     #[derive(Default)]

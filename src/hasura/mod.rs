@@ -249,10 +249,14 @@ impl HasuraClient {
         let mut tokens = None;
         match &settings.auth {
             HasuraAuth::AdminSecret(secret) => {
-                headers.insert("x-hasura-admin-secret", auth::static_header(secret, false)?);
+                headers.insert(
+                    "x-hasura-admin-secret",
+                    auth::credential_header(secret.expose())?,
+                );
             }
             HasuraAuth::Bearer(jwt) => {
-                headers.insert(AUTHORIZATION, auth::static_header(jwt, true)?);
+                let bearer = format!("Bearer {}", jwt.expose());
+                headers.insert(AUTHORIZATION, auth::credential_header(&bearer)?);
             }
             HasuraAuth::ClientCredentials(client) => {
                 tokens = Some(Arc::new(TokenSource::new(client.clone())?));
