@@ -112,6 +112,23 @@ async fn misconfiguration_gives_one_clear_error_and_a_non_zero_exit() -> anyhow:
         line.contains("validation-failed") && line.contains("HASURA_ROLE"),
         "{line}"
     );
+    // `check` as that role blames the role's permissions as much as the migrations, where
+    // a role that can select the tables would have seen them.
+    let mut cmd = command(&bed, &bed.aws_endpoint, &bed.hasura.endpoint);
+    cmd.env("HASURA_ROLE", "no_such_role").arg("check");
+    let output = run(cmd).await?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let schema = stdout
+        .lines()
+        .find(|l| l.contains("hasura schema"))
+        .unwrap_or_default();
+    assert!(
+        !output.status.success()
+            && schema.contains("\"no_such_role\" (HASURA_ROLE)")
+            && schema.contains("permissions")
+            && schema.contains("ADOPTING.md"),
+        "{stdout}"
+    );
 
     // A pool that does not exist.
     let mut cmd = command(&bed, &bed.aws_endpoint, &bed.hasura.endpoint);
