@@ -20,7 +20,9 @@ use crate::commands::jwt_secret::{ClaimsFormat, JwtSecretRequest};
 use crate::commands::reconcile::ReconcileRequest;
 use crate::commands::sync_user::SyncUserRequest;
 use crate::commands::{LeaseRequest, QueueUrls};
-use crate::config::{DEFAULT_COGNITO_RPS, Overrides, ScanOverrides, Secret};
+use crate::config::{
+    DEFAULT_COGNITO_RPS, HasuraAuthMode, MachineClientOverrides, Overrides, ScanOverrides, Secret,
+};
 use crate::daemon::DaemonOptions;
 use crate::daemon::scheduler::{DEFAULT_SCHEDULE, SchedulerOptions, parse_schedule};
 use crate::state::lease::process_holder;
@@ -119,6 +121,52 @@ pub struct ConnectionArgs {
         value_name = "NAMES"
     )]
     pub include_groups: Option<Vec<String>>,
+
+    /// The Hasura role every request runs as (`x-hasura-role`), whatever the credential [default: cognito_sync].
+    #[arg(long, global = true, env = "HASURA_ROLE", value_name = "ROLE")]
+    pub hasura_role: Option<String>,
+
+    /// Which credential to use [default: the admin secret, a JWT or a machine client, whichever is set].
+    #[arg(
+        long,
+        global = true,
+        env = "HASURA_AUTH",
+        value_enum,
+        value_name = "MODE"
+    )]
+    pub hasura_auth: Option<HasuraAuthMode>,
+
+    /// client-credentials: the pool domain's token URL, `https://<domain>/oauth2/token`.
+    #[arg(
+        long,
+        global = true,
+        env = "COGNITO_TOKEN_ENDPOINT",
+        value_name = "URL"
+    )]
+    pub cognito_token_endpoint: Option<String>,
+
+    /// client-credentials: the machine client's app client id.
+    #[arg(long, global = true, env = "COGNITO_CLIENT_ID", value_name = "ID")]
+    pub cognito_client_id: Option<String>,
+
+    /// client-credentials: the machine client's secret.
+    #[arg(
+        long,
+        global = true,
+        env = "COGNITO_CLIENT_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub cognito_client_secret: Option<String>,
+
+    /// client-credentials: scopes to request, space-separated [default: all the client is allowed].
+    #[arg(
+        long,
+        global = true,
+        env = "COGNITO_OAUTH_SCOPES",
+        value_name = "SCOPES"
+    )]
+    pub cognito_oauth_scopes: Option<String>,
 }
 
 impl std::fmt::Debug for ConnectionArgs {
@@ -135,6 +183,15 @@ impl std::fmt::Debug for ConnectionArgs {
             .field("hasura_retries", &self.hasura_retries)
             .field("exclude_attributes", &self.exclude_attributes)
             .field("include_groups", &self.include_groups)
+            .field("hasura_role", &self.hasura_role)
+            .field("hasura_auth", &self.hasura_auth)
+            .field("cognito_token_endpoint", &self.cognito_token_endpoint)
+            .field("cognito_client_id", &self.cognito_client_id)
+            .field(
+                "cognito_client_secret",
+                &redacted(&self.cognito_client_secret),
+            )
+            .field("cognito_oauth_scopes", &self.cognito_oauth_scopes)
             .finish()
     }
 }
@@ -186,6 +243,14 @@ impl ConnectionArgs {
             hasura_retries: self.hasura_retries,
             exclude_attributes: names(&self.exclude_attributes),
             include_groups: names(&self.include_groups),
+            hasura_auth: self.hasura_auth,
+            hasura_role: self.hasura_role.clone(),
+            machine_client: MachineClientOverrides {
+                token_endpoint: self.cognito_token_endpoint.clone(),
+                client_id: self.cognito_client_id.clone(),
+                client_secret: self.cognito_client_secret.clone().map(Secret::new),
+                oauth_scopes: self.cognito_oauth_scopes.clone(),
+            },
         }
     }
 }
@@ -389,7 +454,7 @@ pub struct JwtSecretArgs {
     #[arg(long, value_name = "CLIENT_ID")]
     pub audience: Option<String>,
 
-    /// How the claims are encoded: Pre Token Generation V1 can only add strings.
+    /// How the claims are encoded: `json` for a V2/V3 trigger whose Lambda writes JSON (`CLAIMS_FORMAT=json`), else `stringified-json` (V1 can only add strings).
     #[arg(long, value_enum, default_value_t = ClaimsFormat::StringifiedJson)]
     pub claims_format: ClaimsFormat,
 }
@@ -413,6 +478,24 @@ impl ValueEnum for ClaimsFormat {
         Some(PossibleValue::new(match self {
             ClaimsFormat::StringifiedJson => "stringified-json",
             ClaimsFormat::Json => "json",
+        }))
+    }
+}
+
+impl ValueEnum for HasuraAuthMode {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            HasuraAuthMode::AdminSecret,
+            HasuraAuthMode::Jwt,
+            HasuraAuthMode::ClientCredentials,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(match self {
+            HasuraAuthMode::AdminSecret => "admin-secret",
+            HasuraAuthMode::Jwt => "jwt",
+            HasuraAuthMode::ClientCredentials => "client-credentials",
         }))
     }
 }

@@ -10,8 +10,14 @@
 //!
 //! [hasura]
 //! endpoint = "https://hasura.example.com/v1/graphql"
-//! admin_secret = "..."        # or jwt = "..."
+//! admin_secret = "..."        # or jwt = "...", or the machine client below
+//! role = "cognito_sync"       # sent as x-hasura-role with every request
 //! retries = 8
+//! # auth = "client-credentials"
+//! # token_endpoint = "https://myapp.auth.eu-west-1.amazoncognito.com/oauth2/token"
+//! # client_id = "..."
+//! # client_secret = "..."
+//! # oauth_scopes = "cognito-hasura-sync/sync"
 //!
 //! [backfill]
 //! shards = 16
@@ -42,6 +48,9 @@ pub const DEFAULT_CONCURRENCY: usize = 4;
 pub const MAX_BATCH_SIZE: usize = 5000;
 /// Default retries of a Hasura request that failed retryably.
 pub const DEFAULT_HASURA_RETRIES: usize = 8;
+/// The Hasura role the worker runs as: the metadata in `deploy/hasura` gives it the mirror
+/// tables and nothing else, so even the admin secret cannot make the worker touch others.
+pub const DEFAULT_HASURA_ROLE: &str = "cognito_sync";
 
 /// What the command line (a flag or its environment variable) sets; `None` where it is silent.
 #[derive(Debug, Clone, Default)]
@@ -58,6 +67,19 @@ pub struct Overrides {
     pub exclude_attributes: Option<Vec<String>>,
     /// The only groups mirrored.
     pub include_groups: Option<Vec<String>>,
+    pub hasura_auth: Option<HasuraAuthMode>,
+    pub hasura_role: Option<String>,
+    pub machine_client: MachineClientOverrides,
+}
+
+/// A Cognito machine client (`HASURA_AUTH=client-credentials`) as configured; `None` where
+/// nothing sets it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MachineClientOverrides {
+    pub token_endpoint: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub oauth_scopes: Option<String>,
 }
 
 /// A scan's tuning as the command line sets it; `None` where it is silent.
@@ -142,6 +164,18 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Which credential `HASURA_AUTH` asks for; when it is silent, the one configured decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HasuraAuthMode {
+    /// `HASURA_GRAPHQL_ADMIN_SECRET`.
+    AdminSecret,
+    /// `HASURA_GRAPHQL_JWT`, a token obtained elsewhere.
+    Jwt,
+    /// A Cognito machine client's access tokens (OAuth 2.0 client credentials grant).
+    ClientCredentials,
+}
+
 /// How requests to Hasura authenticate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HasuraAuth {
@@ -149,6 +183,19 @@ pub enum HasuraAuth {
     AdminSecret(Secret),
     /// `Authorization: Bearer <jwt>`.
     Bearer(Secret),
+    /// `Authorization: Bearer <access token>`, fetched from a Cognito token endpoint.
+    ClientCredentials(ClientCredentials),
+}
+
+/// A Cognito app client that may use the client credentials grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCredentials {
+    /// The pool domain's `/oauth2/token` URL.
+    pub token_endpoint: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// The scopes to ask for; none asks for every scope the client is allowed.
+    pub scopes: Vec<String>,
 }
 
 /// Where Hasura is and how to talk to it.
@@ -157,6 +204,8 @@ pub struct HasuraSettings {
     /// The full GraphQL URL, ending in `/v1/graphql`.
     pub endpoint: String,
     pub auth: HasuraAuth,
+    /// Sent as `x-hasura-role` with every request.
+    pub role: String,
     /// Retries of a retryable failure.
     pub retries: usize,
 }
@@ -173,6 +222,9 @@ pub struct Settings {
     pub hasura_jwt: Option<Secret>,
     /// Retries of a retryable Hasura failure.
     pub hasura_retries: usize,
+    pub hasura_auth: Option<HasuraAuthMode>,
+    pub hasura_role: Option<String>,
+    pub machine_client: MachineClientOverrides,
     /// The `[backfill]` table of the config file, for [`ScanSettings::resolve`].
     pub backfill_file: BackfillFile,
     /// Attributes left out of the mirror (flag, else `[mirror]`); validated where the
@@ -219,6 +271,12 @@ struct HasuraFile {
     admin_secret: Option<Secret>,
     jwt: Option<Secret>,
     retries: Option<usize>,
+    auth: Option<HasuraAuthMode>,
+    role: Option<String>,
+    token_endpoint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    oauth_scopes: Option<String>,
 }
 
 /// The `[backfill]` table of a config file.
@@ -263,6 +321,17 @@ impl Settings {
                 .hasura_retries
                 .or(file.hasura.retries)
                 .unwrap_or(DEFAULT_HASURA_RETRIES),
+            hasura_auth: args.hasura_auth.or(file.hasura.auth),
+            hasura_role: nonempty(&args.hasura_role).or(file.hasura.role),
+            machine_client: MachineClientOverrides {
+                token_endpoint: nonempty(&args.machine_client.token_endpoint)
+                    .or(file.hasura.token_endpoint),
+                client_id: nonempty(&args.machine_client.client_id).or(file.hasura.client_id),
+                client_secret: nonempty_secret(&args.machine_client.client_secret)
+                    .or(file.hasura.client_secret),
+                oauth_scopes: nonempty(&args.machine_client.oauth_scopes)
+                    .or(file.hasura.oauth_scopes),
+            },
             backfill_file: file.backfill,
             exclude_attributes: args
                 .exclude_attributes
@@ -335,18 +404,94 @@ impl Settings {
                 "the Hasura endpoint does not end in {HASURA_GRAPHQL_PATH}, where Hasura serves GraphQL"
             );
         }
-        let auth = match (&self.hasura_admin_secret, &self.hasura_jwt) {
-            (Some(secret), _) => HasuraAuth::AdminSecret(secret.clone()),
-            (None, Some(jwt)) => HasuraAuth::Bearer(jwt.clone()),
-            (None, None) => bail!(
-                "no Hasura credentials configured: set --hasura-admin-secret or HASURA_GRAPHQL_ADMIN_SECRET (or HASURA_GRAPHQL_JWT)"
-            ),
-        };
+        let role = self
+            .hasura_role
+            .clone()
+            .unwrap_or_else(|| DEFAULT_HASURA_ROLE.to_owned());
         Ok(HasuraSettings {
             endpoint,
-            auth,
+            auth: self.hasura_auth()?,
+            role,
             retries: self.hasura_retries,
         })
+    }
+
+    /// The credential `HASURA_AUTH` names, or else the one configured: the admin secret, a
+    /// JWT, then a machine client.
+    fn hasura_auth(&self) -> anyhow::Result<HasuraAuth> {
+        let mode = match self.hasura_auth {
+            Some(mode) => mode,
+            None if self.hasura_admin_secret.is_some() => HasuraAuthMode::AdminSecret,
+            None if self.hasura_jwt.is_some() => HasuraAuthMode::Jwt,
+            None if self.machine_client.client_id.is_some() => HasuraAuthMode::ClientCredentials,
+            None => bail!(
+                "no Hasura credentials configured: set HASURA_GRAPHQL_ADMIN_SECRET (--hasura-admin-secret), \
+                 or HASURA_AUTH=client-credentials with COGNITO_TOKEN_ENDPOINT, COGNITO_CLIENT_ID and \
+                 COGNITO_CLIENT_SECRET (or HASURA_GRAPHQL_JWT)"
+            ),
+        };
+        match mode {
+            HasuraAuthMode::AdminSecret => match &self.hasura_admin_secret {
+                Some(secret) => Ok(HasuraAuth::AdminSecret(secret.clone())),
+                None => bail!(
+                    "HASURA_AUTH=admin-secret but no admin secret is configured: set HASURA_GRAPHQL_ADMIN_SECRET or --hasura-admin-secret"
+                ),
+            },
+            HasuraAuthMode::Jwt => match &self.hasura_jwt {
+                Some(jwt) => Ok(HasuraAuth::Bearer(jwt.clone())),
+                None => bail!(
+                    "HASURA_AUTH=jwt but no token is configured: set HASURA_GRAPHQL_JWT or --hasura-jwt"
+                ),
+            },
+            HasuraAuthMode::ClientCredentials => self.client_credentials(),
+        }
+    }
+
+    fn client_credentials(&self) -> anyhow::Result<HasuraAuth> {
+        let missing: Vec<&str> = [
+            (
+                "COGNITO_TOKEN_ENDPOINT",
+                self.machine_client.token_endpoint.is_none(),
+            ),
+            ("COGNITO_CLIENT_ID", self.machine_client.client_id.is_none()),
+            (
+                "COGNITO_CLIENT_SECRET",
+                self.machine_client.client_secret.is_none(),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, absent)| absent.then_some(name))
+        .collect();
+        let (Some(token_endpoint), Some(client_id), Some(client_secret)) = (
+            &self.machine_client.token_endpoint,
+            &self.machine_client.client_id,
+            &self.machine_client.client_secret,
+        ) else {
+            bail!(
+                "HASURA_AUTH=client-credentials needs {} (or the matching --cognito-* flags)",
+                missing.join(", ")
+            );
+        };
+        if !(token_endpoint.starts_with("https://") || token_endpoint.starts_with("http://")) {
+            bail!(
+                "COGNITO_TOKEN_ENDPOINT {:?} is not an http(s) URL (https://<domain>.auth.<region>.amazoncognito.com/oauth2/token)",
+                redacted_url(token_endpoint)
+            );
+        }
+        Ok(HasuraAuth::ClientCredentials(ClientCredentials {
+            token_endpoint: token_endpoint.clone(),
+            client_id: client_id.clone(),
+            client_secret: client_secret.clone(),
+            scopes: self
+                .machine_client
+                .oauth_scopes
+                .as_deref()
+                .unwrap_or_default()
+                .split([' ', ','])
+                .filter(|scope| !scope.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }))
     }
 }
 
@@ -624,5 +769,121 @@ mod tests {
             );
         }
         assert!(Settings::from_toml(&Overrides::default(), "user_pool = \"x\"").is_err());
+    }
+
+    fn machine_client() -> Overrides {
+        Overrides {
+            hasura_endpoint: Some("http://h/v1/graphql".into()),
+            hasura_auth: Some(HasuraAuthMode::ClientCredentials),
+            machine_client: MachineClientOverrides {
+                token_endpoint: Some(
+                    "https://myapp.auth.eu-west-1.amazoncognito.com/oauth2/token".into(),
+                ),
+                client_id: Some("client-1".into()),
+                client_secret: Some(Secret::new("client-secret-value")),
+                oauth_scopes: Some("sync/write  sync/read".into()),
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_role_is_cognito_sync_unless_set() {
+        let settings = Settings::from_toml(&Overrides::default(), FILE).unwrap();
+        assert_eq!(settings.require_hasura().unwrap().role, "cognito_sync");
+        let file = FILE.replace("[hasura]", "[hasura]\n        role = \"reader\"");
+        let settings = Settings::from_toml(&Overrides::default(), &file).unwrap();
+        assert_eq!(settings.require_hasura().unwrap().role, "reader");
+        let args = Overrides {
+            hasura_role: Some("admin".into()),
+            ..Default::default()
+        };
+        let settings = Settings::from_toml(&args, &file).unwrap();
+        assert_eq!(settings.require_hasura().unwrap().role, "admin");
+    }
+
+    #[test]
+    fn client_credentials_resolve_without_the_admin_secret() {
+        let settings = Settings::from_toml(&machine_client(), "").unwrap();
+        let hasura = settings.require_hasura().unwrap();
+        let HasuraAuth::ClientCredentials(client) = &hasura.auth else {
+            panic!("not client credentials: {hasura:?}");
+        };
+        assert_eq!(client.client_id, "client-1");
+        assert_eq!(client.scopes, ["sync/write", "sync/read"]);
+        assert!(!format!("{hasura:?}").contains("client-secret-value"));
+
+        // HASURA_AUTH picks the machine client even with an admin secret around; without
+        // HASURA_AUTH, the admin secret wins and a client id alone picks the machine client.
+        let both = Overrides {
+            hasura_admin_secret: Some(Secret::new("admin")),
+            ..machine_client()
+        };
+        let auth = |args: &Overrides| {
+            Settings::from_toml(args, "")
+                .unwrap()
+                .require_hasura()
+                .unwrap()
+                .auth
+        };
+        assert!(matches!(auth(&both), HasuraAuth::ClientCredentials(_)));
+        let implicit = Overrides {
+            hasura_auth: None,
+            ..both
+        };
+        assert!(matches!(auth(&implicit), HasuraAuth::AdminSecret(_)));
+        let implicit = Overrides {
+            hasura_auth: None,
+            ..machine_client()
+        };
+        assert!(matches!(auth(&implicit), HasuraAuth::ClientCredentials(_)));
+
+        let file = r#"
+            [hasura]
+            endpoint = "http://h/v1/graphql"
+            auth = "client-credentials"
+            token_endpoint = "https://auth.example.com/oauth2/token"
+            client_id = "from-file"
+            client_secret = "s"
+        "#;
+        let settings = Settings::from_toml(&Overrides::default(), file).unwrap();
+        let HasuraAuth::ClientCredentials(client) = settings.require_hasura().unwrap().auth else {
+            panic!("not client credentials");
+        };
+        assert_eq!(client.client_id, "from-file");
+        assert!(client.scopes.is_empty());
+    }
+
+    #[test]
+    fn an_incomplete_auth_mode_names_what_is_missing() {
+        let mut args = machine_client();
+        args.machine_client.client_secret = None;
+        args.machine_client.token_endpoint = None;
+        let err = Settings::from_toml(&args, "")
+            .unwrap()
+            .require_hasura()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("COGNITO_TOKEN_ENDPOINT")
+                && err.contains("COGNITO_CLIENT_SECRET")
+                && !err.contains("COGNITO_CLIENT_ID"),
+            "{err}"
+        );
+        let mut args = machine_client();
+        args.machine_client.token_endpoint = Some("auth.example.com/oauth2/token".into());
+        let err = Settings::from_toml(&args, "").unwrap().require_hasura();
+        assert!(err.unwrap_err().to_string().contains("not an http(s) URL"));
+        for (mode, variable) in [
+            (HasuraAuthMode::AdminSecret, "HASURA_GRAPHQL_ADMIN_SECRET"),
+            (HasuraAuthMode::Jwt, "HASURA_GRAPHQL_JWT"),
+        ] {
+            let args = Overrides {
+                hasura_auth: Some(mode),
+                ..machine_client()
+            };
+            let err = Settings::from_toml(&args, "").unwrap().require_hasura();
+            assert!(err.unwrap_err().to_string().contains(variable), "{mode:?}");
+        }
     }
 }

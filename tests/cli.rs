@@ -1,13 +1,15 @@
-//! The binary's behaviour as an operator sees it: `check`, `jwt-secret`, and one clear error
-//! line with a non-zero exit for each kind of misconfiguration.
+//! The binary's behaviour as an operator sees it: `check`, `jwt-secret`, one clear error
+//! line with a non-zero exit for each kind of misconfiguration, and running without the
+//! admin secret as a Cognito machine client.
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::process::Output;
 
-use testbed::{TestBed, UserSpec};
+use testbed::{TestBed, TestBedOptions, TokenEndpointOptions, UserSpec};
 
-use common::{BIN, command, run};
+use common::{BIN, assert_exact_mirror, command, machine_client_command, num, run};
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -100,6 +102,33 @@ async fn misconfiguration_gives_one_clear_error_and_a_non_zero_exit() -> anyhow:
         "{line}"
     );
     assert!(!line.contains("Error {"), "the SDK's debug struct: {line}");
+
+    // The role is sent with the admin secret: one without permissions sees no mirror table.
+    let mut cmd = command(&bed, &bed.aws_endpoint, &bed.hasura.endpoint);
+    cmd.env("HASURA_ROLE", "no_such_role")
+        .args(["backfill", "--progress", "never"]);
+    let line = error_line(&run(cmd).await?);
+    assert!(
+        line.contains("validation-failed") && line.contains("HASURA_ROLE"),
+        "{line}"
+    );
+    // `check` as that role blames the role's permissions as much as the migrations, where
+    // a role that can select the tables would have seen them.
+    let mut cmd = command(&bed, &bed.aws_endpoint, &bed.hasura.endpoint);
+    cmd.env("HASURA_ROLE", "no_such_role").arg("check");
+    let output = run(cmd).await?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let schema = stdout
+        .lines()
+        .find(|l| l.contains("hasura schema"))
+        .unwrap_or_default();
+    assert!(
+        !output.status.success()
+            && schema.contains("\"no_such_role\" (HASURA_ROLE)")
+            && schema.contains("permissions")
+            && schema.contains("ADOPTING.md"),
+        "{stdout}"
+    );
 
     // A pool that does not exist.
     let mut cmd = command(&bed, &bed.aws_endpoint, &bed.hasura.endpoint);
@@ -244,5 +273,101 @@ async fn jwt_secret_needs_no_network_and_no_credentials() -> anyhow::Result<()> 
             "audience": "client-1",
         })
     );
+    Ok(())
+}
+
+/// `HASURA_AUTH=client-credentials`, as the Terraform module runs the task: no admin secret,
+/// an access token from the pool's token endpoint (client credentials grant, claims from the
+/// real pre token generation handler), the `cognito_sync` role. Tokens live two seconds and
+/// the backfill's reads are paced to take longer (16 shards' ListUsers at 2 per second), so it
+/// outlives several tokens; the first one is issued already expired, which Hasura refuses:
+/// the worker replaces it once and renews the others before they expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_client_backfills_without_the_admin_secret() -> anyhow::Result<()> {
+    let options = TestBedOptions::default().machine_client(TokenEndpointOptions {
+        expires_in: 2,
+        stale_tokens: 1,
+    });
+    let bed = TestBed::start_with(options).await?;
+    let specs: Vec<UserSpec> = (1..=40)
+        .map(|i| {
+            let spec = UserSpec::numbered(i);
+            if i % 4 == 0 {
+                spec.group("editors")
+            } else {
+                spec
+            }
+        })
+        .collect();
+    let groups: BTreeMap<String, Vec<String>> = specs
+        .iter()
+        .map(|s| (s.username.clone(), s.groups.clone()))
+        .collect();
+    bed.create_users(specs).await?;
+    let endpoint = bed.token_endpoint.as_ref().expect("a machine client bed");
+
+    let mut cmd = machine_client_command(&bed)?;
+    cmd.args([
+        "backfill",
+        "--json",
+        "--progress",
+        "never",
+        "--batch-size",
+        "5",
+    ])
+    .args(["--cognito-rps", "2"]);
+    let output = run(cmd).await?;
+    let log = stderr(&output);
+    assert!(output.status.success(), "backfill failed:\n{log}");
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    assert_eq!(num(&summary, &["users_seen"]), 40, "{summary}");
+    assert_exact_mirror(&bed, &groups).await?;
+    // The stale token was refused, and at most one more: a renewal that a loaded machine
+    // delays past a two-second token's expiry. Without renewal ahead of expiry each of the
+    // four or more tokens the backfill outlives would be refused.
+    let rejected = log.matches("Hasura rejected the access token").count();
+    assert!((1..=2).contains(&rejected), "{rejected} rejections:\n{log}");
+    // The stale token, the one that replaced it, and renewals.
+    let issued_by_backfill = endpoint.issued();
+    assert!(
+        issued_by_backfill >= 4,
+        "{issued_by_backfill} tokens:\n{log}"
+    );
+
+    // `check` passes on the machine client's credentials too.
+    let mut cmd = machine_client_command(&bed)?;
+    cmd.args(["check"]);
+    let output = run(cmd).await?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.lines().all(|l| l.starts_with("ok")),
+        "check failed:\n{stdout}\n{}",
+        stderr(&output)
+    );
+
+    let issued = endpoint.issued();
+    assert!(issued > issued_by_backfill);
+    assert_eq!(endpoint.refused(), 0);
+    assert!(!log.contains(&endpoint.client.client_secret));
+
+    // A wrong client secret: one error line with the OAuth error, never the secret.
+    let mut cmd = machine_client_command(&bed)?;
+    cmd.env("COGNITO_CLIENT_SECRET", "wrong-client-secret-value")
+        .args(["backfill", "--progress", "never"]);
+    let line = error_line(&run(cmd).await?);
+    assert!(
+        line.contains("invalid_client") && line.contains("COGNITO_CLIENT_SECRET"),
+        "{line}"
+    );
+    assert!(!line.contains("wrong-client-secret-value"), "{line}");
+    assert_eq!(endpoint.refused(), 1);
+
+    // A variable missing: named before anything is sent.
+    let mut cmd = machine_client_command(&bed)?;
+    cmd.env_remove("COGNITO_TOKEN_ENDPOINT")
+        .args(["backfill", "--progress", "never"]);
+    let line = error_line(&run(cmd).await?);
+    assert!(line.contains("COGNITO_TOKEN_ENDPOINT"), "{line}");
+    assert_eq!(endpoint.issued(), issued);
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use aws_sdk_cognitoidentityprovider::types::AttributeType;
 use cognito_hasura_sync::cognito::{CognitoReader, QuotaSettings, ReadLimits, RetryPolicy};
-use cognito_hasura_sync::config::{HasuraAuth, HasuraSettings, Secret};
+use cognito_hasura_sync::config::{DEFAULT_HASURA_ROLE, HasuraAuth, HasuraSettings, Secret};
 use cognito_hasura_sync::daemon::scheduler::SchedulerOptions;
 use cognito_hasura_sync::daemon::{Daemon, DaemonOptions, install_metrics};
 use cognito_hasura_sync::hasura::HasuraClient;
@@ -89,6 +89,7 @@ async fn start_tuned(
     let settings = HasuraSettings {
         endpoint: hasura_endpoint.to_owned(),
         auth: HasuraAuth::AdminSecret(Secret::new(&bed.hasura.admin_secret)),
+        role: DEFAULT_HASURA_ROLE.to_owned(),
         retries: 1,
     };
     let mut options = DaemonOptions {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use aws_sdk_cognitoidentityprovider::types::AttributeType;
 use cognito_hasura_sync::cognito::{CognitoReader, QuotaSettings, ReadLimits, RetryPolicy};
-use cognito_hasura_sync::config::{HasuraAuth, HasuraSettings, Secret};
+use cognito_hasura_sync::config::{DEFAULT_HASURA_ROLE, HasuraAuth, HasuraSettings, Secret};
 use cognito_hasura_sync::hasura::HasuraClient;
 use cognito_hasura_sync::state::lease::Lease;
 use cognito_hasura_sync::sync::reconcile::{
@@ -24,6 +24,7 @@ fn hasura(bed: &TestBed, endpoint: &str) -> anyhow::Result<HasuraClient> {
     let settings = HasuraSettings {
         endpoint: endpoint.to_owned(),
         auth: HasuraAuth::AdminSecret(Secret::new(bed.hasura.admin_secret.clone())),
+        role: DEFAULT_HASURA_ROLE.to_owned(),
         retries: 2,
     };
     HasuraClient::new(&settings)

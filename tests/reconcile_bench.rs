@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use aws_sdk_cognitoidentityprovider::types::AttributeType;
 use cognito_hasura_sync::cognito::{CognitoReader, ReadLimits};
-use cognito_hasura_sync::config::{HasuraAuth, HasuraSettings, Secret};
+use cognito_hasura_sync::config::{DEFAULT_HASURA_ROLE, HasuraAuth, HasuraSettings, Secret};
 use cognito_hasura_sync::hasura::HasuraClient;
 use cognito_hasura_sync::sync::reconcile::{ReconcileOptions, ReconcileReport, reconcile};
 use futures::{StreamExt, TryStreamExt};
@@ -105,6 +105,7 @@ async fn reconcile_benchmark() -> anyhow::Result<()> {
     let client = HasuraClient::new(&HasuraSettings {
         endpoint: bed.hasura_endpoint(),
         auth: HasuraAuth::AdminSecret(Secret::new(bed.hasura_lite.admin_secret.clone())),
+        role: DEFAULT_HASURA_ROLE.to_owned(),
         retries: 2,
     })?;
     let case = Case { bed: &bed, client };

@@ -27,11 +27,16 @@ SDK_ENV = {
     "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "RUST_LOG",
 }
-# Without these the worker cannot start (docs/DESIGN.md).
-WORKER_REQUIRED = {
-    "COGNITO_USER_POOL_ID", "HASURA_GRAPHQL_ENDPOINT", "HASURA_GRAPHQL_ADMIN_SECRET",
-    "SYNC_SQS_QUEUE_URL",
-}
+# Without these the worker cannot start (docs/DESIGN.md)...
+WORKER_REQUIRED = {"COGNITO_USER_POOL_ID", "HASURA_GRAPHQL_ENDPOINT", "SYNC_SQS_QUEUE_URL"}
+# ... nor without one of these credentials (src/config.rs, `Settings::require_hasura`): the
+# admin secret, or the Cognito machine client that worker_auth = "client-credentials" sets
+# (COGNITO_OAUTH_SCOPES is optional to the binary: without it Cognito grants every scope the
+# client is allowed; the module always sets it).
+ADMIN_SECRET_ENV = {"HASURA_GRAPHQL_ADMIN_SECRET"}
+MACHINE_CLIENT_ENV = {"HASURA_AUTH", "COGNITO_TOKEN_ENDPOINT", "COGNITO_CLIENT_ID",
+                      "COGNITO_CLIENT_SECRET", "COGNITO_OAUTH_SCOPES"}
+WORKER_CREDENTIALS = (ADMIN_SECRET_ENV, MACHINE_CLIENT_ENV)
 # Real Hasura v2 server settings used here (a typo would be silently ignored by Hasura).
 HASURA_ENV = {
     "HASURA_GRAPHQL_DATABASE_URL", "HASURA_GRAPHQL_METADATA_DATABASE_URL",
@@ -272,7 +277,9 @@ def test_compose_worker_gets_every_setting_it_needs():
     env_file = init["entrypoint"][init["entrypoint"].index("--env-file") + 1]
     assert f". {env_file}" in worker["entrypoint"][2]
     # The pool id comes from moto-init's env file; everything else is set in compose.
-    assert WORKER_REQUIRED - {"COGNITO_USER_POOL_ID"} <= set(worker["environment"])
+    environment = set(worker["environment"])
+    assert WORKER_REQUIRED - {"COGNITO_USER_POOL_ID"} <= environment
+    assert any(credential <= environment for credential in WORKER_CREDENTIALS), environment
 
 
 def cli_subcommands():
@@ -288,18 +295,13 @@ def cli_subcommands():
 # the settings only it reads may be set without being declared yet; once it exists they must be.
 DAEMON_ONLY_ENV = {"SYNC_SQS_QUEUE_URL", "LISTEN_ADDR", "RECONCILE_SCHEDULE"}
 LATER_SUBCOMMANDS = {"daemon", "reconcile"}
-# worker_auth = "client-credentials" sets these; until the binary reads HASURA_AUTH they may be
-# set without being declared, and once it does every one of them must be.
-MACHINE_CLIENT_ENV = {"HASURA_AUTH", "COGNITO_TOKEN_ENDPOINT", "COGNITO_CLIENT_ID",
-                      "COGNITO_CLIENT_SECRET", "COGNITO_OAUTH_SCOPES"}
 
 
 def test_compose_and_terraform_set_only_env_the_worker_reads():
     known = worker_env_names_or_skip() | SDK_ENV
     pending = set() if "daemon" in cli_subcommands() else DAEMON_ONLY_ENV
-    if "HASURA_AUTH" not in known:
-        pending |= MACHINE_CLIENT_ENV
-    assert WORKER_REQUIRED - pending <= known, WORKER_REQUIRED - pending - known
+    declared = WORKER_REQUIRED.union(*WORKER_CREDENTIALS) - pending
+    assert declared <= known, declared - known
     static, secrets = terraform_worker_env()
     for where, names in [("compose", set(compose()["services"]["worker"]["environment"])),
                          ("terraform", static | secrets), ("Dockerfile", env_names("worker"))]:
@@ -329,8 +331,9 @@ def test_health_checks_use_a_tool_the_image_installs():
 
 def test_terraform_task_sets_every_required_setting():
     static, secrets = terraform_worker_env()
-    assert WORKER_REQUIRED <= static | secrets
-    assert MACHINE_CLIENT_ENV <= static | secrets
+    assert WORKER_REQUIRED <= static
+    for credential in WORKER_CREDENTIALS:
+        assert credential <= static | secrets, credential
     assert secrets == {"HASURA_GRAPHQL_ADMIN_SECRET", "COGNITO_CLIENT_SECRET"}
     assert not secrets & static
 

@@ -104,6 +104,9 @@ def test_worker_gets_the_machine_client_settings(domain, endpoint):
     }
     assert set(environment) == MACHINE_CLIENT_ENV
     assert "local.worker_auth_environment" in module()["locals"]["worker_environment"]
+    # The role the token carries is the one the worker asks for, in both modes.
+    assert "HASURA_ROLE = var.machine_client_role" in re.sub(
+        r"\s+", " ", module()["locals"]["worker_environment"])
     assert render("${local.worker_auth_environment}", module(), variables()) == {}
 
 

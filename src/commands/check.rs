@@ -9,7 +9,7 @@ use aws_sdk_cognitoidentityprovider::config::ProvideCredentials;
 
 use super::READ_ONLY_HASURA_RETRIES;
 use crate::cognito::{CognitoError, CognitoReader, ReadLimits, RetryPolicy};
-use crate::config::{HasuraAuth, Settings};
+use crate::config::Settings;
 use crate::hasura::operations::{CheckSchema, check_schema};
 use crate::hasura::{HasuraClient, HasuraError};
 
@@ -79,9 +79,9 @@ pub async fn run(settings: &Settings, mut on_line: impl FnMut(&CheckLine)) -> Ve
     }
 
     // Hasura side.
-    let (hasura, auth) = match settings.require_hasura().and_then(|h| {
+    let (hasura, role) = match settings.require_hasura().and_then(|h| {
         let client = HasuraClient::with_retries(&h, h.retries.min(READ_ONLY_HASURA_RETRIES))?;
-        Ok((client, h.auth))
+        Ok((client, h.role))
     }) {
         Err(err) => {
             push(line(false, "hasura config", format!("{err:#}")));
@@ -89,7 +89,11 @@ pub async fn run(settings: &Settings, mut on_line: impl FnMut(&CheckLine)) -> Ve
         }
         Ok(built) => built,
     };
-    push(line(true, "hasura config", hasura.shown_endpoint()));
+    push(line(
+        true,
+        "hasura config",
+        format!("{} as role {role}", hasura.shown_endpoint()),
+    ));
     match hasura.post::<CheckSchema>(check_schema::Variables {}).await {
         Ok(_) => {
             push(line(true, "hasura access", "the credentials are accepted"));
@@ -112,7 +116,7 @@ pub async fn run(settings: &Settings, mut on_line: impl FnMut(&CheckLine)) -> Ve
         }
         Err(err) if err.code() == Some("validation-failed") => {
             push(line(true, "hasura access", "the credentials are accepted"));
-            push(line(false, "hasura schema", missing_schema(&err, &auth)));
+            push(line(false, "hasura schema", missing_schema(&err, &role)));
         }
         Err(err) => push(line(false, "hasura access", err.to_string())),
     }
@@ -160,43 +164,48 @@ async fn pool_line(
     }
 }
 
-/// What to do when Hasura does not show a table or column the worker uses. Hasura hides from
-/// a role every table and column it has no select permission on, so for a request that is not
-/// admin the likelier cause is the role, not the migrations.
-fn missing_schema(err: &HasuraError, auth: &HasuraAuth) -> String {
-    match auth {
-        HasuraAuth::AdminSecret(_) => format!(
-            "{err}; the admin sees no such table or column, so the mirror's schema is not there: apply the migrations and metadata in deploy/hasura (hasura migrate apply && hasura metadata apply)"
-        ),
-        HasuraAuth::Bearer(_) => format!(
-            "{err}; the request runs as the JWT's role (its x-hasura-default-role), and Hasura hides the tables and columns a role may not select: give that role select (and insert/update) permissions on the cognito_* tables in the metadata, or run with HASURA_GRAPHQL_ADMIN_SECRET; if the admin does not see them either, apply the migrations in deploy/hasura"
-        ),
+/// What to do when Hasura does not show a table or column the worker uses. Every request
+/// runs as the configured role (`x-hasura-role`), and Hasura hides from a role every table and
+/// column it may not select, so unless that role is `admin` the cause may be the role's
+/// permissions as well as the migrations.
+fn missing_schema(err: &HasuraError, role: &str) -> String {
+    const ADOPT: &str = "apply the migration (hasura migrate apply --project deploy/hasura) and merge the tables' metadata as deploy/hasura/ADOPTING.md describes (not `hasura metadata apply`, which replaces a server's own metadata)";
+    if role == "admin" {
+        format!(
+            "{err}; the admin sees no such table or column, so the mirror's schema is not there: {ADOPT}"
+        )
+    } else {
+        format!(
+            "{err}; requests run as the role {role:?} (HASURA_ROLE), and Hasura hides the tables and columns a role may not select: either the mirror's schema is not there ({ADOPT}), or the metadata lacks the {role:?} permissions on the cognito_* tables that deploy/hasura defines; `check` with HASURA_ROLE=admin and the admin secret tells the two apart"
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
 
     #[test]
-    fn a_missing_table_blames_the_role_for_a_jwt_and_the_migrations_for_the_admin() {
+    fn a_missing_table_blames_the_role_or_the_migrations_for_a_role_and_the_migrations_for_the_admin()
+     {
         let err = HasuraError::GraphQl {
             operation: "CheckSchema".into(),
             code: "validation-failed".into(),
             path: Some("$.selectionSet.cognito_users".into()),
             message: "field 'cognito_users' not found in type: 'query_root'".into(),
         };
-        let jwt = missing_schema(&err, &HasuraAuth::Bearer(Secret::new("t")));
+        let role = missing_schema(&err, "cognito_sync");
         assert!(
-            jwt.contains("the JWT's role")
-                && jwt.contains("select")
-                && jwt.contains("HASURA_GRAPHQL_ADMIN_SECRET"),
-            "{jwt}"
+            role.contains("\"cognito_sync\" (HASURA_ROLE)")
+                && role.contains("permissions")
+                && role.contains("ADOPTING.md"),
+            "{role}"
         );
-        let admin = missing_schema(&err, &HasuraAuth::AdminSecret(Secret::new("s")));
+        let admin = missing_schema(&err, "admin");
         assert!(
-            admin.contains("hasura migrate apply") && !admin.contains("JWT"),
+            admin.contains("hasura migrate apply")
+                && admin.contains("ADOPTING.md")
+                && !admin.contains("permissions"),
             "{admin}"
         );
     }

@@ -50,7 +50,7 @@ pub async fn run(
         &hasura_settings,
         hasura_settings.retries.min(HASURA_RETRIES),
     )?;
-    let probe = HasuraClient::with_retries(&hasura_settings, 0)?;
+    let probe = hasura.sibling(0);
     let sdk = super::aws_config(settings).await;
     let reader = super::cognito_reader(
         &sdk,

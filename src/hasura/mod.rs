@@ -10,7 +10,13 @@
 //! caused by the values sent, which [`bisect`] narrows down to the records holding them, and
 //! [`HasuraError::problem`] says in a few words what a health check reports (unreachable,
 //! rejected credentials, misconfigured).
+//!
+//! Every request carries `x-hasura-role` (`cognito_sync` by default), so whatever the
+//! credential, Hasura applies that role's permissions: the mirror tables and nothing else.
+//! The credential is the admin secret, a given JWT, or a Cognito machine client's access
+//! token kept fresh by [`auth::TokenSource`].
 
+pub mod auth;
 pub mod bisect;
 pub mod daemon_ops;
 pub mod operations;
@@ -25,13 +31,14 @@ use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
 use graphql_client::GraphQLQuery;
-use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde::Serialize;
 
 use crate::config::{
     HASURA_GRAPHQL_PATH, HasuraAuth, HasuraSettings, likely_hasura_endpoint, redacted_url,
 };
-use crate::telemetry::hasura::{HasuraRequestCompleted, HasuraRetry};
+use crate::telemetry::hasura::{AccessTokenRejected, HasuraRequestCompleted, HasuraRetry};
+use auth::{TokenError, TokenSource};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -62,6 +69,11 @@ pub enum HasuraError {
     },
     #[error("unusable response from Hasura to {operation}: {message}")]
     Decode { operation: String, message: String },
+    #[error("no access token for Hasura ({operation}): {source}")]
+    Token {
+        operation: String,
+        source: Box<TokenError>,
+    },
 }
 
 fn path_suffix(path: &Option<String>) -> String {
@@ -100,16 +112,22 @@ fn hint(code: &str, message: &str) -> &'static str {
         {
             "; check HASURA_GRAPHQL_ADMIN_SECRET"
         }
+        "access-denied" if message.contains("requested role") => {
+            "; check HASURA_ROLE: the credential must allow that role"
+        }
         "access-denied" if message.contains("Authorization") || message.contains("role") => {
             "; check HASURA_GRAPHQL_JWT (its role must be one of its allowed roles)"
         }
         "access-denied" => "; check HASURA_GRAPHQL_ADMIN_SECRET or HASURA_GRAPHQL_JWT",
         "invalid-jwt" | "jwt-invalid-claims" | "jwt-missing-role-claims" => {
-            "; check HASURA_GRAPHQL_JWT"
+            "; check HASURA_GRAPHQL_JWT, or the machine client's token and Hasura's HASURA_GRAPHQL_JWT_SECRET"
         }
-        // Hasura hides what a role may not select, so a missing field has two causes.
-        "validation-failed" if message.contains("not found in type") => {
-            "; are the deploy/hasura migrations applied and the metadata reloaded, and may the request's role select it?"
+        // Hasura hides what a role may not select, so a missing field has two causes; a role
+        // without any insert, update or delete permission gets the second message.
+        "validation-failed"
+            if message.contains("not found in type") || message == "no mutations exist" =>
+        {
+            "; are the deploy/hasura migrations applied and the metadata reloaded, and may the HASURA_ROLE role (cognito_sync by default) use it?"
         }
         _ => "",
     }
@@ -128,6 +146,7 @@ impl HasuraError {
             HasuraError::GraphQl { code, .. } => {
                 matches!(code.as_str(), "unexpected" | "connection-error")
             }
+            HasuraError::Token { source, .. } => source.is_retryable(),
         }
     }
 
@@ -154,7 +173,9 @@ impl HasuraError {
             || match self {
                 HasuraError::Status { status, .. } => *status == 404,
                 HasuraError::GraphQl { code, .. } => code == "validation-failed",
-                HasuraError::Unreachable { .. } | HasuraError::Decode { .. } => false,
+                HasuraError::Unreachable { .. }
+                | HasuraError::Decode { .. }
+                | HasuraError::Token { .. } => false,
             }
     }
 
@@ -170,6 +191,7 @@ impl HasuraError {
                     | "jwt-invalid-claims"
                     | "jwt-missing-role-claims"
             ),
+            HasuraError::Token { source, .. } => source.is_configuration(),
             HasuraError::Unreachable { .. } | HasuraError::Decode { .. } => false,
         }
     }
@@ -183,6 +205,16 @@ impl HasuraError {
             _ if self.rejects_credentials() => "rejects the credentials",
             _ if self.is_configuration() => "misconfigured",
             _ => "failing",
+        }
+    }
+
+    /// Whether Hasura refused the bearer token itself (expired, revoked, unknown key), which
+    /// a new token can fix.
+    fn rejects_token(&self) -> bool {
+        match self {
+            HasuraError::Status { status, .. } => *status == 401,
+            HasuraError::GraphQl { code, .. } => code == "invalid-jwt",
+            _ => false,
         }
     }
 
@@ -218,13 +250,17 @@ pub struct HasuraClient {
     shown: String,
     retries: usize,
     stats: Arc<Mutex<HasuraStats>>,
+    /// The machine client's tokens (`HASURA_AUTH=client-credentials`); the other
+    /// credentials are default headers of `http`.
+    tokens: Option<Arc<TokenSource>>,
 }
 
 impl fmt::Debug for HasuraClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HasuraClient")
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &self.shown)
             .field("retries", &self.retries)
+            .field("tokens", &self.tokens)
             .finish()
     }
 }
@@ -258,19 +294,29 @@ impl HasuraClient {
     /// A client retrying retryable failures `retries` times (0: never).
     pub fn with_retries(settings: &HasuraSettings, retries: usize) -> anyhow::Result<Self> {
         let mut headers = HeaderMap::new();
-        let (name, value) = match &settings.auth {
-            HasuraAuth::AdminSecret(secret) => {
-                ("x-hasura-admin-secret", secret.expose().to_owned())
-            }
-            HasuraAuth::Bearer(jwt) => ("authorization", format!("Bearer {}", jwt.expose())),
-        };
-        let mut value = HeaderValue::from_str(&value).map_err(|_| {
+        let role = HeaderValue::from_str(&settings.role).map_err(|_| {
             anyhow::anyhow!(
-                "the Hasura credential contains characters not allowed in an HTTP header"
+                "the Hasura role {:?} has characters not allowed in an HTTP header",
+                settings.role
             )
         })?;
-        value.set_sensitive(true);
-        headers.insert(name, value);
+        headers.insert("x-hasura-role", role);
+        let mut tokens = None;
+        match &settings.auth {
+            HasuraAuth::AdminSecret(secret) => {
+                headers.insert(
+                    "x-hasura-admin-secret",
+                    auth::credential_header(secret.expose())?,
+                );
+            }
+            HasuraAuth::Bearer(jwt) => {
+                let bearer = format!("Bearer {}", jwt.expose());
+                headers.insert(AUTHORIZATION, auth::credential_header(&bearer)?);
+            }
+            HasuraAuth::ClientCredentials(client) => {
+                tokens = Some(Arc::new(TokenSource::new(client.clone())?));
+            }
+        }
         let http = reqwest::Client::builder()
             .default_headers(headers)
             .timeout(REQUEST_TIMEOUT)
@@ -283,7 +329,18 @@ impl HasuraClient {
             shown: redacted_url(&settings.endpoint),
             retries,
             stats: Arc::default(),
+            tokens,
         })
+    }
+
+    /// A client for the same endpoint with the same credential (one machine client token
+    /// for both), retrying `retries` times, counting its requests apart.
+    pub fn sibling(&self, retries: usize) -> Self {
+        HasuraClient {
+            retries,
+            stats: Arc::default(),
+            ..self.clone()
+        }
     }
 
     /// The endpoint, credentials redacted, for display.
@@ -358,10 +415,41 @@ impl HasuraClient {
         }
     }
 
+    /// One request; with a machine client, sent once more with a new token when Hasura
+    /// refuses the one it carried (revoked, or expired early by a clock off).
     async fn send_once<Q: GraphQLQuery>(
         &self,
         operation: &str,
         body: &graphql_client::QueryBody<Q::Variables>,
+    ) -> Result<Q::ResponseData, HasuraError> {
+        let Some(tokens) = &self.tokens else {
+            return self.send::<Q>(operation, body, None).await;
+        };
+        let token_error = |source| HasuraError::Token {
+            operation: operation.to_owned(),
+            source: Box::new(source),
+        };
+        let token = tokens.token().await.map_err(token_error)?;
+        match self.send::<Q>(operation, body, Some(token.header())).await {
+            Err(err) if err.rejects_token() => {
+                AccessTokenRejected {
+                    operation,
+                    error: &err.to_string(),
+                }
+                .emit();
+                tokens.reject(&token).await;
+                let token = tokens.token().await.map_err(token_error)?;
+                self.send::<Q>(operation, body, Some(token.header())).await
+            }
+            result => result,
+        }
+    }
+
+    async fn send<Q: GraphQLQuery>(
+        &self,
+        operation: &str,
+        body: &graphql_client::QueryBody<Q::Variables>,
+        authorization: Option<&HeaderValue>,
     ) -> Result<Q::ResponseData, HasuraError> {
         let unreachable = |err: reqwest::Error| HasuraError::Unreachable {
             endpoint: self.shown.clone(),
@@ -369,13 +457,11 @@ impl HasuraClient {
             message: error_chain(&err),
             timeout: err.is_timeout(),
         };
-        let response = self
-            .http
-            .post(&self.endpoint)
-            .json(body)
-            .send()
-            .await
-            .map_err(unreachable)?;
+        let mut request = self.http.post(&self.endpoint).json(body);
+        if let Some(authorization) = authorization {
+            request = request.header(AUTHORIZATION, authorization);
+        }
+        let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(unreachable)?;
         decode::<Q::ResponseData>(&self.shown, operation, status.as_u16(), &bytes)
@@ -599,6 +685,39 @@ mod tests {
         assert_eq!(schema.problem(), "misconfigured");
         let down = decode::<Rows>(E, "DaemonProbe", 503, b"").unwrap_err();
         assert_eq!(down.problem(), "failing");
+    }
+
+    #[test]
+    fn role_and_token_refusals_say_what_to_check() {
+        let denied = decode::<Rows>(
+            E,
+            "Op",
+            200,
+            br#"{"errors":[{"extensions":{"path":"$","code":"access-denied"},"message":"Your requested role is not in allowed roles"}]}"#,
+        )
+        .unwrap_err();
+        assert!(denied.is_configuration() && !denied.rejects_token());
+        assert!(denied.to_string().contains("HASURA_ROLE"), "{denied}");
+        let expired = decode::<Rows>(
+            E,
+            "Op",
+            200,
+            br#"{"errors":[{"extensions":{"path":"$","code":"invalid-jwt"},"message":"Could not verify JWT: JWTExpired"}]}"#,
+        )
+        .unwrap_err();
+        assert!(expired.rejects_token() && !expired.is_retryable());
+        let refused = HasuraError::Token {
+            operation: "Op".into(),
+            source: Box::new(TokenError::Refused {
+                endpoint: "https://auth.example.com/oauth2/token".into(),
+                client_id: "c".into(),
+                status: 400,
+                code: "invalid_client".into(),
+                description: None,
+            }),
+        };
+        assert!(refused.is_configuration() && !refused.is_retryable());
+        assert!(refused.to_string().contains("invalid_client"), "{refused}");
     }
 
     #[test]

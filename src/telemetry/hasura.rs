@@ -1,4 +1,5 @@
-//! Telemetry events of the Hasura writer: requests by outcome, retries, committed batches.
+//! Telemetry events of the Hasura writer: requests by outcome, retries, committed batches,
+//! and the machine client's access tokens.
 //!
 //! One struct per event; its `emit()` logs with `tracing` and updates its `metrics` series.
 
@@ -51,6 +52,45 @@ impl HasuraRetry<'_> {
         );
         metrics::counter!("hasura_retries_total", "operation" => self.operation.to_owned())
             .increment(1);
+    }
+}
+
+/// The machine client got an access token from the token endpoint.
+#[derive(Debug)]
+pub struct AccessTokenFetched<'a> {
+    pub client_id: &'a str,
+    /// The lifetime the endpoint gave (`expires_in`), when it gave one.
+    pub expires_in: Option<Duration>,
+    pub elapsed: Duration,
+}
+
+impl AccessTokenFetched<'_> {
+    pub fn emit(&self) {
+        tracing::info!(
+            client_id = self.client_id,
+            expires_in_s = self.expires_in.map(|d| d.as_secs()),
+            elapsed_ms = self.elapsed.as_millis() as u64,
+            "fetched a Hasura access token"
+        );
+        metrics::counter!("hasura_access_tokens_total").increment(1);
+    }
+}
+
+/// Hasura refused the current access token; the request is sent once more with a new one.
+#[derive(Debug)]
+pub struct AccessTokenRejected<'a> {
+    pub operation: &'a str,
+    pub error: &'a str,
+}
+
+impl AccessTokenRejected<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(
+            operation = self.operation,
+            error = self.error,
+            "Hasura rejected the access token; sending again with a new one"
+        );
+        metrics::counter!("hasura_access_tokens_rejected_total").increment(1);
     }
 }
 

@@ -15,7 +15,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_cognito-hasura-sync");
 
 /// The binary, configured for `bed` through the environment as an operator would, with
 /// Cognito reached at `aws_endpoint` (moto, or a proxy in front of it) and Hasura at
-/// `hasura_endpoint`.
+/// `hasura_endpoint`. It holds the admin secret but runs as its default Hasura role,
+/// `cognito_sync`, so every test runs under that role's permissions in the metadata.
 pub fn command(
     bed: &TestBed,
     aws_endpoint: &str,
@@ -44,6 +45,12 @@ pub fn command_for(
         "AWS_SHARED_CREDENTIALS_FILE",
         "COGNITO_HASURA_SYNC_CONFIG",
         "HASURA_GRAPHQL_JWT",
+        "HASURA_ROLE",
+        "HASURA_AUTH",
+        "COGNITO_TOKEN_ENDPOINT",
+        "COGNITO_CLIENT_ID",
+        "COGNITO_CLIENT_SECRET",
+        "COGNITO_OAUTH_SCOPES",
     ] {
         cmd.env_remove(var);
     }
@@ -59,6 +66,23 @@ pub fn command_for(
         .env("NO_COLOR", "1")
         .kill_on_drop(true);
     cmd
+}
+
+/// [`command`] without the admin secret: the binary authenticates as the bed's machine
+/// client (`HASURA_AUTH=client-credentials`), as the Terraform module configures the task.
+pub fn machine_client_command(bed: &TestBed) -> anyhow::Result<tokio::process::Command> {
+    let endpoint = bed
+        .token_endpoint
+        .as_ref()
+        .context("the bed has no machine client (TestBedOptions::machine_client)")?;
+    let mut cmd = command(bed, &bed.aws_endpoint, &bed.hasura.endpoint);
+    cmd.env_remove("HASURA_GRAPHQL_ADMIN_SECRET")
+        .env("HASURA_AUTH", "client-credentials")
+        .env("COGNITO_TOKEN_ENDPOINT", &endpoint.token_url)
+        .env("COGNITO_CLIENT_ID", &endpoint.client.client_id)
+        .env("COGNITO_CLIENT_SECRET", &endpoint.client.client_secret)
+        .env("COGNITO_OAUTH_SCOPES", &endpoint.client.scope);
+    Ok(cmd)
 }
 
 /// Runs the command to completion (bounded), returning its output.

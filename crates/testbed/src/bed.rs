@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::mirror::{self, MirrorGroup, MirrorUser};
 use crate::pool::{CreatedPool, CreatedUser, GroupSpec, PoolTarget, UserSpec, create_pool};
-use crate::{HasuraLite, TestDatabase};
+use crate::{HasuraLite, TestDatabase, TokenEndpoint, TokenEndpointOptions};
 
 /// What [`TestBed::start_with`] sets up.
 #[derive(Debug, Clone)]
@@ -26,6 +26,8 @@ pub struct TestBedOptions {
     pub visibility_timeout: Duration,
     /// Custom attributes of the pool, without the `custom:` prefix.
     pub custom_attributes: Vec<String>,
+    /// A machine client with its token endpoint, and hasura-lite accepting its tokens.
+    pub machine_client: Option<TokenEndpointOptions>,
 }
 
 impl Default for TestBedOptions {
@@ -34,6 +36,7 @@ impl Default for TestBedOptions {
             max_receive_count: 3,
             visibility_timeout: Duration::from_secs(30),
             custom_attributes: vec!["tenant".into(), "plan".into()],
+            machine_client: None,
         }
     }
 }
@@ -42,6 +45,12 @@ impl TestBedOptions {
     /// Sets [`TestBedOptions::max_receive_count`].
     pub fn max_receive_count(mut self, count: u32) -> TestBedOptions {
         self.max_receive_count = count;
+        self
+    }
+
+    /// Sets [`TestBedOptions::machine_client`].
+    pub fn machine_client(mut self, options: TokenEndpointOptions) -> TestBedOptions {
+        self.machine_client = Some(options);
         self
     }
 
@@ -74,6 +83,9 @@ pub struct TestBed {
     pub dlq_url: String,
     /// The options the bed was built with.
     pub options: TestBedOptions,
+    /// With [`TestBedOptions::machine_client`]: the token endpoint whose tokens `hasura`
+    /// accepts.
+    pub token_endpoint: Option<TokenEndpoint>,
     /// hasura-lite over [`TestBed::db`]; declared before `db` so it stops first.
     pub hasura: HasuraLite,
     /// The test's database, migrated by hasura-lite.
@@ -94,8 +106,17 @@ impl TestBed {
         let sqs = aws_sdk_sqs::Client::new(&sdk_config);
 
         let db = TestDatabase::create().await?;
-        let hasura = HasuraLite::start(db.url()).await?;
         let pool = create_pool(&cognito, &options.custom_attributes).await?;
+        let token_endpoint = match &options.machine_client {
+            Some(endpoint) => {
+                Some(TokenEndpoint::start(&pool.user_pool_id, endpoint.clone()).await?)
+            }
+            None => None,
+        };
+        let jwt_secret = token_endpoint
+            .as_ref()
+            .map(TokenEndpoint::hasura_jwt_secret);
+        let hasura = HasuraLite::start_with_jwt(db.url(), jwt_secret).await?;
         let (queue_url, dlq_url) = create_queues(
             &sqs,
             &format!("testbed-sync-{}", crate::unique_suffix()),
@@ -114,6 +135,7 @@ impl TestBed {
             queue_url,
             dlq_url,
             options,
+            token_endpoint,
             hasura,
             db,
         })

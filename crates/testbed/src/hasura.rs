@@ -1,5 +1,6 @@
 //! hasura-lite served in-process for one test: the project's migrations and metadata over
-//! a test database, a random admin secret, a kernel-chosen port, stopped on `Drop`.
+//! a test database, a random admin secret (and, when asked, JWT mode), a kernel-chosen
+//! port, stopped on `Drop`.
 
 use std::time::Duration;
 
@@ -28,11 +29,20 @@ impl HasuraLite {
     /// Serves the project's Hasura project (`deploy/hasura`) over `database_url` and waits
     /// until `/healthz` answers.
     pub async fn start(database_url: &str) -> anyhow::Result<HasuraLite> {
+        HasuraLite::start_with_jwt(database_url, None).await
+    }
+
+    /// [`HasuraLite::start`], also accepting bearer tokens verified with `jwt_secret` (the
+    /// JSON of `HASURA_GRAPHQL_JWT_SECRET`) when it is given.
+    pub async fn start_with_jwt(
+        database_url: &str,
+        jwt_secret: Option<String>,
+    ) -> anyhow::Result<HasuraLite> {
         let admin_secret = format!("testbed-{}", uuid::Uuid::new_v4().simple());
         let config = hasura_lite::Config {
             database_url: database_url.to_string(),
             admin_secret: Some(admin_secret.clone()),
-            jwt_secret: None,
+            jwt_secret,
             migrations_dir: crate::migrations_dir(),
             metadata_dir: crate::metadata_dir(),
         };

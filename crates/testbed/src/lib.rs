@@ -29,6 +29,10 @@
 //! - [`sqs_lite`]: [`SqsLite`], a fast in-memory SQS (standard queues: visibility timeout,
 //!   receive counts, redrive to a dead-letter queue, long polling) for benchmarks only
 //!   (moto's SQS slows to seconds per receive under a backlog; the tests keep using moto).
+//! - [`token_endpoint`]: [`TokenEndpoint`], a pool domain's OAuth 2.0 token endpoint for one
+//!   machine client (client credentials grant) and its JWKS, issuing the tokens the pre
+//!   token generation Lambda shapes; a bed with [`TestBedOptions::machine_client`] serves
+//!   hasura-lite in JWT mode over it.
 //! - [`programs`]: what the two binaries share (logging, running until SIGINT or SIGTERM).
 
 pub mod aws;
@@ -44,6 +48,7 @@ pub mod programs;
 pub mod proxy;
 mod served;
 pub mod sqs_lite;
+pub mod token_endpoint;
 
 use std::path::PathBuf;
 
@@ -58,6 +63,7 @@ pub use pool::{CreatedPool, CreatedUser, GroupSpec, PoolTarget, UserSpec, UserSt
 pub use postgres::TestDatabase;
 pub use proxy::{FailPoint, FaultProxy, OpStats, ProxySettings, ProxyStats};
 pub use sqs_lite::SqsLite;
+pub use token_endpoint::{MachineClient, TokenEndpoint, TokenEndpointOptions};
 
 /// The root of the cargo workspace (the repository), found from this crate's location.
 pub fn workspace_root() -> PathBuf {

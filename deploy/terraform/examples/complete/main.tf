@@ -1,4 +1,6 @@
 # A complete deployment: a user pool wired to the module's triggers, an ECS cluster, the module.
+# The worker holds no admin secret: it authenticates to Hasura as a Cognito machine client
+# (worker_auth = "client-credentials"), whose tokens carry only the cognito_sync role.
 resource "aws_ecs_cluster" "this" {
   name = var.name
 
@@ -10,8 +12,9 @@ resource "aws_ecs_cluster" "this" {
 
 resource "aws_cognito_user_pool" "this" {
   name = var.name
-  # V2_0 trigger events (claims in the access token too) need the Essentials or Plus plan; on
-  # the Lite plan use lambda_version = "V1_0" (ID token only), which the Lambda also answers.
+  # V3_0 trigger events (claims in the access token too, and machine client tokens) need the
+  # Essentials or Plus plan. On the Lite plan use lambda_version = "V1_0" (ID token only),
+  # which the Lambda also answers, with worker_auth = "admin-secret".
   user_pool_tier           = "ESSENTIALS"
   deletion_protection      = "ACTIVE"
   auto_verified_attributes = ["email"]
@@ -25,7 +28,7 @@ resource "aws_cognito_user_pool" "this" {
   lambda_config {
     pre_token_generation_config {
       lambda_arn     = module.cognito_hasura_sync.pre_token_generation_lambda_arn
-      lambda_version = "V2_0"
+      lambda_version = "V3_0"
     }
     post_confirmation   = module.cognito_hasura_sync.event_forwarder_lambda_arn
     post_authentication = module.cognito_hasura_sync.event_forwarder_lambda_arn
@@ -57,6 +60,12 @@ resource "aws_cognito_user_pool_client" "app" {
   write_attributes = ["email", "name"]
 }
 
+# The token endpoint of the worker's machine client: https://<domain>.auth.<region>.amazoncognito.com/oauth2/token.
+resource "aws_cognito_user_pool_domain" "this" {
+  domain       = var.user_pool_domain
+  user_pool_id = aws_cognito_user_pool.this.id
+}
+
 resource "aws_cognito_user_group" "admins" {
   name         = "admins"
   user_pool_id = aws_cognito_user_pool.this.id
@@ -77,7 +86,8 @@ module "cognito_hasura_sync" {
   container_image         = var.container_image
   ecr_repository_arn      = var.ecr_repository_arn
   hasura_graphql_endpoint = var.hasura_graphql_endpoint
-  hasura_admin_secret_arn = var.hasura_admin_secret_arn
+  worker_auth             = "client-credentials"
+  user_pool_domain        = aws_cognito_user_pool_domain.this.domain
   ecs_cluster_arn         = aws_ecs_cluster.this.arn
   vpc_id                  = var.vpc_id
   subnet_ids              = var.private_subnet_ids
@@ -92,6 +102,9 @@ module "cognito_hasura_sync" {
   session_attributes   = { "custom:tenant_id" = "x-hasura-tenant-id" }
   jwt_audience         = aws_cognito_user_pool_client.app.id
   user_pool_client_ids = [aws_cognito_user_pool_client.app.id]
+
+  # A V3 trigger writes the claims as a JSON object (stringified_json is for V1 events).
+  claims_format = "json"
 
   scheduled_reconcile_enabled = true
 }

@@ -19,8 +19,8 @@ variable "hasura_graphql_endpoint" {
   type        = string
 }
 
-variable "hasura_admin_secret_arn" {
-  description = "Secrets Manager secret (or SSM SecureString parameter) ARN with Hasura's admin secret."
+variable "user_pool_domain" {
+  description = "Domain prefix of the pool's hosted domain (unique in the region), where the worker's machine client gets its tokens."
   type        = string
 }
 

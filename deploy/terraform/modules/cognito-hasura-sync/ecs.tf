@@ -4,11 +4,13 @@ locals {
   container_name = "worker"
   listen_port    = 8080
 
+  # HASURA_ROLE: the role whose permissions bound the worker, whichever credential it holds.
   worker_environment = merge(
     {
       COGNITO_USER_POOL_ID    = var.user_pool_id
       AWS_REGION              = local.region
       HASURA_GRAPHQL_ENDPOINT = var.hasura_graphql_endpoint
+      HASURA_ROLE             = var.machine_client_role
       SYNC_SQS_QUEUE_URL      = aws_sqs_queue.sync.id
       LISTEN_ADDR             = "0.0.0.0:${local.listen_port}"
       LOG_FORMAT              = "json"

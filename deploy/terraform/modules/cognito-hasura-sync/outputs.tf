@@ -19,7 +19,7 @@ output "dlq_arn" {
 }
 
 output "pre_token_generation_lambda_arn" {
-  description = "Wire into the pool: lambda_config { pre_token_generation_config { lambda_arn = this, lambda_version = \"V2_0\" } }."
+  description = "Wire into the pool: lambda_config { pre_token_generation_config { lambda_arn = this, lambda_version = \"V3_0\" } } (V3_0 for worker_auth = \"client-credentials\": machine client tokens reach only a V3 trigger; V2_0 otherwise, or V1_0 on the Lite plan with claims_format = \"stringified_json\")."
   value       = aws_lambda_function.trigger["pre_token_generation"].arn
 }
 

@@ -44,6 +44,10 @@ run "admin_secret_is_the_default" {
     error_message = "No machine client settings in the admin-secret mode."
   }
   assert {
+    condition     = local.worker_environment.HASURA_ROLE == "cognito_sync"
+    error_message = "The worker runs as cognito_sync with the admin secret too."
+  }
+  assert {
     condition     = [for statement in data.aws_iam_policy_document.execution.statement : statement.sid] == ["WriteTheLogStreams", "ReadTheAdminSecret"]
     error_message = "The execution role reads the admin secret only."
   }
