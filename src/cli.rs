@@ -14,11 +14,12 @@ use std::time::Duration;
 use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::commands::LeaseRequest;
 use crate::commands::backfill::BackfillRequest;
 use crate::commands::daemon::DaemonRequest;
 use crate::commands::jwt_secret::{ClaimsFormat, JwtSecretRequest};
 use crate::commands::reconcile::ReconcileRequest;
+use crate::commands::sync_user::SyncUserRequest;
+use crate::commands::{LeaseRequest, QueueUrls};
 use crate::config::{
     DEFAULT_COGNITO_RPS, HasuraAuthMode, MachineClientOverrides, Overrides, ScanOverrides, Secret,
 };
@@ -199,7 +200,7 @@ impl std::fmt::Debug for ConnectionArgs {
 pub enum Command {
     /// Stream the whole pool into Hasura; resumes the latest unfinished backfill of the pool.
     Backfill(BackfillArgs),
-    /// Show recent runs and mirror counts.
+    /// Show recent runs, mirror counts and (with --queue-url) the queues' depths.
     Status(StatusArgs),
     /// Verify configuration, AWS credentials, the pool, Hasura and its tables.
     Check,
@@ -209,6 +210,24 @@ pub enum Command {
     Daemon(DaemonArgs),
     /// Diff Cognito against the mirror and write only the difference; tombstones users gone from Cognito.
     Reconcile(ReconcileArgs),
+    /// Re-read the named users from Cognito now and write them as the daemon does; prints what changed.
+    ///
+    /// Each user is read as the daemon reads a user an event names (AdminGetUser, the
+    /// ListUsers `sub =` filter, AdminListGroupsForUser, under the daemon's quota limits) and
+    /// written through the daemon's guarded write: a user Cognito no longer has is tombstoned,
+    /// and a newer read already in the mirror is kept. Prints per user: inserted, updated (with
+    /// the changed fields), tombstoned, unchanged, superseded, not found or failed. Exits
+    /// non-zero when a user could not be read or written, or is known neither to Cognito nor
+    /// to the mirror.
+    SyncUser(SyncUserArgs),
+    /// Move the dead-letter queue's messages back to the sync queue (after an outage).
+    ///
+    /// Uses SQS's message move task (StartMessageMoveTask, waiting for it with
+    /// ListMessageMoveTasks); where the endpoint has none (emulators), receives, sends to the
+    /// sync queue and only then deletes, a batch of 10 at a time. Bodies and message
+    /// attributes are kept. Progress is logged every few seconds; Ctrl-C stops after the batch
+    /// in flight (a move task keeps running in SQS).
+    Redrive(RedriveArgs),
 }
 
 impl ConnectionArgs {
@@ -356,6 +375,71 @@ pub struct StatusArgs {
     pub run: Option<uuid::Uuid>,
 
     /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub queues: QueueArgs,
+}
+
+/// The sync queue and its dead-letter queue (`status`, `redrive`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct QueueArgs {
+    /// The sync queue's URL (`status` shows its depth when set).
+    #[arg(long, env = "SYNC_SQS_QUEUE_URL", value_name = "URL")]
+    pub queue_url: Option<String>,
+
+    /// The dead-letter queue's URL [default: the one the sync queue's RedrivePolicy names].
+    #[arg(long, env = "SYNC_SQS_DLQ_URL", value_name = "URL")]
+    pub dlq_url: Option<String>,
+}
+
+impl QueueArgs {
+    pub fn urls(&self) -> QueueUrls {
+        QueueUrls {
+            queue_url: self.queue_url.clone(),
+            dlq_url: self.dlq_url.clone(),
+        }
+    }
+}
+
+/// `sync-user`: re-sync the named users now.
+#[derive(Debug, Clone, Args)]
+pub struct SyncUserArgs {
+    /// Users to sync: a `sub` (a UUID) or a username each.
+    #[arg(value_name = "SUB_OR_USERNAME", required_unless_present = "stdin")]
+    pub users: Vec<String>,
+
+    /// Also read users from stdin, one a line (blank lines and `#` comments skipped).
+    #[arg(long)]
+    pub stdin: bool,
+
+    /// Print the differences between Cognito and the mirror; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl SyncUserArgs {
+    pub fn request(&self) -> SyncUserRequest {
+        SyncUserRequest {
+            identifiers: self.users.clone(),
+            stdin: self.stdin,
+            dry_run: self.dry_run,
+        }
+    }
+}
+
+/// `redrive`: move the dead-letter queue back to the sync queue.
+#[derive(Debug, Clone, Args)]
+pub struct RedriveArgs {
+    #[command(flatten)]
+    pub queues: QueueArgs,
+
+    /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -756,6 +840,32 @@ mod tests {
             assert!(refused.is_err(), "{flags:?}");
         }
         assert!(daemon_request(&["--reconcile-schedule", "every hour"]).is_err());
+    }
+
+    #[test]
+    fn sync_user_needs_a_user_or_stdin() {
+        assert!(Cli::try_parse_from(["x", "sync-user"]).is_err());
+        let Command::SyncUser(args) = parse(&["sync-user", "alice", "bob", "--dry-run"]) else {
+            panic!("not sync-user");
+        };
+        let request = args.request();
+        assert_eq!(request.identifiers, ["alice", "bob"]);
+        assert!(request.dry_run && !request.stdin);
+        let Command::SyncUser(args) = parse(&["sync-user", "--stdin"]) else {
+            panic!("not sync-user");
+        };
+        assert!(args.request().stdin && args.request().identifiers.is_empty());
+    }
+
+    #[test]
+    fn redrive_takes_the_queues_from_flags() {
+        let Command::Redrive(args) = parse(&["redrive", "--queue-url", "q", "--dlq-url", "d"])
+        else {
+            panic!("not redrive");
+        };
+        let urls = args.queues.urls();
+        assert_eq!(urls.queue_url.as_deref(), Some("q"));
+        assert_eq!(urls.dlq_url.as_deref(), Some("d"));
     }
 
     #[test]

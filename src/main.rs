@@ -10,7 +10,9 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use cognito_hasura_sync::cli::{Cli, Command};
-use cognito_hasura_sync::commands::{backfill, check, daemon, jwt_secret, reconcile, status};
+use cognito_hasura_sync::commands::{
+    backfill, check, daemon, jwt_secret, reconcile, redrive, status, sync_user,
+};
 use cognito_hasura_sync::config::Settings;
 use cognito_hasura_sync::telemetry;
 
@@ -50,7 +52,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
             None => {
-                let status = status::run(&settings, args.runs).await?;
+                let status = status::run(&settings, args.runs, &args.queues.urls()).await?;
                 if args.json {
                     print_json(&status, true)?;
                 } else {
@@ -81,6 +83,29 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             if let Some(reason) = &report.brake {
                 bail!("safety brake: {reason}");
+            }
+        }
+        Command::SyncUser(args) => {
+            let report = sync_user::run(&settings, args.request()).await?;
+            if args.json {
+                print_json(&report, false)?;
+            } else {
+                print!("{report}");
+            }
+            let failures = report.failures();
+            if failures > 0 {
+                bail!(
+                    "{failures} of {} users could not be synced",
+                    report.users.len()
+                );
+            }
+        }
+        Command::Redrive(args) => {
+            let report = redrive::run(&settings, &args.queues.urls(), shutdown_on_signal()).await?;
+            if args.json {
+                print_json(&report, false)?;
+            } else {
+                print!("{report}");
             }
         }
         Command::Backfill(args) => {

@@ -4,6 +4,7 @@
 //!
 //! - [`backfill`], [`reconcile`]: whole-pool scans ([`crate::sync`]).
 //! - [`daemon`]: the SQS consumer and scheduled reconcile ([`crate::daemon`]).
+//! - [`sync_user`], [`redrive`]: operator repairs on the daemon's paths ([`crate::daemon`]).
 //! - [`status`], [`check`], [`jwt_secret`]: reports of their own.
 
 pub mod backfill;
@@ -11,7 +12,9 @@ pub mod check;
 pub mod daemon;
 pub mod jwt_secret;
 pub mod reconcile;
+pub mod redrive;
 pub mod status;
+pub mod sync_user;
 
 use std::future::Future;
 use std::time::Duration;
@@ -22,7 +25,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::cognito::{CognitoReader, QuotaCategory, QuotaSettings, ReadLimits, RetryPolicy};
-use crate::config::Settings;
+use crate::config::{Settings, redacted_url};
+use crate::daemon::queue::SqsQueue;
 use crate::hasura::HasuraClient;
 use crate::model::MirrorScope;
 use crate::state::lease::{DEFAULT_SCAN_LEASE_TTL, Lease, process_holder, scan_lease};
@@ -133,4 +137,41 @@ fn cognito_reader(
         },
     )
     .with_scope(scope))
+}
+
+/// The sync queue and its dead-letter queue, as an operator names them (`status`, `redrive`).
+#[derive(Debug, Clone, Default)]
+pub struct QueueUrls {
+    pub queue_url: Option<String>,
+    /// Else the one the sync queue's `RedrivePolicy` names.
+    pub dlq_url: Option<String>,
+}
+
+impl QueueUrls {
+    /// The sync queue; an error naming the flag when none is configured.
+    fn require_queue(&self, sdk: &SdkConfig) -> anyhow::Result<SqsQueue> {
+        match self.queue_url.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => Ok(SqsQueue::new(aws_sdk_sqs::Client::new(sdk), url)),
+            _ => anyhow::bail!("no queue configured: set --queue-url or SYNC_SQS_QUEUE_URL"),
+        }
+    }
+
+    /// The dead-letter queue: the configured one, else the one `queue`'s `RedrivePolicy`
+    /// names; `None` when neither.
+    async fn dead_letter_queue(&self, queue: &SqsQueue) -> anyhow::Result<Option<SqsQueue>> {
+        if let Some(url) = self
+            .dlq_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        {
+            return Ok(Some(queue.with_url(url)));
+        }
+        queue.dead_letter_queue().await.map_err(|e| {
+            anyhow::anyhow!(e).context(format!(
+                "finding the dead-letter queue of {} (its RedrivePolicy); or pass --dlq-url",
+                redacted_url(queue.url())
+            ))
+        })
+    }
 }

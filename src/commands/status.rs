@@ -1,13 +1,20 @@
-//! `status`: the pool's recent runs, its pending early reconcile requests and what the
-//! mirror holds; with `--run ID`, one run's record and its counts by kind.
+//! `status`: the pool's recent runs, its pending early reconcile requests, what the mirror
+//! holds and, when a queue is configured, how many messages wait in the sync queue and its
+//! dead-letter queue; with `--run ID`, one run's record and its counts by kind.
+//!
+//! The age of the oldest message is not shown: SQS's GetQueueAttributes has no such
+//! attribute (CloudWatch's `ApproximateAgeOfOldestMessage` metric has it, and the deploy's
+//! alarm watches it), and finding it here would mean receiving messages, which counts toward
+//! their `maxReceiveCount` and hides them from the daemon meanwhile.
 
 use std::fmt::Write as _;
 
 use anyhow::Context;
 use serde::Serialize;
 
-use super::READ_ONLY_HASURA_RETRIES;
-use crate::config::Settings;
+use super::{QueueUrls, READ_ONLY_HASURA_RETRIES};
+use crate::config::{Settings, redacted_url};
+use crate::daemon::queue::{Queue, SqsQueue};
 use crate::hasura::HasuraClient;
 use crate::hasura::operations::recent_runs;
 use crate::state::requests::{PendingRequest, RequestStore};
@@ -23,6 +30,33 @@ pub struct Status {
     pub runs: Vec<RunLine>,
     /// Early reconcile requests not yet served, oldest first.
     pub reconcile_requests: Vec<PendingRequest>,
+    /// The queues' depths, when a queue is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queues: Option<QueueStatus>,
+}
+
+/// The sync queue's depth and its dead-letter queue's.
+#[derive(Debug, Serialize)]
+pub struct QueueStatus {
+    pub queue: QueueDepth,
+    /// `None` when the sync queue names no dead-letter queue and none is configured.
+    pub dead_letter_queue: Option<QueueDepth>,
+}
+
+/// One queue's approximate message counts, or why they could not be read.
+#[derive(Debug, Serialize)]
+pub struct QueueDepth {
+    /// Credentials in the URL redacted.
+    pub url: String,
+    /// ApproximateNumberOfMessages: waiting to be received.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visible: Option<u64>,
+    /// ApproximateNumberOfMessagesNotVisible: received and not yet deleted (being applied,
+    /// or waiting out a retry backoff).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -59,8 +93,9 @@ macro_rules! run_line {
     }};
 }
 
-/// The `limit` most recent runs of the configured pool and the mirror's counts.
-pub async fn run(settings: &Settings, limit: i64) -> anyhow::Result<Status> {
+/// The `limit` most recent runs of the configured pool, the mirror's counts and the depth
+/// of the queues in `queues`.
+pub async fn run(settings: &Settings, limit: i64, queues: &QueueUrls) -> anyhow::Result<Status> {
     let pool = settings.require_pool()?;
     let hasura_settings = settings.require_hasura()?;
     let hasura = HasuraClient::with_retries(
@@ -69,7 +104,43 @@ pub async fn run(settings: &Settings, limit: i64) -> anyhow::Result<Status> {
     )?;
     let runs = RunStore::new(hasura.clone());
     let requests = RequestStore::new(hasura);
-    status(&runs, &requests, pool, limit).await
+    let mut status = status(&runs, &requests, pool, limit).await?;
+    if queues.queue_url.is_some() {
+        let sdk = super::aws_config(settings).await;
+        status.queues = Some(queue_status(&queues.require_queue(&sdk)?, queues).await);
+    }
+    Ok(status)
+}
+
+/// Both queues' depths; a queue that cannot be read says why instead.
+async fn queue_status(queue: &SqsQueue, queues: &QueueUrls) -> QueueStatus {
+    let dead_letter_queue = match queues.dead_letter_queue(queue).await {
+        Ok(Some(dlq)) => Some(depth(&dlq).await),
+        Ok(None) => None,
+        Err(error) => Some(QueueDepth {
+            url: "(the sync queue's RedrivePolicy)".to_owned(),
+            visible: None,
+            in_flight: None,
+            error: Some(format!("{error:#}")),
+        }),
+    };
+    QueueStatus {
+        queue: depth(queue).await,
+        dead_letter_queue,
+    }
+}
+
+async fn depth(queue: &SqsQueue) -> QueueDepth {
+    let (visible, in_flight, error) = match queue.depth().await {
+        Ok((visible, in_flight)) => (Some(visible), Some(in_flight), None),
+        Err(error) => (None, None, Some(error)),
+    };
+    QueueDepth {
+        url: redacted_url(queue.url()),
+        visible,
+        in_flight,
+        error,
+    }
 }
 
 async fn status(
@@ -92,6 +163,7 @@ async fn status(
             .map(|r| run_line!(r))
             .collect(),
         reconcile_requests,
+        queues: None,
     })
 }
 
@@ -106,6 +178,9 @@ impl Status {
             self.live_users, self.deleted_users, self.live_groups
         );
         self.render_requests(&mut out);
+        if let Some(queues) = &self.queues {
+            queues.render(&mut out);
+        }
         if self.runs.is_empty() {
             let _ = writeln!(
                 out,
@@ -228,5 +303,40 @@ impl RunRecord {
             }
         }
         out
+    }
+}
+
+impl QueueStatus {
+    /// One line per queue, and where the oldest message's age is found.
+    fn render(&self, out: &mut String) {
+        self.queue.render("queue", out);
+        match &self.dead_letter_queue {
+            Some(dlq) => dlq.render("dead-letter queue", out),
+            None => {
+                let _ = writeln!(
+                    out,
+                    "dead-letter queue: none (the queue has no RedrivePolicy)"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "oldest message age: not available from SQS; see the CloudWatch metric ApproximateAgeOfOldestMessage"
+        );
+    }
+}
+
+impl QueueDepth {
+    fn render(&self, label: &str, out: &mut String) {
+        let _ = match (&self.error, self.visible, self.in_flight) {
+            (Some(error), _, _) => writeln!(out, "{label} {}: unreadable: {error}", self.url),
+            (None, visible, in_flight) => writeln!(
+                out,
+                "{label} {}: {} visible, {} in flight",
+                self.url,
+                visible.unwrap_or(0),
+                in_flight.unwrap_or(0)
+            ),
+        };
     }
 }

@@ -788,6 +788,11 @@ pub(crate) struct Reads {
 }
 
 impl Reads {
+    /// What the read of `user` returned; `None` when it was not read.
+    pub fn user(&self, user: &UserRef) -> Option<&Result<Option<UserRecord>, CognitoError>> {
+        self.users.get(user)
+    }
+
     /// Why a message's reads failed, if they did.
     pub fn error_for(&self, targets: &Targets) -> Option<String> {
         for user in &targets.users {

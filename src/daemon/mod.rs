@@ -7,6 +7,8 @@
 //! - [`ops`]: the operations listener and the health state behind `/readyz`.
 //! - [`requests`]: when an early pool-wide reconcile is due, and the wake-up its scheduler gets.
 //! - [`scheduler`]: the scheduled reconcile under the pool's lease.
+//! - [`user_sync`]: `sync-user`, the event path's read and write for users an operator names.
+//! - [`redrive`]: `redrive`, moving the dead-letter queue back to the sync queue.
 //!
 //! Shutdown: one [`CancellationToken`]. When it fires the loops stop receiving, the batches
 //! in flight finish (their messages are deleted only once committed) and [`Daemon::serve`]
@@ -18,8 +20,10 @@
 mod consumer;
 pub mod ops;
 pub mod queue;
+pub mod redrive;
 pub mod requests;
 pub mod scheduler;
+pub mod user_sync;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

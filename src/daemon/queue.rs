@@ -2,13 +2,21 @@
 //! read the depth. [`SqsQueue`] is the real one; [`MemoryQueue`] (tests only) keeps messages
 //! in memory with SQS's visibility semantics, so the batch pipeline is unit-tested without an
 //! emulator. The consumer never sees an SQS type.
+//!
+//! [`SqsQueue`] also answers what the operator commands ask of a queue: its dead-letter queue
+//! (from the `RedrivePolicy`), whole messages with their attributes ([`Envelope`]) to send to
+//! another queue, and SQS's message move tasks (`redrive`).
 
+use std::collections::HashMap;
 use std::future::Future;
 
+use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::operation::receive_message::builders::ReceiveMessageFluentBuilder;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-    MessageSystemAttributeName, QueueAttributeName,
+    MessageAttributeValue, MessageSystemAttributeName, MessageSystemAttributeNameForSends,
+    MessageSystemAttributeValue, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use chrono::{DateTime, Utc};
 
@@ -57,6 +65,27 @@ pub trait Queue: Send + Sync + 'static {
     fn depth(&self) -> impl Future<Output = Result<(u64, u64), String>> + Send;
 }
 
+/// Sends one batch call (`send_message_batch`, `delete_message_batch`, ...) of `entries` to
+/// `queue` and evaluates to its failed entries; no call when there are no entries.
+macro_rules! batch_call {
+    ($queue:expr, $operation:ident, $entries:expr) => {{
+        let entries = $entries;
+        if entries.is_empty() {
+            Ok(Vec::new())
+        } else {
+            $queue
+                .client
+                .$operation()
+                .queue_url(&$queue.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map(|out| failures(out.failed()))
+                .map_err(|e| sqs_error_line(&$queue.url, &e))
+        }
+    }};
+}
+
 /// An SQS queue by URL.
 #[derive(Debug, Clone)]
 pub struct SqsQueue {
@@ -70,6 +99,273 @@ impl SqsQueue {
             client,
             url: url.into(),
         }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Another queue of the same account and client.
+    pub fn with_url(&self, url: impl Into<String>) -> SqsQueue {
+        SqsQueue::new(self.client.clone(), url)
+    }
+
+    /// The queue's ARN.
+    pub async fn arn(&self) -> Result<String, String> {
+        self.attribute(QueueAttributeName::QueueArn)
+            .await?
+            .ok_or_else(|| "the queue has no QueueArn".to_owned())
+    }
+
+    /// The dead-letter queue named by this queue's `RedrivePolicy`; `None` without one.
+    pub async fn dead_letter_queue(&self) -> Result<Option<SqsQueue>, String> {
+        let Some(policy) = self.attribute(QueueAttributeName::RedrivePolicy).await? else {
+            return Ok(None);
+        };
+        let arn = dead_letter_target(&policy)?;
+        let (account, name) = queue_of_arn(&arn)?;
+        let url = self
+            .client
+            .get_queue_url()
+            .queue_name(name)
+            .queue_owner_aws_account_id(account)
+            .send()
+            .await
+            .map_err(|e| format!("GetQueueUrl {arn}: {}", sqs_error_line(&self.url, &e)))?
+            .queue_url
+            .ok_or_else(|| format!("GetQueueUrl {arn} returned no URL"))?;
+        Ok(Some(self.with_url(url)))
+    }
+
+    /// ReceiveMessage of up to `max` messages, waiting up to `wait_seconds` for the first,
+    /// each invisible for `visibility_seconds`.
+    fn receive_request(
+        &self,
+        max: i32,
+        wait_seconds: i32,
+        visibility_seconds: i32,
+    ) -> ReceiveMessageFluentBuilder {
+        self.client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(max)
+            .wait_time_seconds(wait_seconds)
+            .visibility_timeout(visibility_seconds)
+    }
+
+    async fn attribute(&self, name: QueueAttributeName) -> Result<Option<String>, String> {
+        let mut out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(name.clone())
+            .send()
+            .await
+            .map_err(|e| sqs_error_line(&self.url, &e))?;
+        Ok(out
+            .attributes
+            .as_mut()
+            .and_then(|a| a.remove(&name))
+            .filter(|v| !v.is_empty()))
+    }
+
+    /// Up to `max` whole messages, each invisible for `visibility_seconds`: what
+    /// [`SqsQueue::send`] needs to send a message again as it was sent.
+    pub async fn receive_envelopes(
+        &self,
+        max: i32,
+        wait_seconds: i32,
+        visibility_seconds: i32,
+    ) -> Result<Vec<Envelope>, String> {
+        let out = self
+            .receive_request(max, wait_seconds, visibility_seconds)
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .map_err(|e| sqs_error_line(&self.url, &e))?;
+        Ok(out
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|message| {
+                let mut system = message.attributes.unwrap_or_default();
+                Some(Envelope {
+                    message_id: message.message_id.unwrap_or_default(),
+                    receipt_handle: message.receipt_handle?,
+                    body: message.body.unwrap_or_default(),
+                    attributes: message.message_attributes.unwrap_or_default(),
+                    trace_header: system.remove(&MessageSystemAttributeName::AwsTraceHeader),
+                    group_id: system.remove(&MessageSystemAttributeName::MessageGroupId),
+                    deduplication_id: system
+                        .remove(&MessageSystemAttributeName::MessageDeduplicationId),
+                })
+            })
+            .collect())
+    }
+
+    /// Sends each (index, envelope) entry to this queue in one batch: body, message
+    /// attributes, trace header and (FIFO) group and deduplication ids as they were received.
+    /// Returns the entries that failed.
+    pub async fn send(&self, entries: &[(usize, &Envelope)]) -> Result<Vec<EntryFailure>, String> {
+        let entries: Vec<SendMessageBatchRequestEntry> = entries
+            .iter()
+            .filter_map(|&(n, envelope)| {
+                let trace = envelope.trace_header.as_ref().and_then(|header| {
+                    MessageSystemAttributeValue::builder()
+                        .data_type("String")
+                        .string_value(header)
+                        .build()
+                        .ok()
+                });
+                SendMessageBatchRequestEntry::builder()
+                    .id(n.to_string())
+                    .message_body(&envelope.body)
+                    .set_message_attributes(
+                        (!envelope.attributes.is_empty()).then(|| envelope.attributes.clone()),
+                    )
+                    .set_message_system_attributes(trace.map(|value| {
+                        HashMap::from([(MessageSystemAttributeNameForSends::AwsTraceHeader, value)])
+                    }))
+                    .set_message_group_id(envelope.group_id.clone())
+                    .set_message_deduplication_id(envelope.deduplication_id.clone())
+                    .build()
+                    .ok()
+            })
+            .collect();
+        batch_call!(self, send_message_batch, entries)
+    }
+
+    /// Starts SQS's move of every message of this queue (a dead-letter queue) to the queue
+    /// `destination_arn`; the task's handle.
+    pub async fn start_move_task(&self, destination_arn: &str) -> Result<String, MoveTaskError> {
+        let source = self.arn().await.map_err(MoveTaskError::Failed)?;
+        let out = self
+            .client
+            .start_message_move_task()
+            .source_arn(&source)
+            .destination_arn(destination_arn)
+            .send()
+            .await
+            .map_err(|error| match unsupported_answer(&error) {
+                Some(answer) => MoveTaskError::Unsupported(answer),
+                None => MoveTaskError::Failed(sqs_error_line(&self.url, &error)),
+            })?;
+        Ok(out.task_handle.unwrap_or_default())
+    }
+
+    /// The latest message move task out of this queue, if any.
+    pub async fn latest_move_task(&self) -> Result<Option<MoveTask>, String> {
+        let source = self.arn().await?;
+        let out = self
+            .client
+            .list_message_move_tasks()
+            .source_arn(&source)
+            .max_results(1)
+            .send()
+            .await
+            .map_err(|e| sqs_error_line(&self.url, &e))?;
+        Ok(out
+            .results
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .map(|t| MoveTask {
+                task_handle: t.task_handle.clone(),
+                status: t.status.clone().unwrap_or_default(),
+                moved: u64::try_from(t.approximate_number_of_messages_moved).unwrap_or(0),
+                to_move: t
+                    .approximate_number_of_messages_to_move
+                    .and_then(|n| u64::try_from(n).ok()),
+                failure_reason: t.failure_reason,
+            }))
+    }
+}
+
+/// A message as received whole, to be sent to another queue as it was.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    pub attributes: HashMap<String, MessageAttributeValue>,
+    pub trace_header: Option<String>,
+    /// FIFO queues only.
+    pub group_id: Option<String>,
+    pub deduplication_id: Option<String>,
+}
+
+/// Why a message move task was not started.
+#[derive(Debug, thiserror::Error)]
+pub enum MoveTaskError {
+    /// The endpoint does not offer message move tasks (an emulator, or a queue kind SQS
+    /// cannot move): move the messages one batch at a time instead.
+    #[error("message move tasks are not supported here: {0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// One message move task, as ListMessageMoveTasks reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveTask {
+    pub task_handle: Option<String>,
+    /// RUNNING, COMPLETED, CANCELLING, CANCELLED or FAILED.
+    pub status: String,
+    pub moved: u64,
+    pub to_move: Option<u64>,
+    pub failure_reason: Option<String>,
+}
+
+/// Error codes with which an endpoint says it does not know or support an operation.
+const UNSUPPORTED_CODES: [&str; 5] = [
+    "UnsupportedOperation",
+    "AWS.SimpleQueueService.UnsupportedOperation",
+    "InvalidAction",
+    "UnknownOperationException",
+    "NotImplemented",
+];
+
+/// How the endpoint said it does not offer the operation, if it did: one of
+/// [`UNSUPPORTED_CODES`], HTTP 501, or a reply that is no SQS error at all (no error code, or
+/// not even a parseable reply; SQS itself always sends a code), as emulators answer
+/// operations they do not implement. A connection failure or a timeout is not an answer.
+fn unsupported_answer<E: ProvideErrorMetadata>(
+    error: &SdkError<E, HttpResponse>,
+) -> Option<String> {
+    let status = error.raw_response()?.status().as_u16();
+    match (error, error.code()) {
+        (SdkError::ServiceError(_), Some(code)) if UNSUPPORTED_CODES.contains(&code) => {
+            Some(format!("HTTP {status} {code}"))
+        }
+        (SdkError::ServiceError(_), Some(code)) if status == 501 => {
+            Some(format!("HTTP {status} {code}"))
+        }
+        (SdkError::ServiceError(_) | SdkError::ResponseError(_), None) => {
+            Some(format!("HTTP {status} without an SQS error code"))
+        }
+        _ => None,
+    }
+}
+
+/// The `deadLetterTargetArn` of a `RedrivePolicy` attribute.
+fn dead_letter_target(policy: &str) -> Result<String, String> {
+    let policy: serde_json::Value = serde_json::from_str(policy)
+        .map_err(|e| format!("the queue's RedrivePolicy is not JSON ({e}): {policy}"))?;
+    policy
+        .get("deadLetterTargetArn")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| format!("the queue's RedrivePolicy names no deadLetterTargetArn: {policy}"))
+}
+
+/// (account, queue name) of a queue ARN, `arn:<partition>:sqs:<region>:<account>:<name>`.
+fn queue_of_arn(arn: &str) -> Result<(&str, &str), String> {
+    match arn.split(':').collect::<Vec<_>>()[..] {
+        ["arn", _, "sqs", _, account, name] if !account.is_empty() && !name.is_empty() => {
+            Ok((account, name))
+        }
+        _ => Err(format!("not an SQS queue ARN: {arn}")),
     }
 }
 
@@ -119,12 +415,7 @@ impl Queue for SqsQueue {
         visibility_seconds: i32,
     ) -> Result<Vec<Received>, String> {
         let out = self
-            .client
-            .receive_message()
-            .queue_url(&self.url)
-            .max_number_of_messages(max)
-            .wait_time_seconds(wait_seconds)
-            .visibility_timeout(visibility_seconds)
+            .receive_request(max, wait_seconds, visibility_seconds)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .send()
@@ -175,18 +466,7 @@ impl Queue for SqsQueue {
                     .ok()
             })
             .collect();
-        if entries.is_empty() {
-            return Ok(Vec::new());
-        }
-        let out = self
-            .client
-            .delete_message_batch()
-            .queue_url(&self.url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| sqs_error_line(&self.url, &e))?;
-        Ok(failures(out.failed()))
+        batch_call!(self, delete_message_batch, entries)
     }
 
     async fn set_visibility(
@@ -204,18 +484,7 @@ impl Queue for SqsQueue {
                     .ok()
             })
             .collect();
-        if entries.is_empty() {
-            return Ok(Vec::new());
-        }
-        let out = self
-            .client
-            .change_message_visibility_batch()
-            .queue_url(&self.url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| sqs_error_line(&self.url, &e))?;
-        Ok(failures(out.failed()))
+        batch_call!(self, change_message_visibility_batch, entries)
     }
 
     async fn depth(&self) -> Result<(u64, u64), String> {
@@ -449,5 +718,16 @@ mod tests {
             line.starts_with("unreachable: ") && !line.contains('\n'),
             "{line}"
         );
+    }
+
+    #[test]
+    fn the_dead_letter_queue_comes_from_the_redrive_policy() {
+        let policy = r#"{"deadLetterTargetArn":"arn:aws:sqs:eu-west-1:123456789012:sync-dlq","maxReceiveCount":"10"}"#;
+        let arn = dead_letter_target(policy).unwrap();
+        assert_eq!(queue_of_arn(&arn).unwrap(), ("123456789012", "sync-dlq"));
+        assert!(dead_letter_target(r#"{"maxReceiveCount":"10"}"#).is_err());
+        assert!(dead_letter_target("not json").is_err());
+        assert!(queue_of_arn("arn:aws:sns:eu-west-1:123456789012:topic").is_err());
+        assert!(queue_of_arn("sync-dlq").is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! The daemon's typed GraphQL operations: the one mutation that applies a batch of change
 //! events (upserts, tombstones and early reconcile requests in one transaction), the
-//! readiness probe, and reading and serving the pending early reconcile requests.
+//! readiness probe, reading and serving the pending early reconcile requests, and reading the
+//! mirror's rows of named users (`sync-user`).
 
 use graphql_client::GraphQLQuery;
 
@@ -47,3 +48,14 @@ pub struct PendingRequests;
     skip_serializing_none
 )]
 pub struct ServeRequests;
+
+#[derive(GraphQLQuery)]
+#[graphql(
+    schema_path = "schema.graphql",
+    query_path = "graphql/mirror_users.graphql",
+    custom_scalars_module = "crate::hasura::scalars",
+    response_derives = "Debug, Clone",
+    variables_derives = "Debug, Clone",
+    skip_serializing_none
+)]
+pub struct MirrorUsers;

@@ -8,6 +8,7 @@
 pub mod cognito;
 pub mod daemon;
 pub mod hasura;
+pub mod operator;
 pub mod reconcile;
 pub mod records;
 

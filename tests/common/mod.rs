@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::process::Output;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, ensure};
+use anyhow::{Context, anyhow, bail, ensure};
 use testbed::TestBed;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cognito-hasura-sync");
@@ -203,6 +203,25 @@ pub async fn assert_exact_mirror(
 /// The mirror's row versions ([`testbed::mirror::row_versions`]).
 pub async fn row_versions(bed: &TestBed) -> anyhow::Result<Vec<testbed::mirror::RowVersion>> {
     testbed::mirror::row_versions(&bed.db.client().await?).await
+}
+
+/// Waits until `check` holds; fails after `bound` (a generous bound, never a timing
+/// assertion).
+pub async fn eventually(
+    what: &str,
+    bound: Duration,
+    mut check: impl AsyncFnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + bound;
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("timed out after {bound:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// The JSON number at `path` (e.g. `["cognito", "calls", "ListUsers"]`), 0 when absent.

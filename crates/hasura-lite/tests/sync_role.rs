@@ -114,6 +114,10 @@ fn worker_operations() -> Vec<(&'static str, Json)> {
         ),
         ("pending_requests", json!({ "pool": POOL })),
         ("user_digests", json!({ "ids": [user_id(1), user_id(2)] })),
+        (
+            "mirror_users",
+            json!({ "pool": POOL, "ids": [user_id(1)], "usernames": ["user2"] }),
+        ),
         ("group_digests", json!({ "pool": POOL })),
         (
             "reconcile_mirror_first",
@@ -210,6 +214,13 @@ async fn cognito_sync_runs_every_worker_operation() {
         );
         answers.insert(name.to_owned(), body["data"].clone());
     }
+    // The role reads what `sync-user` compares: one row by sub, one by username.
+    assert_eq!(
+        answers["mirror_users"]["cognito_users"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
     // The writes did happen under the role's permissions.
     let affected = |name: &str, field: &str| answers[name][field]["affected_rows"].clone();
     assert_eq!(affected("upsert_users", "insert_cognito_users"), 4);
