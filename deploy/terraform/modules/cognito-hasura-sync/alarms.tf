@@ -14,7 +14,7 @@ locals {
   # The two queue alarms: the maximum over 5 minutes above a threshold.
   queue_alarms = {
     "dlq-not-empty" = {
-      description = "Messages in ${aws_sqs_queue.dlq.name}: hints the worker could not apply. Read them, fix the cause, then redrive with `aws sqs start-message-move-task`."
+      description = "Messages in ${aws_sqs_queue.dlq.name}: hints the worker could not apply. Read them, fix the cause, then redrive with `cognito-hasura-sync redrive` (or `aws sqs start-message-move-task`)."
       queue       = aws_sqs_queue.dlq.name
       metric      = "ApproximateNumberOfMessagesVisible"
       threshold   = 0

@@ -13,7 +13,7 @@ resource "aws_sqs_queue" "sync" {
 }
 
 # Messages the worker could not apply after queue_max_receive_count receives (unparseable,
-# or a persistent failure); redrive them with `aws sqs start-message-move-task`.
+# or a persistent failure); redrive them with `cognito-hasura-sync redrive` or `aws sqs start-message-move-task`.
 resource "aws_sqs_queue" "dlq" {
   name                      = "${var.name}-dlq"
   sqs_managed_sse_enabled   = true
