@@ -19,7 +19,7 @@ use crate::commands::backfill::BackfillRequest;
 use crate::commands::daemon::DaemonRequest;
 use crate::commands::jwt_secret::{ClaimsFormat, JwtSecretRequest};
 use crate::commands::reconcile::ReconcileRequest;
-use crate::config::{DEFAULT_COGNITO_RPS, Overrides, ScanOverrides, Secret};
+use crate::config::{Overrides, ScanOverrides, Secret};
 use crate::daemon::DaemonOptions;
 use crate::daemon::scheduler::{DEFAULT_SCHEDULE, SchedulerOptions, parse_schedule};
 use crate::state::lease::process_holder;
@@ -92,6 +92,12 @@ pub struct ConnectionArgs {
     /// Retries of a Hasura request that failed retryably (connection, timeout, 5xx) [default: 8].
     #[arg(long, global = true, value_name = "N")]
     pub hasura_retries: Option<usize>,
+
+    /// Fraction (0, 1] of each Cognito quota category's default rate this process may use;
+    /// the rest is left to your application [default: 0.8]. `[cognito.quotas]` in the config
+    /// file sets a category's rate absolutely (a raised quota), `--cognito-rps` the UserList one.
+    #[arg(long, global = true, env = "SYNC_QUOTA_SHARE", value_name = "FRACTION")]
+    pub quota_share: Option<f64>,
 }
 
 impl std::fmt::Debug for ConnectionArgs {
@@ -106,6 +112,7 @@ impl std::fmt::Debug for ConnectionArgs {
             .field("hasura_admin_secret", &redacted(&self.hasura_admin_secret))
             .field("hasura_jwt", &redacted(&self.hasura_jwt))
             .field("hasura_retries", &self.hasura_retries)
+            .field("quota_share", &self.quota_share)
             .finish()
     }
 }
@@ -137,6 +144,7 @@ impl ConnectionArgs {
             hasura_admin_secret: self.hasura_admin_secret.clone().map(Secret::new),
             hasura_jwt: self.hasura_jwt.clone().map(Secret::new),
             hasura_retries: self.hasura_retries,
+            quota_share: self.quota_share,
         }
     }
 }
@@ -148,7 +156,8 @@ pub struct ScanArgs {
     #[arg(long, value_name = "N")]
     pub shards: Option<usize>,
 
-    /// Cognito read requests per second over all scans [default: 25, under the 30 RPS ListUsers quota].
+    /// ListUsers + ListUsersInGroup requests per second (Cognito's UserList quota, 30 RPS by
+    /// default), used as given [default: 30 × --quota-share = 24].
     #[arg(long, value_name = "RPS")]
     pub cognito_rps: Option<f64>,
 
@@ -391,9 +400,11 @@ pub struct DaemonArgs {
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub batch_size: u32,
 
-    /// Cognito read requests per second (the quota is shared with every tool of the account).
-    #[arg(long, default_value_t = DEFAULT_COGNITO_RPS, value_name = "RPS")]
-    pub cognito_rps: f64,
+    /// ListUsers + ListUsersInGroup requests per second of the whole process, consumer and
+    /// scheduled reconcile together (Cognito's UserList quota, 30 RPS by default, is shared
+    /// with every tool of the account), used as given [default: 30 × --quota-share = 24].
+    #[arg(long, value_name = "RPS")]
+    pub cognito_rps: Option<f64>,
 
     /// First retry delay of a message that failed; doubles with each receive.
     #[arg(long, default_value_t = 5, value_name = "SECONDS")]

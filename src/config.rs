@@ -15,11 +15,17 @@
 //!
 //! [backfill]
 //! shards = 16
-//! cognito_rps = 25.0
 //! batch_size = 500
 //! concurrency = 4
+//!
+//! [cognito]
+//! quota_share = 0.8           # of every quota category's default rate
+//!
+//! [cognito.quotas]            # absolute requests per second, e.g. a raised quota
+//! UserRead = 200
 //! ```
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -28,8 +34,6 @@ use serde::Deserialize;
 
 /// Default parallel ListUsers scans.
 pub const DEFAULT_SHARDS: usize = 16;
-/// Default Cognito read rate: under the 30 RPS ListUsers/ListUsersInGroup account quota.
-pub const DEFAULT_COGNITO_RPS: f64 = 25.0;
 /// Default users per Hasura upsert.
 pub const DEFAULT_BATCH_SIZE: usize = 500;
 /// Default Hasura write requests in flight.
@@ -50,6 +54,8 @@ pub struct Overrides {
     pub hasura_admin_secret: Option<Secret>,
     pub hasura_jwt: Option<Secret>,
     pub hasura_retries: Option<usize>,
+    /// The fraction of every Cognito quota category this process may use.
+    pub quota_share: Option<f64>,
 }
 
 /// A scan's tuning as the command line sets it; `None` where it is silent.
@@ -128,13 +134,20 @@ pub struct Settings {
     pub hasura_retries: usize,
     /// The `[backfill]` table of the config file, for [`ScanSettings::resolve`].
     pub backfill_file: BackfillFile,
+    /// `--quota-share` (or `SYNC_QUOTA_SHARE`), else `[cognito] quota_share`; `None`: the
+    /// default share.
+    pub quota_share: Option<f64>,
+    /// `[cognito.quotas]`: requests per second by quota category name, used as given.
+    pub quota_rates: BTreeMap<String, f64>,
 }
 
 /// Tuning of a whole-pool scan (backfill or reconcile), defaults applied.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ScanSettings {
     pub shards: usize,
-    pub cognito_rps: f64,
+    /// `--cognito-rps` or `[backfill] cognito_rps`: the `UserList` rate, used as given;
+    /// `None` leaves it to the quota settings.
+    pub cognito_rps: Option<f64>,
     pub batch_size: usize,
     pub concurrency: usize,
 }
@@ -148,6 +161,17 @@ struct FileConfig {
     hasura: HasuraFile,
     #[serde(default)]
     backfill: BackfillFile,
+    #[serde(default)]
+    cognito: CognitoFile,
+}
+
+/// The `[cognito]` table of a config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CognitoFile {
+    quota_share: Option<f64>,
+    #[serde(default)]
+    quotas: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -202,6 +226,8 @@ impl Settings {
                 .or(file.hasura.retries)
                 .unwrap_or(DEFAULT_HASURA_RETRIES),
             backfill_file: file.backfill,
+            quota_share: args.quota_share.or(file.cognito.quota_share),
+            quota_rates: file.cognito.quotas,
         }
     }
 
@@ -257,10 +283,7 @@ impl ScanSettings {
     pub fn resolve(args: &ScanOverrides, file: &BackfillFile) -> anyhow::Result<Self> {
         let settings = ScanSettings {
             shards: args.shards.or(file.shards).unwrap_or(DEFAULT_SHARDS),
-            cognito_rps: args
-                .cognito_rps
-                .or(file.cognito_rps)
-                .unwrap_or(DEFAULT_COGNITO_RPS),
+            cognito_rps: args.cognito_rps.or(file.cognito_rps),
             batch_size: args
                 .batch_size
                 .or(file.batch_size)
@@ -273,11 +296,10 @@ impl ScanSettings {
         if !matches!(settings.shards, 1 | 16 | 256) {
             bail!("--shards must be 1, 16 or 256, not {}", settings.shards);
         }
-        if !(settings.cognito_rps.is_finite() && settings.cognito_rps > 0.0) {
-            bail!(
-                "--cognito-rps must be a positive number, not {}",
-                settings.cognito_rps
-            );
+        if let Some(rps) = settings.cognito_rps
+            && !(rps.is_finite() && rps > 0.0)
+        {
+            bail!("--cognito-rps must be a positive number, not {rps}");
         }
         if !(1..=MAX_BATCH_SIZE).contains(&settings.batch_size) {
             bail!(
@@ -346,7 +368,7 @@ mod tests {
         assert_eq!(backfill.shards, 256);
         assert_eq!(backfill.batch_size, 700);
         assert_eq!(backfill.concurrency, DEFAULT_CONCURRENCY);
-        assert_eq!(backfill.cognito_rps, DEFAULT_COGNITO_RPS);
+        assert_eq!(backfill.cognito_rps, None);
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //!   feeds the backlog gauge and `/readyz`.
 //! - [`queue`]: the queue seam ([`queue::Queue`]) and its SQS implementation.
 //! - [`ops`]: the operations listener and the health state behind `/readyz`.
-//! - [`requests`]: when an early pool-wide reconcile is due, and the wake-up its scheduler gets.
+//! - [`requests`]: when an early pool-wide reconcile is due (debounce, early-scan budget), and
+//!   the wake-up its scheduler gets.
+//! - `coalesce`: when a burst of users is read by scanning their shards, priced in quota-seconds.
 //! - [`scheduler`]: the scheduled reconcile under the pool's lease.
 //!
 //! Shutdown: one [`CancellationToken`]. When it fires the loops stop receiving, the batches
@@ -15,6 +17,7 @@
 //! harmless. Spawned tasks live in one [`TaskTracker`]; a task that panics or ends early
 //! stops the daemon with an error instead of vanishing.
 
+mod coalesce;
 mod consumer;
 pub mod ops;
 pub mod queue;
@@ -38,7 +41,8 @@ use crate::cognito::{CognitoReader, RetryPolicy};
 use crate::config::redacted_url;
 use crate::hasura::HasuraClient;
 
-use consumer::{CognitoToHasura, Consumer};
+use coalesce::ShapeCache;
+use consumer::{Bursts, CognitoToHasura, Consumer};
 use ops::Health;
 use queue::SqsQueue;
 use requests::ReconcileRequests;
@@ -187,10 +191,14 @@ impl Daemon {
                 reader: self.reader,
                 hasura: self.hasura,
                 probe: self.probe,
+                shapes: ShapeCache::default(),
+                lease_holder: options.scheduler.holder.clone(),
+                lease_ttl: options.scheduler.lease_ttl,
             },
             options: self.options,
             health: health.clone(),
             reconcile: self.reconcile,
+            bursts: Bursts::default(),
         });
         let tracker = TaskTracker::new();
         let mut tasks = FuturesUnordered::new();

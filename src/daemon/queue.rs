@@ -11,6 +11,7 @@ use aws_sdk_sqs::types::{
     MessageSystemAttributeName, QueueAttributeName,
 };
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 
 /// One received message.
 #[derive(Debug, Clone)]
@@ -129,57 +130,72 @@ impl Queue for SqsQueue {
     }
 
     async fn delete(&self, entries: &[(usize, &str)]) -> Result<Vec<EntryFailure>, String> {
-        let entries: Vec<DeleteMessageBatchRequestEntry> = entries
-            .iter()
-            .filter_map(|&(n, handle)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(n.to_string())
-                    .receipt_handle(handle)
-                    .build()
-                    .ok()
-            })
-            .collect();
-        if entries.is_empty() {
-            return Ok(Vec::new());
+        // Built in a loop, not a closure: the futures must not borrow the entries.
+        let mut calls = Vec::new();
+        for chunk in entries.chunks(SQS_BATCH) {
+            let indices: Vec<usize> = chunk.iter().map(|&(n, _)| n).collect();
+            let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
+                .iter()
+                .filter_map(|&(n, handle)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(n.to_string())
+                        .receipt_handle(handle)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            let request = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries));
+            calls.push(async move {
+                let result = request.send().await.map_err(sdk_error);
+                (indices, result.map(|out| failures(out.failed())))
+            });
         }
-        let out = self
-            .client
-            .delete_message_batch()
-            .queue_url(&self.url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(failures(out.failed()))
+        merge_results(
+            futures::stream::iter(calls)
+                .buffer_unordered(SQS_CALLS_AT_ONCE)
+                .collect()
+                .await,
+        )
     }
 
     async fn set_visibility(
         &self,
         entries: &[(usize, &str, i32)],
     ) -> Result<Vec<EntryFailure>, String> {
-        let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = entries
-            .iter()
-            .filter_map(|&(n, handle, seconds)| {
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(n.to_string())
-                    .receipt_handle(handle)
-                    .visibility_timeout(seconds)
-                    .build()
-                    .ok()
-            })
-            .collect();
-        if entries.is_empty() {
-            return Ok(Vec::new());
+        let mut calls = Vec::new();
+        for chunk in entries.chunks(SQS_BATCH) {
+            let indices: Vec<usize> = chunk.iter().map(|&(n, _, _)| n).collect();
+            let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
+                .iter()
+                .filter_map(|&(n, handle, seconds)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(n.to_string())
+                        .receipt_handle(handle)
+                        .visibility_timeout(seconds)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            let request = self
+                .client
+                .change_message_visibility_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries));
+            calls.push(async move {
+                let result = request.send().await.map_err(sdk_error);
+                (indices, result.map(|out| failures(out.failed())))
+            });
         }
-        let out = self
-            .client
-            .change_message_visibility_batch()
-            .queue_url(&self.url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(failures(out.failed()))
+        merge_results(
+            futures::stream::iter(calls)
+                .buffer_unordered(SQS_CALLS_AT_ONCE)
+                .collect()
+                .await,
+        )
     }
 
     async fn depth(&self) -> Result<(u64, u64), String> {
@@ -202,6 +218,35 @@ impl Queue for SqsQueue {
             count(QueueAttributeName::ApproximateNumberOfMessages),
             count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
         ))
+    }
+}
+
+/// Most entries SQS takes in one batch call.
+const SQS_BATCH: usize = 10;
+/// Batch calls in flight when a gathered burst is deleted or kept invisible.
+const SQS_CALLS_AT_ONCE: usize = 8;
+
+/// The failed entries of several batch calls, each call with the indices of its entries:
+/// a failed call fails its entries. `Err` only when every call failed (the one call of a
+/// normal batch: its error, as a single call reports it).
+fn merge_results(
+    results: Vec<(Vec<usize>, Result<Vec<EntryFailure>, String>)>,
+) -> Result<Vec<EntryFailure>, String> {
+    let calls = results.len();
+    let mut failed = Vec::new();
+    let mut errors = Vec::new();
+    for (indices, result) in results {
+        match result {
+            Ok(entries) => failed.extend(entries),
+            Err(error) => {
+                failed.extend(indices.into_iter().map(|n| (n, error.clone())));
+                errors.push(error);
+            }
+        }
+    }
+    match errors.pop() {
+        Some(error) if errors.len() + 1 == calls => Err(error),
+        _ => Ok(failed),
     }
 }
 
