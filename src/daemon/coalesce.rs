@@ -5,7 +5,8 @@
 //! process's share of C (the limiter's current rate, so a throttled category costs more), and
 //! a plan's cost is the sum over the categories it uses.
 //!
-//! - Per user: AdminGetUser (`UserRead`) + AdminListGroupsForUser (`UserResourceRead`).
+//! - Per user: AdminGetUser (`UserRead`) + AdminListGroupsForUser (`UserResourceRead`); in a
+//!   pool without groups AdminGetUser only (a ListGroups per read, shared, says so).
 //! - A scan of some shards: `ceil(shard_users / 60)` ListUsers pages per shard, plus the
 //!   pool's group memberships (ListUsersInGroup, the same `UserList` category; a scan joins
 //!   every user to its groups), plus ListGroups (`UserPoolResourceRead`). A shard's size is
@@ -186,8 +187,13 @@ fn price(users: usize, prefixes: &BTreeSet<String>, shape: PoolShape, rates: Rat
         scan_pages as f64 / rates.user_list
             + list_groups_pages as f64 / rates.user_pool_resource_read
     };
-    let per_user_seconds =
-        users as f64 * (1.0 / rates.user_read + 1.0 / rates.user_resource_read);
+    // Users of a pool without groups are read without AdminListGroupsForUser.
+    let group_read = if shape.groups == 0 {
+        0.0
+    } else {
+        1.0 / rates.user_resource_read
+    };
+    let per_user_seconds = users as f64 * (1.0 / rates.user_read + group_read);
     ReadPlan {
         users,
         shards,
@@ -251,6 +257,10 @@ mod tests {
         assert_eq!(plan.shards, Shard::split(16).unwrap());
         // 16 shards of 6,250 users: 105 pages each.
         assert_eq!(plan.scan_pages, 16 * 105);
+        assert!((plan.per_user_seconds - 10_000.0 / 96.0).abs() < 1e-6);
+        // With groups, each user's are read too, and their memberships scanned.
+        let plan = super::plan(&burst, pool(100_000, 20), DEFAULT_RATES);
+        assert!(plan.scan(), "{plan:?}");
         assert!((plan.per_user_seconds - 10_000.0 * (1.0 / 96.0 + 1.0 / 40.0)).abs() < 1e-6);
     }
 
@@ -264,20 +274,24 @@ mod tests {
 
     #[test]
     fn the_threshold_moves_with_the_pool_and_its_groups() {
-        // 150 users of a 20,000-user pool: about 113 two-digit shards of 78 users (2 pages
-        // each), 9 s of UserList, against 150 × (1/96 + 1/40) = 5.3 s of reads: per user.
-        let burst = subs(150);
-        let large = plan(&burst, pool(20_000, 0), DEFAULT_RATES);
-        assert!(!large.scan(), "{large:?}");
-        // 600 users of a 2,000-user pool touch most shards (a page each, some merged into
-        // sixteenths of 3 pages): under 10 s of UserList against 21 s of reads.
-        let burst = subs(600);
-        let scanned = plan(&burst, pool(2_000, 0), DEFAULT_RATES);
-        assert!(scanned.scan(), "{scanned:?}");
-        // The same burst with groups: their memberships are read too, and it still pays.
+        // 400 users of a 2,000-user pool without groups touch about 200 two-digit shards (a
+        // page each): 8 s of UserList against 400 / 96 = 4.2 s of AdminGetUser: per user.
+        let burst = subs(400);
+        let plain = plan(&burst, pool(2_000, 0), DEFAULT_RATES);
+        assert!(!plain.scan(), "{plain:?}");
+        // With groups each user costs an AdminListGroupsForUser too (14 s in all), while the
+        // scan adds the memberships (5 groups + 34 pages, 10 s in all): the scan wins.
         let with_groups = plan(&burst, pool(2_000, 5), DEFAULT_RATES);
-        assert!(with_groups.scan_pages > scanned.scan_pages);
+        assert_eq!(with_groups.scan_pages, plain.scan_pages + 5 + 34);
         assert!(with_groups.scan(), "{with_groups:?}");
+        // 2,000 users of a 5,000-user pool without groups: 16 shards of 6 pages, 4 s, against
+        // 21 s of reads.
+        let burst = subs(2_000);
+        assert!(plan(&burst, pool(5_000, 0), DEFAULT_RATES).scan());
+        // 150 users of a 20,000-user pool with groups: about 113 shards of 2 pages plus the
+        // memberships, 23 s, against 5.3 s of reads.
+        let burst = subs(150);
+        assert!(!plan(&burst, pool(20_000, 5), DEFAULT_RATES).scan());
     }
 
     #[test]
@@ -292,7 +306,7 @@ mod tests {
 
     #[test]
     fn a_throttled_user_list_makes_scans_dearer() {
-        let burst = subs(3_000);
+        let burst = subs(8_000);
         let healthy = plan(&burst, pool(100_000, 0), DEFAULT_RATES);
         assert!(healthy.scan(), "{healthy:?}");
         let throttled = Rates {
@@ -325,8 +339,10 @@ mod tests {
 
     #[test]
     fn a_backlog_is_priced_as_evenly_spread() {
-        let plan = plan_for_backlog(5_000, pool(100_000, 0), DEFAULT_RATES);
+        let plan = plan_for_backlog(10_000, pool(100_000, 0), DEFAULT_RATES);
         assert!(plan.pool_wide && plan.scan());
+        let plan = plan_for_backlog(5_000, pool(100_000, 0), DEFAULT_RATES);
+        assert!(plan.pool_wide && !plan.scan(), "52 s of reads against 70 s of scan");
         let plan = plan_for_backlog(40, pool(100_000, 0), DEFAULT_RATES);
         assert_eq!(plan.shards.len(), 40);
         assert!(!plan.scan());

@@ -50,7 +50,7 @@ use super::coalesce::{
 use super::ops::Health;
 use super::queue::{EntryFailure, Queue, Received};
 use super::requests::ReconcileRequests;
-use crate::cognito::{CognitoError, CognitoReader, RetryPolicy};
+use crate::cognito::{CognitoError, CognitoReader, GroupsOf, RetryPolicy};
 use crate::events::{self, DecodedEvent, EventAction, Targets, UserRef};
 use crate::hasura::HasuraClient;
 use crate::hasura::bisect::{Bisected, bisect};
@@ -71,6 +71,9 @@ const READ_CONCURRENCY: usize = 10;
 const WRITE_CHUNK: usize = 1_000;
 /// Pages a burst scan's shards may hold ready before the consumer takes them.
 const SCAN_CHANNEL: usize = 64;
+/// How long a pool seen with groups is taken to still have some (groups are rarely all
+/// deleted; a ListGroups per batch would then be wasted).
+const GROUPS_SEEN_FOR: Duration = Duration::from_secs(60);
 /// Least time between two looks at the backlog for a burst (a GetQueueAttributes call).
 const BACKLOG_LOOK_EVERY: Duration = Duration::from_secs(1);
 
@@ -164,6 +167,8 @@ pub(crate) struct CognitoToHasura {
     /// A client that never retries, for the readiness probe.
     pub probe: HasuraClient,
     pub shapes: ShapeCache,
+    /// When a ListGroups was last sent for a read, and whether it found no group.
+    pub groups_seen: tokio::sync::Mutex<Option<(DateTime<Utc>, bool)>>,
     /// The pool's scan lease as a pool-wide burst scan takes it: this process's holder name
     /// with `/burst`, and the scheduled reconcile's time to live.
     pub lease_holder: String,
@@ -753,10 +758,15 @@ impl Store for CognitoToHasura {
 
     async fn read(&self, targets: &Targets) -> Reads {
         let usernames_checked_at = Utc::now();
+        let groups_of = if targets.users.is_empty() {
+            GroupsOf::Listed
+        } else {
+            self.groups_of(usernames_checked_at).await
+        };
         let users = futures::stream::iter(targets.users.iter().cloned())
             .map(|user| async move {
                 let result = match &user {
-                    UserRef::Sub(sub) => self.reader.user_by_sub(*sub).await,
+                    UserRef::Sub(sub) => self.reader.user_by_sub_with(*sub, groups_of).await,
                     UserRef::Username(name) => self.reader.user_by_username(name).await,
                 };
                 (user, result)
@@ -987,6 +997,38 @@ impl Store for CognitoToHasura {
 }
 
 impl CognitoToHasura {
+    /// How the users of a read that started at `started` get their groups: from a ListGroups
+    /// sent after `started` that found none in the pool (shared by every batch that started
+    /// before it was sent: one call serves many), else AdminListGroupsForUser per user. A
+    /// pool known to have groups is not asked again for [`GROUPS_SEEN_FOR`].
+    async fn groups_of(&self, started: DateTime<Utc>) -> GroupsOf {
+        let mut seen = self.groups_seen.lock().await;
+        match *seen {
+            Some((read_at, true)) if read_at >= started => return GroupsOf::NoneInPool(read_at),
+            Some((read_at, false))
+                if (started - read_at).to_std().unwrap_or_default() < GROUPS_SEEN_FOR =>
+            {
+                return GroupsOf::Listed;
+            }
+            _ => {}
+        }
+        let read_at = Utc::now();
+        match self.reader.list_groups().await {
+            Ok(groups) => {
+                *seen = Some((read_at, groups.is_empty()));
+                if groups.is_empty() {
+                    GroupsOf::NoneInPool(read_at)
+                } else {
+                    GroupsOf::Listed
+                }
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, "cannot list the pool's groups; reading each user's");
+                GroupsOf::Listed
+            }
+        }
+    }
+
     /// The users `targets` names by sub that a scan of `plan`'s shards finds (groups joined,
     /// each stamped as a scan stamps it). Fails when a shard fails or `run` is cancelled
     /// (the lease was lost).
@@ -1440,10 +1482,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_burst_worth_a_scan_is_gathered_read_by_scanning_and_deleted() {
-        let subs: Vec<_> = (0..600).map(|_| uuid::Uuid::new_v4()).collect();
+        let subs: Vec<_> = (0..2_000).map(|_| uuid::Uuid::new_v4()).collect();
         let consumer = burst_consumer(
             PoolShape {
-                estimated_users: 2_000,
+                estimated_users: 5_000,
                 groups: 0,
             },
             &subs,
@@ -1453,14 +1495,14 @@ mod tests {
         consumer.queue.send(&event_for(gone));
 
         let report = one_poll(&consumer).await;
-        assert_eq!(report.applied, 601, "the whole backlog in one batch");
+        assert_eq!(report.applied, 2_001, "the whole backlog in one batch");
         let scans = consumer.store.scans.lock().unwrap().clone();
         assert_eq!(scans.len(), 1);
-        assert!(scans[0].scan() && scans[0].users == 601, "{:?}", scans[0]);
+        assert!(scans[0].scan() && scans[0].users == 2_001, "{:?}", scans[0]);
         assert_eq!(reads(&consumer), 1, "only the user the scan did not find");
         let written = consumer.store.written.lock().unwrap();
         assert_eq!(written.len(), 1);
-        assert_eq!(written[0].len(), 601);
+        assert_eq!(written[0].len(), 2_001);
         assert!(consumer.queue.bodies().is_empty(), "all deleted once written");
     }
 

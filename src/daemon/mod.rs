@@ -192,6 +192,7 @@ impl Daemon {
                 hasura: self.hasura,
                 probe: self.probe,
                 shapes: ShapeCache::default(),
+                groups_seen: tokio::sync::Mutex::default(),
                 lease_holder: options.scheduler.holder.clone(),
                 lease_ttl: options.scheduler.lease_ttl,
             },
