@@ -352,7 +352,11 @@ async fn daemon_benchmark() -> anyhow::Result<()> {
     report("burst", &mut latencies, elapsed, &counted);
     println!(
         "target                        drained within 120 s: {} ({:.1} s)",
-        if elapsed <= Duration::from_secs(120) { "met" } else { "MISSED" },
+        if elapsed <= Duration::from_secs(120) {
+            "met"
+        } else {
+            "MISSED"
+        },
         elapsed.as_secs_f64()
     );
     let metrics = http

@@ -48,12 +48,8 @@ pub async fn run(
     )?;
     let probe = HasuraClient::with_retries(&hasura_settings, 0)?;
     let sdk = super::aws_config(settings).await;
-    let reader = super::cognito_reader(
-        &sdk,
-        settings,
-        quotas,
-        RetryPolicy::Capped(COGNITO_RETRIES),
-    )?;
+    let reader =
+        super::cognito_reader(&sdk, settings, quotas, RetryPolicy::Capped(COGNITO_RETRIES))?;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     preflight(&probe, &sqs, &options.queue_url).await?;
     let listener = TcpListener::bind(request.listen)

@@ -165,7 +165,8 @@ mod tests {
         assert_eq!(defaults.rate(QuotaCategory::UserRead), 96.0);
         assert_eq!(defaults.rate(QuotaCategory::UserResourceRead), 40.0);
 
-        let file = "[cognito]\nquota_share = 0.5\n[cognito.quotas]\nUserRead = 300\nuserlist = 28\n";
+        let file =
+            "[cognito]\nquota_share = 0.5\n[cognito.quotas]\nUserRead = 300\nuserlist = 28\n";
         let from_file = quota_settings(&settings(None, file), None).unwrap();
         assert_eq!(from_file.rate(QuotaCategory::UserRead), 300.0, "as given");
         assert_eq!(from_file.rate(QuotaCategory::UserList), 28.0);
@@ -180,12 +181,15 @@ mod tests {
 
     #[test]
     fn invalid_quota_settings_say_what_to_fix() {
-        let unknown = quota_settings(&settings(None, "[cognito.quotas]\nUsers = 30\n"), None)
-            .unwrap_err();
+        let unknown =
+            quota_settings(&settings(None, "[cognito.quotas]\nUsers = 30\n"), None).unwrap_err();
         let shown = format!("{unknown:#}");
         assert!(shown.contains("[cognito.quotas]"), "{shown}");
         assert!(shown.contains("\"Users\""), "{shown}");
-        assert!(shown.contains("UserResourceRead"), "lists the valid names: {shown}");
+        assert!(
+            shown.contains("UserResourceRead"),
+            "lists the valid names: {shown}"
+        );
 
         for share in [0.0, -0.5, 1.5, f64::NAN] {
             let err = quota_settings(&settings(Some(share), ""), None).unwrap_err();
@@ -194,8 +198,8 @@ mod tests {
         let file_share = quota_settings(&settings(None, "[cognito]\nquota_share = 2\n"), None);
         assert!(file_share.is_err());
         assert!(quota_settings(&settings(None, ""), Some(0.0)).is_err());
-        let negative = quota_settings(&settings(None, "[cognito.quotas]\nUserRead = -1\n"), None)
-            .unwrap_err();
+        let negative =
+            quota_settings(&settings(None, "[cognito.quotas]\nUserRead = -1\n"), None).unwrap_err();
         assert!(format!("{negative:#}").contains("UserRead"), "{negative:#}");
         assert!(
             Settings::from_toml(&Overrides::default(), "[cognito]\nshare = 0.5\n").is_err(),

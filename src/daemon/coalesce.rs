@@ -161,7 +161,8 @@ pub fn plan_for_backlog(count: usize, shape: PoolShape, rates: Rates) -> ReadPla
 
 fn price(users: usize, prefixes: &BTreeSet<String>, shape: PoolShape, rates: Rates) -> ReadPlan {
     let shards = merge(prefixes);
-    let pool_wide = shards.len() == HEX_DIGITS as usize && shards.iter().all(|s| s.prefix.len() == 1);
+    let pool_wide =
+        shards.len() == HEX_DIGITS as usize && shards.iter().all(|s| s.prefix.len() == 1);
     let page = PAGE_LIMIT as u64;
     let shard_pages: u64 = shards
         .iter()
@@ -297,7 +298,9 @@ mod tests {
     #[test]
     fn below_the_minimum_the_per_user_path_is_kept() {
         // All in shard "00" of a tiny pool: one page would do, yet each is read.
-        let burst: Vec<uuid::Uuid> = (0..MIN_USERS as u128 - 1).map(uuid::Uuid::from_u128).collect();
+        let burst: Vec<uuid::Uuid> = (0..MIN_USERS as u128 - 1)
+            .map(uuid::Uuid::from_u128)
+            .collect();
         let plan = plan(&burst, pool(10, 0), DEFAULT_RATES);
         assert_eq!(plan.scan_pages, 1);
         assert!(plan.scan_seconds < plan.per_user_seconds);
@@ -334,7 +337,10 @@ mod tests {
     fn a_pool_scan_costs_its_pages_and_memberships() {
         let seconds = pool_scan_seconds(pool(100_000, 0), DEFAULT_RATES);
         // 16 shards of 105 pages at 24/s, and one ListGroups page at 16/s.
-        assert!((seconds - (1_680.0 / 24.0 + 1.0 / 16.0)).abs() < 1e-9, "{seconds}");
+        assert!(
+            (seconds - (1_680.0 / 24.0 + 1.0 / 16.0)).abs() < 1e-9,
+            "{seconds}"
+        );
     }
 
     #[test]
@@ -342,7 +348,10 @@ mod tests {
         let plan = plan_for_backlog(10_000, pool(100_000, 0), DEFAULT_RATES);
         assert!(plan.pool_wide && plan.scan());
         let plan = plan_for_backlog(5_000, pool(100_000, 0), DEFAULT_RATES);
-        assert!(plan.pool_wide && !plan.scan(), "52 s of reads against 70 s of scan");
+        assert!(
+            plan.pool_wide && !plan.scan(),
+            "52 s of reads against 70 s of scan"
+        );
         let plan = plan_for_backlog(40, pool(100_000, 0), DEFAULT_RATES);
         assert_eq!(plan.shards.len(), 40);
         assert!(!plan.scan());

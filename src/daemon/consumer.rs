@@ -44,8 +44,8 @@ use tracing::{Span, field};
 
 use super::DaemonOptions;
 use super::coalesce::{
-    self, GATHER_FOR, GATHER_MAX_MESSAGES, GATHER_RECEIVES, MIN_USERS, PoolShape, Rates,
-    ReadPlan, ShapeCache,
+    self, GATHER_FOR, GATHER_MAX_MESSAGES, GATHER_RECEIVES, MIN_USERS, PoolShape, Rates, ReadPlan,
+    ShapeCache,
 };
 use super::ops::Health;
 use super::queue::{EntryFailure, Queue, Received};
@@ -60,8 +60,8 @@ use crate::state::lease::{Lease, scan_lease};
 use crate::sync::scan::{ShardEvent, start_pool_scan};
 use crate::telemetry::daemon::{
     BatchCommitted, BurstGathered, BurstScanFellBack, MessageAcknowledged, MessageApplied,
-    MessageFailed, MessageReceived, MessageUndecodable, QueueBacklog, QueueCallFailed,
-    ReadPlanned, ReconcileRequestRecorded, VisibilityExtended,
+    MessageFailed, MessageReceived, MessageUndecodable, QueueBacklog, QueueCallFailed, ReadPlanned,
+    ReconcileRequestRecorded, VisibilityExtended,
 };
 use crate::telemetry::records::RecordRejected;
 
@@ -840,8 +840,12 @@ impl Store for CognitoToHasura {
         };
         for chunk in rows.chunks(WRITE_CHUNK) {
             let part = bisect(chunk.to_vec(), |part: &[Row<'_>]| {
-                self.hasura
-                    .post::<ApplyEvents>(apply_variables(self.pool(), reads, part, requested_at))
+                self.hasura.post::<ApplyEvents>(apply_variables(
+                    self.pool(),
+                    reads,
+                    part,
+                    requested_at,
+                ))
             })
             .await
             .map_err(|e| e.to_string())?;
@@ -968,7 +972,10 @@ impl Store for CognitoToHasura {
         if let Some(lease) = &lease
             && let Err(err) = lease.release().await
         {
-            tracing::warn!(error = format!("{err:#}"), "cannot release the scan lease; it will expire");
+            tracing::warn!(
+                error = format!("{err:#}"),
+                "cannot release the scan lease; it will expire"
+            );
         }
         let found = scanned.map_err(|err| ScanRefused {
             reason: "scan_failed",
@@ -1051,7 +1058,11 @@ impl CognitoToHasura {
             .reader
             .with_retry(RetryPolicy::Persistent)
             .with_cancel(run.clone());
-        let shards = plan.shards.iter().map(|shard| (shard.clone(), None)).collect();
+        let shards = plan
+            .shards
+            .iter()
+            .map(|shard| (shard.clone(), None))
+            .collect();
         let mut scan = start_pool_scan(&reader, shards, SCAN_CHANNEL, run).await?;
         let mut found = HashMap::new();
         while let Some(event) = scan.pages.recv().await {
@@ -1296,7 +1307,8 @@ mod tests {
         }
 
         async fn shape(&self) -> Result<PoolShape, String> {
-            self.shape.ok_or_else(|| "DescribeUserPool failed".to_owned())
+            self.shape
+                .ok_or_else(|| "DescribeUserPool failed".to_owned())
         }
 
         fn rates(&self) -> Rates {
@@ -1454,7 +1466,10 @@ mod tests {
         assert!(consumer.queue.bodies().is_empty());
     }
 
-    fn burst_consumer(shape: PoolShape, subs: &[uuid::Uuid]) -> Consumer<MemoryQueue, ScriptedStore> {
+    fn burst_consumer(
+        shape: PoolShape,
+        subs: &[uuid::Uuid],
+    ) -> Consumer<MemoryQueue, ScriptedStore> {
         let consumer = consumer(ScriptedStore {
             shape: Some(shape),
             in_pool: subs.iter().copied().collect(),
@@ -1503,7 +1518,10 @@ mod tests {
         let written = consumer.store.written.lock().unwrap();
         assert_eq!(written.len(), 1);
         assert_eq!(written[0].len(), 2_001);
-        assert!(consumer.queue.bodies().is_empty(), "all deleted once written");
+        assert!(
+            consumer.queue.bodies().is_empty(),
+            "all deleted once written"
+        );
     }
 
     #[tokio::test]

@@ -226,12 +226,13 @@ const SQS_BATCH: usize = 10;
 /// Batch calls in flight when a gathered burst is deleted or kept invisible.
 const SQS_CALLS_AT_ONCE: usize = 8;
 
+/// One batch call: the indices of its entries, and its failed entries or its error.
+type CallResult = (Vec<usize>, Result<Vec<EntryFailure>, String>);
+
 /// The failed entries of several batch calls, each call with the indices of its entries:
 /// a failed call fails its entries. `Err` only when every call failed (the one call of a
 /// normal batch: its error, as a single call reports it).
-fn merge_results(
-    results: Vec<(Vec<usize>, Result<Vec<EntryFailure>, String>)>,
-) -> Result<Vec<EntryFailure>, String> {
+fn merge_results(results: Vec<CallResult>) -> Result<Vec<EntryFailure>, String> {
     let calls = results.len();
     let mut failed = Vec::new();
     let mut errors = Vec::new();

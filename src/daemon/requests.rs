@@ -151,7 +151,8 @@ mod tests {
 
     #[test]
     fn a_burst_runs_once_its_oldest_request_is_debounced() {
-        let due = |pending: &[PendingRequest], now, debounce| due(pending, now, debounce, NO_BUDGET);
+        let due =
+            |pending: &[PendingRequest], now, debounce| due(pending, now, debounce, NO_BUDGET);
         let debounce = Duration::from_secs(30);
         let t0 = DateTime::parse_from_rfc3339("2026-01-01T12:00:00Z")
             .unwrap()
@@ -208,12 +209,17 @@ mod tests {
             "debounced, but the pool was scanned 70 s ago"
         );
         // Once the interval has passed, one run serves all forty.
+        assert_eq!(due(&pending, t0 + secs(139), debounce, budget), Due::Run);
         assert_eq!(
-            due(&pending, t0 + secs(139), debounce, budget),
-            Due::Run
-        );
-        assert_eq!(
-            due(&pending, t0 + secs(70), debounce, Budget { last_run: None, ..budget }),
+            due(
+                &pending,
+                t0 + secs(70),
+                debounce,
+                Budget {
+                    last_run: None,
+                    ..budget
+                }
+            ),
             Due::Run,
             "no run yet: nothing to wait for"
         );

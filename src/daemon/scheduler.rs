@@ -206,10 +206,9 @@ pub async fn run_scheduler(
 /// pool cannot be sized: requests are then served at the debounce as before).
 async fn scan_interval(shapes: &ShapeCache, reader: &CognitoReader) -> Duration {
     match shapes.get(reader).await {
-        Ok(shape) => early_scan_interval(pool_scan_seconds(
-            shape,
-            Rates::current(reader.limiter()),
-        )),
+        Ok(shape) => {
+            early_scan_interval(pool_scan_seconds(shape, Rates::current(reader.limiter())))
+        }
         Err(err) => {
             tracing::warn!(
                 error = %err,
