@@ -74,6 +74,9 @@ const SCAN_CHANNEL: usize = 64;
 /// How long a pool seen with groups is taken to still have some (groups are rarely all
 /// deleted; a ListGroups per batch would then be wasted).
 const GROUPS_SEEN_FOR: Duration = Duration::from_secs(60);
+/// Least time between two ListGroups of the per-user path: 4 a second, under Cognito's
+/// 5 RPS per pool for ListGroups, at the cost of up to this much latency.
+const GROUPS_LOOK_EVERY: Duration = Duration::from_millis(250);
 /// Least time between two looks at the backlog for a burst (a GetQueueAttributes call).
 const BACKLOG_LOOK_EVERY: Duration = Duration::from_secs(1);
 
@@ -1006,7 +1009,8 @@ impl Store for CognitoToHasura {
 impl CognitoToHasura {
     /// How the users of a read that started at `started` get their groups: from a ListGroups
     /// sent after `started` that found none in the pool (shared by every batch that started
-    /// before it was sent: one call serves many), else AdminListGroupsForUser per user. A
+    /// before it was sent: one call, at most every [`GROUPS_LOOK_EVERY`], serves many), else
+    /// AdminListGroupsForUser per user. A
     /// pool known to have groups is not asked again for [`GROUPS_SEEN_FOR`].
     async fn groups_of(&self, started: DateTime<Utc>) -> GroupsOf {
         let mut seen = self.groups_seen.lock().await;
@@ -1018,6 +1022,14 @@ impl CognitoToHasura {
                 return GroupsOf::Listed;
             }
             _ => {}
+        }
+        // At most one ListGroups per interval: the batches that start meanwhile wait for it
+        // and share it.
+        if let Some((last, _)) = *seen
+            && let Some(wait) =
+                GROUPS_LOOK_EVERY.checked_sub((Utc::now() - last).to_std().unwrap_or_default())
+        {
+            tokio::time::sleep(wait).await;
         }
         let read_at = Utc::now();
         match self.reader.list_groups().await {
