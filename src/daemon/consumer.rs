@@ -1478,17 +1478,25 @@ mod tests {
         assert!(consumer.queue.bodies().is_empty());
     }
 
+    /// A queue of `count` events, each naming a user of the pool, in a pool of
+    /// `estimated_users` users and `groups` groups.
     fn burst_consumer(
-        shape: PoolShape,
-        subs: &[uuid::Uuid],
+        store: ScriptedStore,
+        estimated_users: u64,
+        groups: u64,
+        count: usize,
     ) -> Consumer<MemoryQueue, ScriptedStore> {
+        let subs: Vec<_> = (0..count).map(|_| uuid::Uuid::new_v4()).collect();
         let consumer = consumer(ScriptedStore {
-            shape: Some(shape),
+            shape: Some(PoolShape {
+                estimated_users,
+                groups,
+            }),
             in_pool: subs.iter().copied().collect(),
-            ..ScriptedStore::default()
+            ..store
         });
         for sub in subs {
-            consumer.queue.send(&event_for(*sub));
+            consumer.queue.send(&event_for(sub));
         }
         consumer
     }
@@ -1509,14 +1517,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_burst_worth_a_scan_is_gathered_read_by_scanning_and_deleted() {
-        let subs: Vec<_> = (0..2_000).map(|_| uuid::Uuid::new_v4()).collect();
-        let consumer = burst_consumer(
-            PoolShape {
-                estimated_users: 5_000,
-                groups: 0,
-            },
-            &subs,
-        );
+        let consumer = burst_consumer(ScriptedStore::default(), 5_000, 0, 2_000);
         // A user the events name that the pool no longer has: read on its own.
         let gone = uuid::Uuid::new_v4();
         consumer.queue.send(&event_for(gone));
@@ -1538,14 +1539,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_backlog_a_scan_does_not_pay_for_is_read_one_by_one() {
-        let subs: Vec<_> = (0..300).map(|_| uuid::Uuid::new_v4()).collect();
-        let consumer = burst_consumer(
-            PoolShape {
-                estimated_users: 1_000_000,
-                groups: 3,
-            },
-            &subs,
-        );
+        let consumer = burst_consumer(ScriptedStore::default(), 1_000_000, 3, 300);
         // Not gathered: a batch of ten, each user read.
         let report = one_poll(&consumer).await;
         assert_eq!(report.applied, 10);
@@ -1561,19 +1555,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_pool_wide_burst_scan_gives_way_to_a_lease_holder() {
-        let subs: Vec<_> = (0..5_000).map(|_| uuid::Uuid::new_v4()).collect();
-        let consumer = consumer(ScriptedStore {
-            shape: Some(PoolShape {
-                estimated_users: 20_000,
-                groups: 0,
-            }),
-            in_pool: subs.iter().copied().collect(),
+        let busy = ScriptedStore {
             lease_busy: true,
             ..ScriptedStore::default()
-        });
-        for sub in &subs {
-            consumer.queue.send(&event_for(*sub));
-        }
+        };
+        let consumer = burst_consumer(busy, 20_000, 0, 5_000);
         let report = one_poll(&consumer).await;
         assert_eq!(report.applied, 5_000, "gathered: the plan is a scan");
         assert!(consumer.store.scans.lock().unwrap().is_empty());
@@ -1583,11 +1569,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_pool_that_cannot_be_sized_is_read_one_by_one() {
-        let subs: Vec<_> = (0..150).map(|_| uuid::Uuid::new_v4()).collect();
-        let consumer = consumer(ScriptedStore::default());
-        for sub in &subs {
-            consumer.queue.send(&event_for(*sub));
-        }
+        let mut consumer = burst_consumer(ScriptedStore::default(), 0, 0, 150);
+        consumer.store.shape = None;
         let all = consumer.queue.receive(150, 0, 30).await.unwrap();
         let report = consumer.process_batch(all).await;
         assert_eq!(report.applied, 150);

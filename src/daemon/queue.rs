@@ -6,9 +6,11 @@
 use std::future::Future;
 
 use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::operation::change_message_visibility_batch::ChangeMessageVisibilityBatchOutput;
+use aws_sdk_sqs::operation::delete_message_batch::DeleteMessageBatchOutput;
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-    MessageSystemAttributeName, QueueAttributeName,
+    BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry,
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
 };
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -149,17 +151,13 @@ impl Queue for SqsQueue {
                 .delete_message_batch()
                 .queue_url(&self.url)
                 .set_entries(Some(entries));
-            calls.push(async move {
-                let result = request.send().await.map_err(sdk_error);
-                (indices, result.map(|out| failures(out.failed())))
-            });
+            calls.push(batch_call(
+                indices,
+                request.send(),
+                DeleteMessageBatchOutput::failed,
+            ));
         }
-        merge_results(
-            futures::stream::iter(calls)
-                .buffer_unordered(SQS_CALLS_AT_ONCE)
-                .collect()
-                .await,
-        )
+        all_calls(calls).await
     }
 
     async fn set_visibility(
@@ -185,17 +183,13 @@ impl Queue for SqsQueue {
                 .change_message_visibility_batch()
                 .queue_url(&self.url)
                 .set_entries(Some(entries));
-            calls.push(async move {
-                let result = request.send().await.map_err(sdk_error);
-                (indices, result.map(|out| failures(out.failed())))
-            });
+            calls.push(batch_call(
+                indices,
+                request.send(),
+                ChangeMessageVisibilityBatchOutput::failed,
+            ));
         }
-        merge_results(
-            futures::stream::iter(calls)
-                .buffer_unordered(SQS_CALLS_AT_ONCE)
-                .collect()
-                .await,
-        )
+        all_calls(calls).await
     }
 
     async fn depth(&self) -> Result<(u64, u64), String> {
@@ -228,6 +222,28 @@ const SQS_CALLS_AT_ONCE: usize = 8;
 
 /// One batch call: the indices of its entries, and its failed entries or its error.
 type CallResult = (Vec<usize>, Result<Vec<EntryFailure>, String>);
+
+/// A batch call's result, with the indices of the entries it carried.
+async fn batch_call<O, E: std::error::Error + 'static>(
+    indices: Vec<usize>,
+    sent: impl Future<Output = Result<O, E>>,
+    failed: fn(&O) -> &[BatchResultErrorEntry],
+) -> CallResult {
+    let result = sent.await.map_err(sdk_error);
+    (indices, result.map(|out| failures(failed(&out))))
+}
+
+/// Runs `calls`, [`SQS_CALLS_AT_ONCE`] at a time, and merges their results.
+async fn all_calls(
+    calls: Vec<impl Future<Output = CallResult>>,
+) -> Result<Vec<EntryFailure>, String> {
+    merge_results(
+        futures::stream::iter(calls)
+            .buffer_unordered(SQS_CALLS_AT_ONCE)
+            .collect()
+            .await,
+    )
+}
 
 /// The failed entries of several batch calls, each call with the indices of its entries:
 /// a failed call fails its entries. `Err` only when every call failed (the one call of a
