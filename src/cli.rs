@@ -20,9 +20,7 @@ use crate::commands::jwt_secret::{ClaimsFormat, JwtSecretRequest};
 use crate::commands::reconcile::ReconcileRequest;
 use crate::commands::sync_user::SyncUserRequest;
 use crate::commands::{LeaseRequest, QueueUrls};
-use crate::config::{
-    DEFAULT_COGNITO_RPS, HasuraAuthMode, MachineClientOverrides, Overrides, ScanOverrides, Secret,
-};
+use crate::config::{HasuraAuthMode, MachineClientOverrides, Overrides, ScanOverrides, Secret};
 use crate::daemon::DaemonOptions;
 use crate::daemon::scheduler::{DEFAULT_SCHEDULE, SchedulerOptions, parse_schedule};
 use crate::state::lease::process_holder;
@@ -167,6 +165,12 @@ pub struct ConnectionArgs {
         value_name = "SCOPES"
     )]
     pub cognito_oauth_scopes: Option<String>,
+
+    /// Fraction (0, 1] of each Cognito quota category's default rate this process may use;
+    /// the rest is left to your application [default: 0.8]. `[cognito.quotas]` in the config
+    /// file sets a category's rate absolutely (a raised quota), `--cognito-rps` the UserList one.
+    #[arg(long, global = true, env = "SYNC_QUOTA_SHARE", value_name = "FRACTION")]
+    pub quota_share: Option<f64>,
 }
 
 impl std::fmt::Debug for ConnectionArgs {
@@ -192,6 +196,7 @@ impl std::fmt::Debug for ConnectionArgs {
                 &redacted(&self.cognito_client_secret),
             )
             .field("cognito_oauth_scopes", &self.cognito_oauth_scopes)
+            .field("quota_share", &self.quota_share)
             .finish()
     }
 }
@@ -251,6 +256,7 @@ impl ConnectionArgs {
                 client_secret: self.cognito_client_secret.clone().map(Secret::new),
                 oauth_scopes: self.cognito_oauth_scopes.clone(),
             },
+            quota_share: self.quota_share,
         }
     }
 }
@@ -268,7 +274,8 @@ pub struct ScanArgs {
     #[arg(long, value_name = "N")]
     pub shards: Option<usize>,
 
-    /// Cognito read requests per second over all scans [default: 25, under the 30 RPS ListUsers quota].
+    /// ListUsers + ListUsersInGroup requests per second (Cognito's UserList quota, 30 RPS by
+    /// default), used as given [default: 30 × --quota-share = 24].
     #[arg(long, value_name = "RPS")]
     pub cognito_rps: Option<f64>,
 
@@ -603,9 +610,11 @@ pub struct DaemonArgs {
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub batch_size: u32,
 
-    /// Cognito read requests per second (the quota is shared with every tool of the account).
-    #[arg(long, default_value_t = DEFAULT_COGNITO_RPS, value_name = "RPS")]
-    pub cognito_rps: f64,
+    /// ListUsers + ListUsersInGroup requests per second of the whole process, consumer and
+    /// scheduled reconcile together (Cognito's UserList quota, 30 RPS by default, is shared
+    /// with every tool of the account), used as given [default: 30 × --quota-share = 24].
+    #[arg(long, value_name = "RPS")]
+    pub cognito_rps: Option<f64>,
 
     /// First retry delay of a message that failed; doubles with each receive.
     #[arg(long, default_value_t = 5, value_name = "SECONDS")]

@@ -21,15 +21,21 @@
 //!
 //! [backfill]
 //! shards = 16
-//! cognito_rps = 25.0
 //! batch_size = 500
 //! concurrency = 4
 //!
 //! [mirror]
 //! exclude_attributes = ["phone_number", "custom:national_id"]
 //! include_groups = ["admins", "staff"]   # omit for every group
+//!
+//! [cognito]
+//! quota_share = 0.8           # of every quota category's default rate
+//!
+//! [cognito.quotas]            # absolute requests per second, e.g. a raised quota
+//! UserRead = 200
 //! ```
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -38,8 +44,6 @@ use serde::Deserialize;
 
 /// Default parallel ListUsers scans.
 pub const DEFAULT_SHARDS: usize = 16;
-/// Default Cognito read rate: under the 30 RPS ListUsers/ListUsersInGroup account quota.
-pub const DEFAULT_COGNITO_RPS: f64 = 25.0;
 /// Default users per Hasura upsert.
 pub const DEFAULT_BATCH_SIZE: usize = 500;
 /// Default Hasura write requests in flight.
@@ -70,6 +74,8 @@ pub struct Overrides {
     pub hasura_auth: Option<HasuraAuthMode>,
     pub hasura_role: Option<String>,
     pub machine_client: MachineClientOverrides,
+    /// The fraction of every Cognito quota category this process may use.
+    pub quota_share: Option<f64>,
 }
 
 /// A Cognito machine client (`HASURA_AUTH=client-credentials`) as configured; `None` where
@@ -232,13 +238,20 @@ pub struct Settings {
     pub exclude_attributes: Vec<String>,
     /// The only groups mirrored; `None`: every group.
     pub include_groups: Option<Vec<String>>,
+    /// `--quota-share` (or `SYNC_QUOTA_SHARE`), else `[cognito] quota_share`; `None`: the
+    /// default share.
+    pub quota_share: Option<f64>,
+    /// `[cognito.quotas]`: requests per second by quota category name, used as given.
+    pub quota_rates: BTreeMap<String, f64>,
 }
 
 /// Tuning of a whole-pool scan (backfill or reconcile), defaults applied.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ScanSettings {
     pub shards: usize,
-    pub cognito_rps: f64,
+    /// `--cognito-rps` or `[backfill] cognito_rps`: the `UserList` rate, used as given;
+    /// `None` leaves it to the quota settings.
+    pub cognito_rps: Option<f64>,
     pub batch_size: usize,
     pub concurrency: usize,
 }
@@ -254,6 +267,8 @@ struct FileConfig {
     backfill: BackfillFile,
     #[serde(default)]
     mirror: MirrorFile,
+    #[serde(default)]
+    cognito: CognitoFile,
 }
 
 /// The `[mirror]` table of a config file: what the mirror holds.
@@ -262,6 +277,15 @@ struct FileConfig {
 struct MirrorFile {
     exclude_attributes: Option<Vec<String>>,
     include_groups: Option<Vec<String>>,
+}
+
+/// The `[cognito]` table of a config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CognitoFile {
+    quota_share: Option<f64>,
+    #[serde(default)]
+    quotas: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -339,6 +363,8 @@ impl Settings {
                 .or(file.mirror.exclude_attributes)
                 .unwrap_or_default(),
             include_groups: args.include_groups.clone().or(file.mirror.include_groups),
+            quota_share: args.quota_share.or(file.cognito.quota_share),
+            quota_rates: file.cognito.quotas,
         }
     }
 
@@ -500,10 +526,7 @@ impl ScanSettings {
     pub fn resolve(args: &ScanOverrides, file: &BackfillFile) -> anyhow::Result<Self> {
         let settings = ScanSettings {
             shards: args.shards.or(file.shards).unwrap_or(DEFAULT_SHARDS),
-            cognito_rps: args
-                .cognito_rps
-                .or(file.cognito_rps)
-                .unwrap_or(DEFAULT_COGNITO_RPS),
+            cognito_rps: args.cognito_rps.or(file.cognito_rps),
             batch_size: args
                 .batch_size
                 .or(file.batch_size)
@@ -516,11 +539,10 @@ impl ScanSettings {
         if !matches!(settings.shards, 1 | 16 | 256) {
             bail!("--shards must be 1, 16 or 256, not {}", settings.shards);
         }
-        if !(settings.cognito_rps.is_finite() && settings.cognito_rps > 0.0) {
-            bail!(
-                "--cognito-rps must be a positive number, not {}",
-                settings.cognito_rps
-            );
+        if let Some(rps) = settings.cognito_rps
+            && !(rps.is_finite() && rps > 0.0)
+        {
+            bail!("--cognito-rps must be a positive number, not {rps}");
         }
         if !(1..=MAX_BATCH_SIZE).contains(&settings.batch_size) {
             bail!(
@@ -589,7 +611,7 @@ mod tests {
         assert_eq!(backfill.shards, 256);
         assert_eq!(backfill.batch_size, 700);
         assert_eq!(backfill.concurrency, DEFAULT_CONCURRENCY);
-        assert_eq!(backfill.cognito_rps, DEFAULT_COGNITO_RPS);
+        assert_eq!(backfill.cognito_rps, None);
     }
 
     #[test]

@@ -55,6 +55,36 @@ async fn misconfiguration_gives_one_clear_error_and_a_non_zero_exit() -> anyhow:
         stdout.lines().count() >= 6 && stdout.lines().all(|l| l.starts_with("ok")),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("UserList 24/s, UserRead 96/s, UserResourceRead 40/s"),
+        "check prints the rates in effect:\n{stdout}"
+    );
+
+    // Quota settings out of range or naming no category, in every mode.
+    let mut cmd = command(&bed, &bed.aws_endpoint, &bed.hasura.endpoint);
+    cmd.env("SYNC_QUOTA_SHARE", "1.5")
+        .args(["backfill", "--progress", "never"]);
+    let line = error_line(&run(cmd).await?);
+    assert!(
+        line.contains("--quota-share") && line.contains("1.5"),
+        "{line}"
+    );
+    let config = std::env::temp_dir().join(format!("quotas-{}.toml", uuid::Uuid::new_v4()));
+    std::fs::write(&config, "[cognito.quotas]\nUsers = 30\n")?;
+    let mut cmd = command(&bed, &bed.aws_endpoint, &bed.hasura.endpoint);
+    cmd.arg("--config").arg(&config).args([
+        "daemon",
+        "--listen",
+        "127.0.0.1:0",
+        "--queue-url",
+        &bed.queue_url,
+    ]);
+    let line = error_line(&run(cmd).await?);
+    std::fs::remove_file(&config)?;
+    assert!(
+        line.contains("\"Users\"") && line.contains("UserResourceRead"),
+        "{line}"
+    );
 
     // Wrong admin secret.
     let mut cmd = command(&bed, &bed.aws_endpoint, &bed.hasura.endpoint);

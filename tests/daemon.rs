@@ -1,8 +1,9 @@
 //! The daemon against the test bed (moto SQS + Cognito, PostgreSQL, hasura-lite), run
 //! in-process: every event shape drives the mirror, duplicates and reordering leave the right
 //! state, poison messages reach the dead-letter queue, one failed read does not hold back its
-//! batch, a slow batch keeps its messages invisible, a Hasura outage loses nothing, a
-//! shutdown in a busy stream loses nothing, and the ops endpoints tell the truth.
+//! batch, a slow batch keeps its messages invisible, a Hasura outage loses nothing, a burst
+//! is read by scanning its shards, a shutdown in a busy stream loses nothing, and the ops
+//! endpoints tell the truth.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -682,4 +683,65 @@ async fn shutdown_during_a_busy_stream_loses_nothing() -> anyhow::Result<()> {
     }
     assert_eq!(bed.queue_depth(&bed.dlq_url).await?, (0, 0));
     Ok(())
+}
+
+/// A backlog naming more users than a scan of their shards costs is gathered into one batch
+/// and read by scanning the shards (memberships first, ListUsers by `sub` prefix) instead of
+/// user by user: each user is read once, one way or the other, and mirrored with its groups;
+/// every message is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_is_read_by_scanning_its_shards() -> anyhow::Result<()> {
+    let bed = TestBed::start().await?;
+    let users = bed
+        .create_users((0..120).map(|i| match i % 3 {
+            0 => UserSpec::numbered(i).group("editors"),
+            _ => UserSpec::numbered(i),
+        }))
+        .await?;
+    let proxy = FaultProxy::start(&bed.aws_endpoint).await?;
+    for created in &users {
+        bed.send_event(&format!(
+            r#"{{"user_pool_id":"{}","sub":"{}"}}"#,
+            bed.pool_id, created.sub
+        ))
+        .await?;
+    }
+    let daemon = start(&bed, proxy.url(), &bed.hasura.endpoint).await?;
+    eventually("every user mirrored and the queue drained", async || {
+        Ok(bed.mirror_users().await?.len() == users.len() && queue_empty(&bed).await?)
+    })
+    .await?;
+    for (n, created) in users.iter().enumerate() {
+        let groups = user(&bed, created.sub).await?.groups;
+        let expected = if n % 3 == 0 {
+            serde_json::json!(["editors"])
+        } else {
+            serde_json::json!([])
+        };
+        assert_eq!(groups, expected, "user {n}");
+    }
+    let (_, metrics) = daemon.get("/metrics").await?;
+    let scanned: usize = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("daemon_read_plan_users_total{plan=\"scan\"} "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as usize);
+    assert!(
+        scanned >= users.len() / 2,
+        "{scanned} users scanned:\n{metrics}"
+    );
+    assert!(
+        metrics.contains("daemon_bursts_gathered_total 1"),
+        "{metrics}"
+    );
+    // A user read on its own costs one AdminListGroupsForUser; a scanned one none.
+    assert_eq!(
+        proxy.calls("AdminListGroupsForUser") as usize + scanned,
+        users.len()
+    );
+    assert!(
+        proxy.calls("ListUsersInGroup") >= 1,
+        "memberships are scanned"
+    );
+    daemon.stop().await
 }

@@ -449,6 +449,32 @@ mod tests {
         assert!(!limiter.try_acquire(QuotaCategory::UserList));
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tasks_on_every_thread_draw_from_one_budget() {
+        // The daemon's pollers, its scheduled reconcile and a scan's shards are such tasks.
+        let limiter = slow();
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let reader = limiter.clone();
+                tokio::spawn(async move {
+                    [QuotaCategory::UserRead, QuotaCategory::UserList]
+                        .map(|category| reader.try_acquire(category))
+                })
+            })
+            .collect();
+        let mut granted = [0, 0];
+        for task in tasks {
+            let [read, list] = task.await.unwrap();
+            granted[0] += usize::from(read);
+            granted[1] += usize::from(list);
+        }
+        assert_eq!(
+            granted,
+            [1, 1],
+            "one request per category, whichever task asked"
+        );
+    }
+
     #[test]
     fn categories_are_independent() {
         let limiter = slow();

@@ -108,6 +108,16 @@ impl Default for ReadLimits {
     }
 }
 
+/// How a single-user read learns the user's groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupsOf {
+    /// AdminListGroupsForUser (`UserResourceRead`, 50 RPS by default).
+    Listed,
+    /// A ListGroups sent at this time found no group in the pool, so the user had none then:
+    /// no AdminListGroupsForUser, and the record is stamped no later than that read.
+    NoneInPool(DateTime<Utc>),
+}
+
 /// What DescribeUserPool says about the pool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PoolSummary {
@@ -513,16 +523,47 @@ impl CognitoReader {
     /// answers UserNotFound (a federated user, a deleted one, or an emulator), ListUsers
     /// `Filter: sub = "..."` (UserList) and AdminListGroupsForUser by the username found.
     pub async fn user_by_sub(&self, sub: uuid::Uuid) -> Result<Option<UserRecord>, CognitoError> {
+        self.user_by_sub_with(sub, GroupsOf::Listed).await
+    }
+
+    /// [`Self::user_by_sub`], its groups as `groups` says.
+    pub async fn user_by_sub_with(
+        &self,
+        sub: uuid::Uuid,
+        groups: GroupsOf,
+    ) -> Result<Option<UserRecord>, CognitoError> {
         let by_sub = self.admin_get_user(&sub.to_string()).await?;
         if let Some(record) = by_sub.filter(|record| record.id == sub) {
-            let user = self.with_groups(record, &sub.to_string()).await?;
+            let user = self.join_groups(record, &sub.to_string(), groups).await?;
             self.user_read(ReadPath::AdminGetUserBySub, user.is_some());
             return Ok(user);
         }
-        let found = self.find_by_sub_filter(sub).await?;
-        let user = self.with_groups_by_username(found).await?;
+        let user = match self.find_by_sub_filter(sub).await? {
+            Some(record) => {
+                let username = record.username.clone();
+                self.join_groups(record, &username, groups).await?
+            }
+            None => None,
+        };
         self.user_read(ReadPath::SubFilter, user.is_some());
         Ok(user)
+    }
+
+    /// `record` with its groups as `groups` says, read by `username` when listed.
+    async fn join_groups(
+        &self,
+        mut record: UserRecord,
+        username: &str,
+        groups: GroupsOf,
+    ) -> Result<Option<UserRecord>, CognitoError> {
+        match groups {
+            GroupsOf::Listed => self.with_groups(record, username).await,
+            // A record is as old as the oldest read it is built from.
+            GroupsOf::NoneInPool(read_at) => {
+                record.observed_at = record.observed_at.min(read_at);
+                Ok(Some(record))
+            }
+        }
     }
 
     /// The user with this username, groups included (AdminGetUser + AdminListGroupsForUser);

@@ -8,7 +8,9 @@ use aws_config::SdkConfig;
 use aws_sdk_cognitoidentityprovider::config::ProvideCredentials;
 
 use super::READ_ONLY_HASURA_RETRIES;
-use crate::cognito::{CognitoError, CognitoReader, ReadLimits, RetryPolicy};
+use crate::cognito::{
+    CognitoError, CognitoReader, QuotaCategory, QuotaSettings, ReadLimits, RetryPolicy,
+};
 use crate::config::Settings;
 use crate::hasura::operations::{CheckSchema, check_schema};
 use crate::hasura::{HasuraClient, HasuraError};
@@ -41,6 +43,27 @@ fn line(ok: bool, what: &'static str, detail: impl Into<String>) -> CheckLine {
     }
 }
 
+/// The rates a reader uses per quota category, e.g. `UserList 24/s, UserRead 96/s, ...
+/// (0.8 of the default quotas)`.
+fn effective_rates(quotas: &QuotaSettings) -> String {
+    let rates: Vec<String> = QuotaCategory::ALL
+        .into_iter()
+        .map(|category| {
+            let overridden = if quotas.rps.contains_key(&category) {
+                " (set)"
+            } else {
+                ""
+            };
+            format!("{category} {}/s{overridden}", quotas.rate(category))
+        })
+        .collect();
+    format!(
+        "{} ({} of the default quotas; --cognito-rps sets UserList)",
+        rates.join(", "),
+        quotas.quota_share
+    )
+}
+
 /// Runs every check whose prerequisites passed; `on_line` sees each result as it is known.
 pub async fn run(settings: &Settings, mut on_line: impl FnMut(&CheckLine)) -> Vec<CheckLine> {
     let mut lines = Vec::new();
@@ -50,6 +73,10 @@ pub async fn run(settings: &Settings, mut on_line: impl FnMut(&CheckLine)) -> Ve
     };
 
     // Cognito side.
+    match super::quota_settings(settings, None) {
+        Ok(quotas) => push(line(true, "cognito quotas", effective_rates(&quotas))),
+        Err(err) => push(line(false, "cognito quotas", format!("{err:#}"))),
+    }
     match settings.require_pool() {
         Err(err) => push(line(false, "user pool id", format!("{err:#}"))),
         Ok(pool) => {

@@ -22,8 +22,8 @@ pub struct DaemonRequest {
     pub options: DaemonOptions,
     /// The /healthz, /readyz and /metrics listener.
     pub listen: SocketAddr,
-    /// Cognito read requests per second of the whole process.
-    pub cognito_rps: f64,
+    /// `--cognito-rps`: the `UserList` rate of the whole process, used as given.
+    pub cognito_rps: Option<f64>,
 }
 
 /// Serves until `shutdown`.
@@ -39,12 +39,8 @@ pub async fn run(
     let mut options = request.options;
     apply_scan_tuning(&mut options, settings)?;
     options.validate()?;
-    if !(request.cognito_rps.is_finite() && request.cognito_rps > 0.0) {
-        anyhow::bail!(
-            "--cognito-rps must be a positive number, not {}",
-            request.cognito_rps
-        );
-    }
+    // The consumer and the scheduled reconcile share these limits: one per category.
+    let quotas = super::quota_settings(settings, request.cognito_rps)?;
     let hasura_settings = settings.require_hasura()?;
     let hasura = HasuraClient::with_retries(
         &hasura_settings,
@@ -52,12 +48,8 @@ pub async fn run(
     )?;
     let probe = hasura.sibling(0);
     let sdk = super::aws_config(settings).await;
-    let reader = super::cognito_reader(
-        &sdk,
-        settings,
-        request.cognito_rps,
-        RetryPolicy::Capped(COGNITO_RETRIES),
-    )?;
+    let reader =
+        super::cognito_reader(&sdk, settings, quotas, RetryPolicy::Capped(COGNITO_RETRIES))?;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     preflight(&probe, &sqs, &options.queue_url).await?;
     let listener = TcpListener::bind(request.listen)

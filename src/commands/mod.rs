@@ -24,7 +24,10 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::cognito::{CognitoReader, QuotaCategory, QuotaSettings, ReadLimits, RetryPolicy};
+use crate::cognito::{
+    CognitoReader, DEFAULT_QUOTA_SHARE, InvalidQuotaSettings, QuotaCategory, QuotaSettings,
+    ReadLimits, RetryPolicy,
+};
 use crate::config::{Settings, redacted_url};
 use crate::daemon::queue::SqsQueue;
 use crate::hasura::HasuraClient;
@@ -115,28 +118,54 @@ pub fn mirror_scope(settings: &Settings) -> anyhow::Result<MirrorScope> {
     .context("invalid --exclude-attributes / SYNC_EXCLUDE_ATTRIBUTES / [mirror] exclude_attributes")
 }
 
-/// A reader of the configured pool within the configured [`MirrorScope`]: `user_list_rps`
-/// requests per second for the list calls (the `UserList` quota category; the other
-/// categories at their default share), retried as `retry` says. Every command that reads
-/// users builds its reader here, so every mode mirrors the same scope.
+/// How much of each Cognito quota category this process may use: the share (`--quota-share`,
+/// `SYNC_QUOTA_SHARE` or `[cognito] quota_share`) of every category's default quota, the
+/// absolute rates of `[cognito.quotas]` over it, and `user_list_rps` (`--cognito-rps`, or
+/// `[backfill] cognito_rps` for a scan) over the `UserList` entry.
+///
+/// # Errors
+///
+/// An unknown category name (the error lists the valid ones), a share outside (0, 1], a rate
+/// that is not a positive number.
+pub fn quota_settings(
+    settings: &Settings,
+    user_list_rps: Option<f64>,
+) -> anyhow::Result<QuotaSettings> {
+    let mut quotas = QuotaSettings {
+        quota_share: settings.quota_share.unwrap_or(DEFAULT_QUOTA_SHARE),
+        ..QuotaSettings::default()
+    };
+    for (name, &rps) in &settings.quota_rates {
+        let category: QuotaCategory = name
+            .parse()
+            .context("in the config file's [cognito.quotas] table")?;
+        quotas = quotas.with_rate(category, rps);
+    }
+    if let Some(rps) = user_list_rps {
+        quotas = quotas.with_rate(QuotaCategory::UserList, rps);
+    }
+    quotas.validate().map_err(|err| match err {
+        InvalidQuotaSettings::Share(_) => anyhow::Error::new(err)
+            .context("invalid --quota-share (SYNC_QUOTA_SHARE, [cognito] quota_share)"),
+        InvalidQuotaSettings::Rate { .. } => anyhow::Error::new(err)
+            .context("invalid Cognito rate (--cognito-rps or [cognito.quotas])"),
+    })?;
+    Ok(quotas)
+}
+
+/// A reader of the configured pool within the configured [`MirrorScope`], under `quotas`,
+/// retried as `retry` says. Every command that reads users builds its reader here, so every
+/// mode mirrors the same scope.
 fn cognito_reader(
     sdk: &SdkConfig,
     settings: &Settings,
-    user_list_rps: f64,
+    quotas: QuotaSettings,
     retry: RetryPolicy,
 ) -> anyhow::Result<CognitoReader> {
     let pool = settings.require_pool()?;
     settings.require_pool_region(sdk.region().map(|r| r.as_ref()))?;
     let scope = mirror_scope(settings)?;
-    Ok(CognitoReader::new(
-        sdk,
-        pool,
-        ReadLimits {
-            quotas: QuotaSettings::default().with_rate(QuotaCategory::UserList, user_list_rps),
-            retry,
-        },
-    )
-    .with_scope(scope))
+    Ok(CognitoReader::new(sdk, pool, ReadLimits { quotas, retry }).with_scope(scope))
 }
 
 /// The sync queue and its dead-letter queue, as an operator names them (`status`, `redrive`).
@@ -173,5 +202,68 @@ impl QueueUrls {
                 redacted_url(queue.url())
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Overrides;
+
+    fn settings(share: Option<f64>, toml: &str) -> Settings {
+        let args = Overrides {
+            quota_share: share,
+            ..Overrides::default()
+        };
+        Settings::from_toml(&args, toml).unwrap()
+    }
+
+    #[test]
+    fn quotas_come_from_the_share_the_file_and_cognito_rps() {
+        let defaults = quota_settings(&settings(None, ""), None).unwrap();
+        assert_eq!(defaults.rate(QuotaCategory::UserList), 24.0);
+        assert_eq!(defaults.rate(QuotaCategory::UserRead), 96.0);
+        assert_eq!(defaults.rate(QuotaCategory::UserResourceRead), 40.0);
+
+        let file =
+            "[cognito]\nquota_share = 0.5\n[cognito.quotas]\nUserRead = 300\nuserlist = 28\n";
+        let from_file = quota_settings(&settings(None, file), None).unwrap();
+        assert_eq!(from_file.rate(QuotaCategory::UserRead), 300.0, "as given");
+        assert_eq!(from_file.rate(QuotaCategory::UserList), 28.0);
+        assert_eq!(from_file.rate(QuotaCategory::UserResourceRead), 25.0);
+
+        // The flag's share wins over the file's; --cognito-rps over the file's UserList.
+        let flags = quota_settings(&settings(Some(0.25), file), Some(10.0)).unwrap();
+        assert_eq!(flags.quota_share, 0.25);
+        assert_eq!(flags.rate(QuotaCategory::UserList), 10.0);
+        assert_eq!(flags.rate(QuotaCategory::UserPoolRead), 3.75);
+    }
+
+    #[test]
+    fn invalid_quota_settings_say_what_to_fix() {
+        let unknown =
+            quota_settings(&settings(None, "[cognito.quotas]\nUsers = 30\n"), None).unwrap_err();
+        let shown = format!("{unknown:#}");
+        assert!(shown.contains("[cognito.quotas]"), "{shown}");
+        assert!(shown.contains("\"Users\""), "{shown}");
+        assert!(
+            shown.contains("UserResourceRead"),
+            "lists the valid names: {shown}"
+        );
+
+        for share in [0.0, -0.5, 1.5, f64::NAN] {
+            let err = quota_settings(&settings(Some(share), ""), None).unwrap_err();
+            assert!(format!("{err:#}").contains("--quota-share"), "{err:#}");
+        }
+        let file_share = quota_settings(&settings(None, "[cognito]\nquota_share = 2\n"), None);
+        assert!(file_share.is_err());
+        assert!(quota_settings(&settings(None, ""), Some(0.0)).is_err());
+        let negative =
+            quota_settings(&settings(None, "[cognito.quotas]\nUserRead = -1\n"), None).unwrap_err();
+        assert!(format!("{negative:#}").contains("UserRead"), "{negative:#}");
+        assert!(
+            Settings::from_toml(&Overrides::default(), "[cognito]\nshare = 0.5\n").is_err(),
+            "unknown keys are refused"
+        );
     }
 }

@@ -44,8 +44,8 @@ pub async fn run(
     }
     let hasura = HasuraClient::new(&settings.require_hasura()?)?;
     let sdk = super::aws_config(settings).await;
-    let reader =
-        super::cognito_reader(&sdk, settings, tuning.cognito_rps, RetryPolicy::Persistent)?;
+    let quotas = super::quota_settings(settings, tuning.cognito_rps)?;
+    let reader = super::cognito_reader(&sdk, settings, quotas, RetryPolicy::Persistent)?;
     let options = ReconcileOptions {
         shards: tuning.shards,
         batch_size: tuning.batch_size,

@@ -7,7 +7,7 @@ use std::io::BufRead;
 use anyhow::{Context, bail};
 
 use crate::cognito::RetryPolicy;
-use crate::config::{DEFAULT_COGNITO_RPS, Settings};
+use crate::config::Settings;
 use crate::daemon::user_sync::{UserSyncReport, sync_users};
 use crate::daemon::{COGNITO_RETRIES, HASURA_RETRIES};
 use crate::hasura::HasuraClient;
@@ -42,12 +42,9 @@ pub async fn run(settings: &Settings, request: SyncUserRequest) -> anyhow::Resul
         hasura_settings.retries.min(HASURA_RETRIES),
     )?;
     let sdk = super::aws_config(settings).await;
-    let reader = super::cognito_reader(
-        &sdk,
-        settings,
-        DEFAULT_COGNITO_RPS,
-        RetryPolicy::Capped(COGNITO_RETRIES),
-    )?;
+    let quotas = super::quota_settings(settings, None)?;
+    let reader =
+        super::cognito_reader(&sdk, settings, quotas, RetryPolicy::Capped(COGNITO_RETRIES))?;
     sync_users(reader, hasura, &identifiers, request.dry_run).await
 }
 

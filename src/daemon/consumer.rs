@@ -5,7 +5,9 @@
 //! 1. decode every body; an undecodable one is made visible again at once, so that the
 //!    redrive policy moves it to the dead-letter queue after `maxReceiveCount` receives;
 //! 2. reduce each message to what it names; a pool-wide one asks for an early reconcile;
-//! 3. re-read every named user (each once) and, if groups are named, the pool's groups;
+//! 3. re-read every named user (each once) and, if groups are named, the pool's groups; a
+//!    batch naming many users is priced first (`coalesce`): when scanning their `sub`-prefix
+//!    shards costs less quota than reading each, they are read by a scan;
 //! 4. write everything read, and a reconcile request per pool-wide message, in ONE
 //!    `ApplyEvents` mutation (one Hasura transaction); once a request is committed, this
 //!    process's scheduler is woken ([`ReconcileRequests`]); while
@@ -17,6 +19,12 @@
 //!    (a message naming a refused record fails alone, as `bad_data`);
 //!    the committed and acknowledged ones are deleted in one batch call, the failed ones get
 //!    their visibility set to a backoff delay growing with their receive count.
+//!
+//! **Bursts.** A poller that receives a full batch while the queue's backlog is large enough
+//! for a scan to pay off gathers the backlog (up to `coalesce::GATHER_MAX_MESSAGES`, for at
+//! most `coalesce::GATHER_FOR`) into one batch, which then goes through the same steps: its
+//! messages are kept invisible while it is read and written, and deleted once committed. One
+//! poller per process gathers at a time; the others go on with their batches.
 //!
 //! The consumer sees the queue through [`Queue`] and Cognito and Hasura through [`Store`], so
 //! the pipeline is unit-tested with in-memory twins of both.
@@ -31,27 +39,46 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::{Span, field};
 
 use super::DaemonOptions;
+use super::coalesce::{
+    self, GATHER_FOR, GATHER_MAX_MESSAGES, GATHER_RECEIVES, MIN_USERS, PoolShape, Rates, ReadPlan,
+    ShapeCache,
+};
 use super::ops::Health;
 use super::queue::{EntryFailure, Queue, Received};
 use super::requests::ReconcileRequests;
-use crate::cognito::{CognitoError, CognitoReader};
+use crate::cognito::{CognitoError, CognitoReader, GroupsOf, RetryPolicy};
 use crate::events::{self, DecodedEvent, EventAction, Targets, UserRef};
 use crate::hasura::HasuraClient;
-use crate::hasura::bisect::bisect;
+use crate::hasura::bisect::{Bisected, bisect};
 use crate::hasura::daemon_ops::{ApplyEvents, DaemonProbe, apply_events, daemon_probe};
 use crate::model::{GroupRecord, UserRecord};
+use crate::state::lease::{Lease, scan_lease};
+use crate::sync::scan::{ShardEvent, start_pool_scan};
 use crate::telemetry::daemon::{
-    BatchCommitted, MessageAcknowledged, MessageApplied, MessageFailed, MessageReceived,
-    MessageUndecodable, QueueBacklog, QueueCallFailed, ReconcileRequestRecorded,
-    VisibilityExtended,
+    BatchCommitted, BurstGathered, BurstScanFellBack, MessageAcknowledged, MessageApplied,
+    MessageFailed, MessageReceived, MessageUndecodable, QueueBacklog, QueueCallFailed, ReadPlanned,
+    ReconcileRequestRecorded, VisibilityExtended,
 };
 use crate::telemetry::records::RecordRejected;
 
 /// Users re-read from Cognito at once within a batch (all under the reader's shared limit).
 const READ_CONCURRENCY: usize = 10;
+/// Rows per `ApplyEvents` mutation: a gathered burst is written in parts of this size.
+const WRITE_CHUNK: usize = 1_000;
+/// Pages a burst scan's shards may hold ready before the consumer takes them.
+const SCAN_CHANNEL: usize = 64;
+/// How long a pool seen with groups is taken to still have some (groups are rarely all
+/// deleted; a ListGroups per batch would then be wasted).
+const GROUPS_SEEN_FOR: Duration = Duration::from_secs(60);
+/// Least time between two ListGroups of the per-user path: 4 a second, under Cognito's
+/// 5 RPS per pool for ListGroups, at the cost of up to this much latency.
+const GROUPS_LOOK_EVERY: Duration = Duration::from_millis(250);
+/// Least time between two looks at the backlog for a burst (a GetQueueAttributes call).
+const BACKLOG_LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// Where a batch's users and groups are read from and written to.
 pub(crate) trait Store: Send + Sync + 'static {
@@ -68,6 +95,71 @@ pub(crate) trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Written, String>> + Send;
     /// Whether the mirror answers (for `/readyz`).
     fn probe(&self) -> impl Future<Output = Result<(), String>> + Send;
+    /// The pool's size and group count, for pricing a scan.
+    fn shape(&self) -> impl Future<Output = Result<PoolShape, String>> + Send;
+    /// The rates reads are priced at now.
+    fn rates(&self) -> Rates;
+    /// Reads what `targets` names, its subs by scanning `plan`'s shards (under the pool's scan
+    /// lease when the plan is pool-wide); the named users the scan did not find, usernames
+    /// and groups as [`Store::read`] reads them. `Err` says why no scan ran.
+    fn read_by_scan(
+        &self,
+        plan: &ReadPlan,
+        targets: &Targets,
+    ) -> impl Future<Output = Result<Reads, ScanRefused>> + Send;
+}
+
+/// Why a planned burst scan did not run; its users are then read one by one.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ScanRefused {
+    /// `lease_busy` or `scan_failed` (a metric label).
+    pub reason: &'static str,
+    pub error: String,
+}
+
+/// The one gathering of a burst a process does at a time, and when the backlog was last
+/// looked at.
+#[derive(Debug, Default)]
+pub(crate) struct Bursts {
+    gathering: std::sync::atomic::AtomicBool,
+    looked_at: std::sync::Mutex<Option<Instant>>,
+}
+
+/// Held while a gathered burst is applied; lets the next gathering start when dropped.
+struct Gathering<'a>(&'a Bursts);
+
+impl Drop for Gathering<'_> {
+    fn drop(&mut self) {
+        self.0
+            .gathering
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
+impl Bursts {
+    /// The right to gather, unless another poller gathers or the backlog was looked at less
+    /// than [`BACKLOG_LOOK_EVERY`] ago.
+    fn begin(&self) -> Option<Gathering<'_>> {
+        {
+            let mut looked_at = self
+                .looked_at
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if looked_at.is_some_and(|at| at.elapsed() < BACKLOG_LOOK_EVERY) {
+                return None;
+            }
+            *looked_at = Some(Instant::now());
+        }
+        self.gathering
+            .compare_exchange(
+                false,
+                true,
+                std::sync::atomic::Ordering::AcqRel,
+                std::sync::atomic::Ordering::Acquire,
+            )
+            .is_ok()
+            .then_some(Gathering(self))
+    }
 }
 
 /// The production [`Store`]: Cognito read by a [`CognitoReader`], the mirror written through
@@ -77,6 +169,13 @@ pub(crate) struct CognitoToHasura {
     pub hasura: HasuraClient,
     /// A client that never retries, for the readiness probe.
     pub probe: HasuraClient,
+    pub shapes: ShapeCache,
+    /// When a ListGroups was last sent for a read, and whether it found no group.
+    pub groups_seen: tokio::sync::Mutex<Option<(DateTime<Utc>, bool)>>,
+    /// The pool's scan lease as a pool-wide burst scan takes it: this process's holder name
+    /// with `/burst`, and the scheduled reconcile's time to live.
+    pub lease_holder: String,
+    pub lease_ttl: Duration,
 }
 
 /// Everything a poll loop needs; shared by all loops.
@@ -86,6 +185,7 @@ pub(crate) struct Consumer<Q, S> {
     pub options: DaemonOptions,
     pub health: Arc<Health>,
     pub reconcile: ReconcileRequests,
+    pub bursts: Bursts,
 }
 
 /// One received message and what became of it.
@@ -230,6 +330,7 @@ impl<Q: Queue, S: Store> Consumer<Q, S> {
             if messages.is_empty() {
                 continue;
             }
+            let (messages, _gathering) = self.gather(messages, &stop).await;
             let report = self.process_batch(messages).await;
             if report.dependency_failed {
                 failures += 1;
@@ -241,6 +342,71 @@ impl<Q: Queue, S: Store> Consumer<Q, S> {
                 self.health.batch_succeeded();
             }
         }
+    }
+
+    /// `messages` and, when they fill a batch and the backlog behind them is worth a scan,
+    /// the backlog too, with the gathering's guard (see the module docs).
+    async fn gather(
+        &self,
+        mut messages: Vec<Received>,
+        stop: &CancellationToken,
+    ) -> (Vec<Received>, Option<Gathering<'_>>) {
+        let batch = usize::try_from(self.options.batch_size).unwrap_or(1);
+        if messages.len() < batch {
+            return (messages, None);
+        }
+        let Some(gathering) = self.bursts.begin() else {
+            return (messages, None);
+        };
+        let backlog = match self.queue.depth().await {
+            Ok((visible, _)) => visible,
+            Err(_) => return (messages, None),
+        };
+        let count = messages.len() + usize::try_from(backlog).unwrap_or(usize::MAX);
+        if count < MIN_USERS {
+            return (messages, None);
+        }
+        let Ok(shape) = self.store.shape().await else {
+            return (messages, None);
+        };
+        if !coalesce::plan_for_backlog(count, shape, self.store.rates()).scan() {
+            return (messages, None);
+        }
+        let started = Instant::now();
+        while messages.len() < GATHER_MAX_MESSAGES
+            && started.elapsed() < GATHER_FOR
+            && !stop.is_cancelled()
+        {
+            let round = futures::future::join_all((0..GATHER_RECEIVES).map(|_| {
+                self.queue.receive(
+                    self.options.batch_size,
+                    1,
+                    self.options.visibility_timeout_seconds,
+                )
+            }))
+            .await;
+            let before = messages.len();
+            for received in round {
+                match received {
+                    Ok(more) => messages.extend(more),
+                    Err(error) => QueueCallFailed {
+                        operation: "ReceiveMessage",
+                        error: &error,
+                    }
+                    .emit(),
+                }
+            }
+            if messages.len() == before {
+                break;
+            }
+        }
+        BurstGathered {
+            messages: messages.len(),
+            backlog,
+            elapsed: started.elapsed(),
+        }
+        .emit();
+        (messages, Some(gathering))
     }
 
     /// Applies one received batch; see the module docs for the steps.
@@ -333,7 +499,7 @@ impl<Q: Queue, S: Store> Consumer<Q, S> {
                 .filter_map(|i| i.decoded.as_ref().ok().map(|(e, _)| e)),
             pool,
         );
-        let reads = self.store.read(&targets).await;
+        let reads = self.read(&targets).await;
         let requests: Vec<String> = items
             .iter()
             .filter_map(|i| i.decoded.as_ref().ok())
@@ -347,6 +513,60 @@ impl<Q: Queue, S: Store> Consumer<Q, S> {
             None
         };
         (reads, written)
+    }
+
+    /// Step 3: reads what `targets` names, one by one or, when the plan says so, by scanning
+    /// the shards of its subs.
+    async fn read(&self, targets: &Targets) -> Reads {
+        let subs: Vec<&uuid::Uuid> = targets
+            .users
+            .iter()
+            .filter_map(|user| match user {
+                UserRef::Sub(sub) => Some(sub),
+                UserRef::Username(_) => None,
+            })
+            .collect();
+        if subs.len() < MIN_USERS {
+            return self.store.read(targets).await;
+        }
+        let shape = match self.store.shape().await {
+            Ok(shape) => shape,
+            Err(error) => {
+                BurstScanFellBack {
+                    reason: "pool_unknown",
+                    error: &error,
+                }
+                .emit();
+                return self.store.read(targets).await;
+            }
+        };
+        let plan = coalesce::plan(subs, shape, self.store.rates());
+        ReadPlanned {
+            plan: plan.name(),
+            users: plan.users,
+            shards: plan.shards.len(),
+            pool_wide: plan.pool_wide,
+            scan_pages: plan.scan_pages,
+            estimated_users: shape.estimated_users,
+            groups: shape.groups,
+            per_user_seconds: plan.per_user_seconds,
+            scan_seconds: plan.scan_seconds,
+        }
+        .emit();
+        if !plan.scan() {
+            return self.store.read(targets).await;
+        }
+        match self.store.read_by_scan(&plan, targets).await {
+            Ok(reads) => reads,
+            Err(refused) => {
+                BurstScanFellBack {
+                    reason: refused.reason,
+                    error: &refused.error,
+                }
+                .emit();
+                self.store.read(targets).await
+            }
+        }
     }
 
     /// Decodes one message inside its span.
@@ -541,10 +761,15 @@ impl Store for CognitoToHasura {
 
     async fn read(&self, targets: &Targets) -> Reads {
         let usernames_checked_at = Utc::now();
+        let groups_of = if targets.users.is_empty() {
+            GroupsOf::Listed
+        } else {
+            self.groups_of(usernames_checked_at).await
+        };
         let users = futures::stream::iter(targets.users.iter().cloned())
             .map(|user| async move {
                 let result = match &user {
-                    UserRef::Sub(sub) => self.reader.user_by_sub(*sub).await,
+                    UserRef::Sub(sub) => self.reader.user_by_sub_with(*sub, groups_of).await,
                     UserRef::Username(name) => self.reader.user_by_username(name).await,
                 };
                 (user, result)
@@ -611,12 +836,26 @@ impl Store for CognitoToHasura {
         rows.extend(requests.iter().map(|reason| Row::Request(reason)));
         // This replica's clock, as the lease's: the debounce compares with it.
         let requested_at = Utc::now();
-        let done = bisect(rows, |part: &[Row<'_>]| {
-            self.hasura
-                .post::<ApplyEvents>(apply_variables(self.pool(), reads, part, requested_at))
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+        let mut done = Bisected {
+            committed: Vec::new(),
+            rejected: Vec::new(),
+            writes: 0,
+        };
+        for chunk in rows.chunks(WRITE_CHUNK) {
+            let part = bisect(chunk.to_vec(), |part: &[Row<'_>]| {
+                self.hasura.post::<ApplyEvents>(apply_variables(
+                    self.pool(),
+                    reads,
+                    part,
+                    requested_at,
+                ))
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            done.committed.extend(part.committed);
+            done.rejected.extend(part.rejected);
+            done.writes += part.writes;
+        }
         let rows = |affected: Option<i64>| affected.map_or(0, |n| u64::try_from(n).unwrap_or(0));
         let sum = |of: fn(&apply_events::ResponseData) -> Option<i64>| {
             done.committed
@@ -687,6 +926,196 @@ impl Store for CognitoToHasura {
             .await
             .map(drop)
             .map_err(|e| format!("{}: {e}", e.problem()))
+    }
+
+    async fn shape(&self) -> Result<PoolShape, String> {
+        self.shapes
+            .get(&self.reader)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    fn rates(&self) -> Rates {
+        Rates::current(self.reader.limiter())
+    }
+
+    async fn read_by_scan(&self, plan: &ReadPlan, targets: &Targets) -> Result<Reads, ScanRefused> {
+        let lease = plan.pool_wide.then(|| {
+            Lease::new(
+                self.hasura.clone(),
+                scan_lease(self.pool()),
+                format!("{}/burst", self.lease_holder),
+                self.lease_ttl,
+            )
+        });
+        if let Some(lease) = &lease {
+            let busy = |error: String| ScanRefused {
+                reason: "lease_busy",
+                error,
+            };
+            match lease.acquire().await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(busy(format!(
+                        "another scanner holds the lease {}",
+                        lease.name()
+                    )));
+                }
+                Err(err) => return Err(busy(format!("{err:#}"))),
+            }
+        }
+        let run = CancellationToken::new();
+        // Aborted with the scan, so a renewal never outlives it.
+        let keeper = lease.clone().map(|lease| {
+            let run = run.clone();
+            AbortOnDropHandle::new(tokio::spawn(async move { lease.keep(run).await }))
+        });
+        let scanned = self.scan_for(plan, targets, &run).await;
+        drop(keeper);
+        if let Some(lease) = &lease
+            && let Err(err) = lease.release().await
+        {
+            tracing::warn!(
+                error = format!("{err:#}"),
+                "cannot release the scan lease; it will expire"
+            );
+        }
+        let found = scanned.map_err(|err| ScanRefused {
+            reason: "scan_failed",
+            error: format!("{err:#}"),
+        })?;
+        // What the scan could not answer is read as the per-user path reads it: a user
+        // created after its shard was listed is found, one deleted is tombstoned.
+        let rest = Targets {
+            users: targets
+                .users
+                .iter()
+                .filter(|user| !matches!(user, UserRef::Sub(sub) if found.contains_key(sub)))
+                .cloned()
+                .collect(),
+            groups: targets.groups.clone(),
+            ..Targets::default()
+        };
+        let mut reads = self.read(&rest).await;
+        reads.users.extend(
+            found
+                .into_values()
+                .map(|user| (UserRef::Sub(user.id), Ok(Some(user)))),
+        );
+        Ok(reads)
+    }
+}
+
+impl CognitoToHasura {
+    /// The daemon's store of `reader` and `hasura`; a pool-wide burst scan takes the pool's
+    /// scan lease as `lease_holder` for `lease_ttl`.
+    pub fn new(
+        reader: CognitoReader,
+        hasura: HasuraClient,
+        probe: HasuraClient,
+        lease_holder: String,
+        lease_ttl: Duration,
+    ) -> Self {
+        CognitoToHasura {
+            reader,
+            hasura,
+            probe,
+            shapes: ShapeCache::default(),
+            groups_seen: tokio::sync::Mutex::default(),
+            lease_holder,
+            lease_ttl,
+        }
+    }
+
+    /// How the users of a read that started at `started` get their groups: from a ListGroups
+    /// sent after `started` that found none in the pool (shared by every batch that started
+    /// before it was sent: one call, at most every [`GROUPS_LOOK_EVERY`], serves many), else
+    /// AdminListGroupsForUser per user. A
+    /// pool known to have groups is not asked again for [`GROUPS_SEEN_FOR`].
+    async fn groups_of(&self, started: DateTime<Utc>) -> GroupsOf {
+        let mut seen = self.groups_seen.lock().await;
+        match *seen {
+            Some((read_at, true)) if read_at >= started => return GroupsOf::NoneInPool(read_at),
+            Some((read_at, false))
+                if (started - read_at).to_std().unwrap_or_default() < GROUPS_SEEN_FOR =>
+            {
+                return GroupsOf::Listed;
+            }
+            _ => {}
+        }
+        // At most one ListGroups per interval: the batches that start meanwhile wait for it
+        // and share it.
+        if let Some((last, _)) = *seen
+            && let Some(wait) =
+                GROUPS_LOOK_EVERY.checked_sub((Utc::now() - last).to_std().unwrap_or_default())
+        {
+            tokio::time::sleep(wait).await;
+        }
+        let read_at = Utc::now();
+        match self.reader.list_groups().await {
+            Ok(groups) => {
+                *seen = Some((read_at, groups.is_empty()));
+                if groups.is_empty() {
+                    GroupsOf::NoneInPool(read_at)
+                } else {
+                    GroupsOf::Listed
+                }
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, "cannot list the pool's groups; reading each user's");
+                GroupsOf::Listed
+            }
+        }
+    }
+
+    /// The users `targets` names by sub that a scan of `plan`'s shards finds (groups joined,
+    /// each stamped as a scan stamps it). Fails when a shard fails or `run` is cancelled
+    /// (the lease was lost).
+    async fn scan_for(
+        &self,
+        plan: &ReadPlan,
+        targets: &Targets,
+        run: &CancellationToken,
+    ) -> anyhow::Result<HashMap<uuid::Uuid, UserRecord>> {
+        let wanted: std::collections::HashSet<uuid::Uuid> = targets
+            .users
+            .iter()
+            .filter_map(|user| match user {
+                UserRef::Sub(sub) => Some(*sub),
+                UserRef::Username(_) => None,
+            })
+            .collect();
+        // A scan persists through throttling, as every scan does.
+        let reader = self
+            .reader
+            .with_retry(RetryPolicy::Persistent)
+            .with_cancel(run.clone());
+        let shards = plan
+            .shards
+            .iter()
+            .map(|shard| (shard.clone(), None))
+            .collect();
+        let mut scan = start_pool_scan(&reader, shards, SCAN_CHANNEL, run).await?;
+        let mut found = HashMap::new();
+        while let Some(event) = scan.pages.recv().await {
+            if let ShardEvent::Page { users, .. } = event {
+                found.extend(
+                    users
+                        .into_iter()
+                        .filter(|user| wanted.contains(&user.id))
+                        .map(|user| (user.id, user)),
+                );
+            }
+        }
+        while let Some(joined) = scan.shards.join_next().await {
+            joined
+                .map_err(|err| anyhow::anyhow!("a shard scan panicked: {err}"))?
+                .map_err(anyhow::Error::new)?;
+        }
+        if run.is_cancelled() {
+            anyhow::bail!("the pool's scan lease was lost during the scan");
+        }
+        Ok(found)
     }
 }
 
@@ -837,13 +1266,28 @@ mod tests {
     const POOL: &str = "us-east-1_Pipeline";
 
     /// Users it "reads" by sub; subs in `unreadable` fail their read; `write_fails` fails
-    /// every write. Records what each write carried.
+    /// every write. Records what each write carried. A pool of `shape`: a scan "finds" the
+    /// named subs in `in_pool`, in the shards scanned; the others are read one by one.
+    /// Counts per-user reads and scans as the calls they stand for.
     #[derive(Default)]
     struct ScriptedStore {
         unreadable: BTreeSet<uuid::Uuid>,
         write_fails: bool,
         written: Mutex<Vec<Vec<uuid::Uuid>>>,
+        shape: Option<PoolShape>,
+        in_pool: BTreeSet<uuid::Uuid>,
+        lease_busy: bool,
+        user_reads: std::sync::atomic::AtomicUsize,
+        scans: Mutex<Vec<ReadPlan>>,
     }
+
+    /// The default share (0.8) of Cognito's default quotas.
+    const RATES: Rates = Rates {
+        user_list: 24.0,
+        user_read: 96.0,
+        user_resource_read: 40.0,
+        user_pool_resource_read: 16.0,
+    };
 
     impl Store for ScriptedStore {
         fn pool(&self) -> &str {
@@ -851,6 +1295,8 @@ mod tests {
         }
 
         async fn read(&self, targets: &Targets) -> Reads {
+            self.user_reads
+                .fetch_add(targets.users.len(), std::sync::atomic::Ordering::Relaxed);
             let users = targets
                 .users
                 .iter()
@@ -896,6 +1342,56 @@ mod tests {
         async fn probe(&self) -> Result<(), String> {
             Ok(())
         }
+
+        async fn shape(&self) -> Result<PoolShape, String> {
+            self.shape
+                .ok_or_else(|| "DescribeUserPool failed".to_owned())
+        }
+
+        fn rates(&self) -> Rates {
+            RATES
+        }
+
+        async fn read_by_scan(
+            &self,
+            plan: &ReadPlan,
+            targets: &Targets,
+        ) -> Result<Reads, ScanRefused> {
+            if self.lease_busy && plan.pool_wide {
+                return Err(ScanRefused {
+                    reason: "lease_busy",
+                    error: "another scanner holds the lease".into(),
+                });
+            }
+            self.scans.lock().unwrap().push(plan.clone());
+            let found: BTreeSet<uuid::Uuid> = targets
+                .users
+                .iter()
+                .filter_map(|user| match user {
+                    UserRef::Sub(sub)
+                        if self.in_pool.contains(sub)
+                            && plan.shards.iter().any(|shard| shard.contains(sub)) =>
+                    {
+                        Some(*sub)
+                    }
+                    _ => None,
+                })
+                .collect();
+            let rest = Targets {
+                users: targets
+                    .users
+                    .iter()
+                    .filter(|user| !matches!(user, UserRef::Sub(sub) if found.contains(sub)))
+                    .cloned()
+                    .collect(),
+                ..Targets::default()
+            };
+            let mut reads = self.read(&rest).await;
+            reads
+                .users
+                .extend(found.into_iter().map(|sub| (UserRef::Sub(sub), Ok(None))));
+            Ok(reads)
+        }
     }
 
     fn options() -> DaemonOptions {
@@ -928,6 +1424,7 @@ mod tests {
             health: Arc::new(Health::new(1, Duration::from_secs(60))),
             reconcile: ReconcileRequests::new(options.reconcile_debounce),
             options,
+            bursts: Bursts::default(),
         }
     }
 
@@ -1004,6 +1501,105 @@ mod tests {
         assert_eq!(report.applied, 4);
         assert_eq!(*consumer.store.written.lock().unwrap(), vec![vec![sub]]);
         assert!(consumer.queue.bodies().is_empty());
+    }
+
+    /// A queue of `count` events, each naming a user of the pool, in a pool of
+    /// `estimated_users` users and `groups` groups.
+    fn burst_consumer(
+        store: ScriptedStore,
+        estimated_users: u64,
+        groups: u64,
+        count: usize,
+    ) -> Consumer<MemoryQueue, ScriptedStore> {
+        let subs: Vec<_> = (0..count).map(|_| uuid::Uuid::new_v4()).collect();
+        let consumer = consumer(ScriptedStore {
+            shape: Some(PoolShape {
+                estimated_users,
+                groups,
+            }),
+            in_pool: subs.iter().copied().collect(),
+            ..store
+        });
+        for sub in subs {
+            consumer.queue.send(&event_for(sub));
+        }
+        consumer
+    }
+
+    /// One poll as the loop does it: a receive, the gathering, the batch.
+    async fn one_poll(consumer: &Consumer<MemoryQueue, ScriptedStore>) -> BatchReport {
+        let received = consumer.queue.receive(10, 0, 30).await.unwrap();
+        let (messages, _gathering) = consumer.gather(received, &CancellationToken::new()).await;
+        consumer.process_batch(messages).await
+    }
+
+    fn reads(consumer: &Consumer<MemoryQueue, ScriptedStore>) -> usize {
+        consumer
+            .store
+            .user_reads
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[tokio::test]
+    async fn a_burst_worth_a_scan_is_gathered_read_by_scanning_and_deleted() {
+        let consumer = burst_consumer(ScriptedStore::default(), 5_000, 0, 2_000);
+        // A user the events name that the pool no longer has: read on its own.
+        let gone = uuid::Uuid::new_v4();
+        consumer.queue.send(&event_for(gone));
+
+        let report = one_poll(&consumer).await;
+        assert_eq!(report.applied, 2_001, "the whole backlog in one batch");
+        let scans = consumer.store.scans.lock().unwrap().clone();
+        assert_eq!(scans.len(), 1);
+        assert!(scans[0].scan() && scans[0].users == 2_001, "{:?}", scans[0]);
+        assert_eq!(reads(&consumer), 1, "only the user the scan did not find");
+        let written = consumer.store.written.lock().unwrap();
+        assert_eq!(written.len(), 1);
+        assert_eq!(written[0].len(), 2_001);
+        assert!(
+            consumer.queue.bodies().is_empty(),
+            "all deleted once written"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_backlog_a_scan_does_not_pay_for_is_read_one_by_one() {
+        let consumer = burst_consumer(ScriptedStore::default(), 1_000_000, 3, 300);
+        // Not gathered: a batch of ten, each user read.
+        let report = one_poll(&consumer).await;
+        assert_eq!(report.applied, 10);
+        assert_eq!(reads(&consumer), 10);
+        // Even all 300 in one batch are cheaper to read one by one in a million-user pool.
+        let all = consumer.queue.receive(300, 0, 30).await.unwrap();
+        let report = consumer.process_batch(all).await;
+        assert_eq!(report.applied, 290);
+        assert_eq!(reads(&consumer), 300);
+        assert!(consumer.store.scans.lock().unwrap().is_empty());
+        assert!(consumer.queue.bodies().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_pool_wide_burst_scan_gives_way_to_a_lease_holder() {
+        let busy = ScriptedStore {
+            lease_busy: true,
+            ..ScriptedStore::default()
+        };
+        let consumer = burst_consumer(busy, 20_000, 0, 5_000);
+        let report = one_poll(&consumer).await;
+        assert_eq!(report.applied, 5_000, "gathered: the plan is a scan");
+        assert!(consumer.store.scans.lock().unwrap().is_empty());
+        assert_eq!(reads(&consumer), 5_000, "read one by one instead");
+        assert!(consumer.queue.bodies().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_pool_that_cannot_be_sized_is_read_one_by_one() {
+        let mut consumer = burst_consumer(ScriptedStore::default(), 0, 0, 150);
+        consumer.store.shape = None;
+        let all = consumer.queue.receive(150, 0, 30).await.unwrap();
+        let report = consumer.process_batch(all).await;
+        assert_eq!(report.applied, 150);
+        assert_eq!(reads(&consumer), 150);
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //!   feeds the backlog gauge and `/readyz`.
 //! - [`queue`]: the queue seam ([`queue::Queue`]) and its SQS implementation.
 //! - [`ops`]: the operations listener and the health state behind `/readyz`.
-//! - [`requests`]: when an early pool-wide reconcile is due, and the wake-up its scheduler gets.
+//! - [`requests`]: when an early pool-wide reconcile is due (debounce, early-scan budget), and
+//!   the wake-up its scheduler gets.
+//! - `coalesce`: when a burst of users is read by scanning their shards, priced in quota-seconds.
 //! - [`scheduler`]: the scheduled reconcile under the pool's lease.
 //! - [`user_sync`]: `sync-user`, the event path's read and write for users an operator names.
 //! - [`redrive`]: `redrive`, moving the dead-letter queue back to the sync queue.
@@ -17,6 +19,7 @@
 //! harmless. Spawned tasks live in one [`TaskTracker`]; a task that panics or ends early
 //! stops the daemon with an error instead of vanishing.
 
+mod coalesce;
 mod consumer;
 pub mod ops;
 pub mod queue;
@@ -42,7 +45,7 @@ use crate::cognito::{CognitoReader, RetryPolicy};
 use crate::config::redacted_url;
 use crate::hasura::HasuraClient;
 
-use consumer::{CognitoToHasura, Consumer};
+use consumer::{Bursts, CognitoToHasura, Consumer};
 use ops::Health;
 use queue::SqsQueue;
 use requests::ReconcileRequests;
@@ -187,14 +190,17 @@ impl Daemon {
         );
         let consumer = Arc::new(Consumer {
             queue: SqsQueue::new(self.sqs, &options.queue_url),
-            store: CognitoToHasura {
-                reader: self.reader,
-                hasura: self.hasura,
-                probe: self.probe,
-            },
+            store: CognitoToHasura::new(
+                self.reader,
+                self.hasura,
+                self.probe,
+                options.scheduler.holder.clone(),
+                options.scheduler.lease_ttl,
+            ),
             options: self.options,
             health: health.clone(),
             reconcile: self.reconcile,
+            bursts: Bursts::default(),
         });
         let tracker = TaskTracker::new();
         let mut tasks = FuturesUnordered::new();

@@ -12,13 +12,17 @@ use std::future::Future;
 
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::operation::change_message_visibility_batch::ChangeMessageVisibilityBatchOutput;
+use aws_sdk_sqs::operation::delete_message_batch::DeleteMessageBatchOutput;
 use aws_sdk_sqs::operation::receive_message::builders::ReceiveMessageFluentBuilder;
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-    MessageAttributeValue, MessageSystemAttributeName, MessageSystemAttributeNameForSends,
-    MessageSystemAttributeValue, QueueAttributeName, SendMessageBatchRequestEntry,
+    BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry,
+    DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
+    MessageSystemAttributeNameForSends, MessageSystemAttributeValue, QueueAttributeName,
+    SendMessageBatchRequestEntry,
 };
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 
 use crate::config::redacted_url;
 
@@ -456,35 +460,66 @@ impl Queue for SqsQueue {
     }
 
     async fn delete(&self, entries: &[(usize, &str)]) -> Result<Vec<EntryFailure>, String> {
-        let entries: Vec<DeleteMessageBatchRequestEntry> = entries
-            .iter()
-            .filter_map(|&(n, handle)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(n.to_string())
-                    .receipt_handle(handle)
-                    .build()
-                    .ok()
-            })
-            .collect();
-        batch_call!(self, delete_message_batch, entries)
+        // Built in a loop, not a closure: the futures must not borrow the entries.
+        let mut calls = Vec::new();
+        for chunk in entries.chunks(SQS_BATCH) {
+            let indices: Vec<usize> = chunk.iter().map(|&(n, _)| n).collect();
+            let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
+                .iter()
+                .filter_map(|&(n, handle)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(n.to_string())
+                        .receipt_handle(handle)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            let request = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries));
+            calls.push(batch_call(
+                &self.url,
+                indices,
+                request.send(),
+                DeleteMessageBatchOutput::failed,
+            ));
+        }
+        all_calls(calls).await
     }
 
     async fn set_visibility(
         &self,
         entries: &[(usize, &str, i32)],
     ) -> Result<Vec<EntryFailure>, String> {
-        let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = entries
-            .iter()
-            .filter_map(|&(n, handle, seconds)| {
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(n.to_string())
-                    .receipt_handle(handle)
-                    .visibility_timeout(seconds)
-                    .build()
-                    .ok()
-            })
-            .collect();
-        batch_call!(self, change_message_visibility_batch, entries)
+        let mut calls = Vec::new();
+        for chunk in entries.chunks(SQS_BATCH) {
+            let indices: Vec<usize> = chunk.iter().map(|&(n, _, _)| n).collect();
+            let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
+                .iter()
+                .filter_map(|&(n, handle, seconds)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(n.to_string())
+                        .receipt_handle(handle)
+                        .visibility_timeout(seconds)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            let request = self
+                .client
+                .change_message_visibility_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries));
+            calls.push(batch_call(
+                &self.url,
+                indices,
+                request.send(),
+                ChangeMessageVisibilityBatchOutput::failed,
+            ));
+        }
+        all_calls(calls).await
     }
 
     async fn depth(&self) -> Result<(u64, u64), String> {
@@ -507,6 +542,62 @@ impl Queue for SqsQueue {
             count(QueueAttributeName::ApproximateNumberOfMessages),
             count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
         ))
+    }
+}
+
+/// Most entries SQS takes in one batch call.
+const SQS_BATCH: usize = 10;
+/// Batch calls in flight when a gathered burst is deleted or kept invisible.
+const SQS_CALLS_AT_ONCE: usize = 8;
+
+/// One batch call: the indices of its entries, and its failed entries or its error.
+type CallResult = (Vec<usize>, Result<Vec<EntryFailure>, String>);
+
+/// A batch call's result, with the indices of the entries it carried.
+async fn batch_call<O, E>(
+    url: &str,
+    indices: Vec<usize>,
+    sent: impl Future<Output = Result<O, SdkError<E, HttpResponse>>>,
+    failed: fn(&O) -> &[BatchResultErrorEntry],
+) -> CallResult
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let result = sent.await.map_err(|e| sqs_error_line(url, &e));
+    (indices, result.map(|out| failures(failed(&out))))
+}
+
+/// Runs `calls`, [`SQS_CALLS_AT_ONCE`] at a time, and merges their results.
+async fn all_calls(
+    calls: Vec<impl Future<Output = CallResult>>,
+) -> Result<Vec<EntryFailure>, String> {
+    merge_results(
+        futures::stream::iter(calls)
+            .buffer_unordered(SQS_CALLS_AT_ONCE)
+            .collect()
+            .await,
+    )
+}
+
+/// The failed entries of several batch calls, each call with the indices of its entries:
+/// a failed call fails its entries. `Err` only when every call failed (the one call of a
+/// normal batch: its error, as a single call reports it).
+fn merge_results(results: Vec<CallResult>) -> Result<Vec<EntryFailure>, String> {
+    let calls = results.len();
+    let mut failed = Vec::new();
+    let mut errors = Vec::new();
+    for (indices, result) in results {
+        match result {
+            Ok(entries) => failed.extend(entries),
+            Err(error) => {
+                failed.extend(indices.into_iter().map(|n| (n, error.clone())));
+                errors.push(error);
+            }
+        }
+    }
+    match errors.pop() {
+        Some(error) if errors.len() + 1 == calls => Err(error),
+        _ => Ok(failed),
     }
 }
 

@@ -8,7 +8,8 @@
 //! consumer recorded a request ([`ReconcileRequests`]), and at least every
 //! [`ReconcileRequests::poll_every`] to look at the pool's pending requests, which any
 //! replica may have recorded. It runs once the oldest is a debounce old ([`due`]), so a burst
-//! makes one run. Before a run it reads the pending requests; a run that succeeded marks
+//! makes one run, and no sooner than the early-scan budget's interval after this process's
+//! last run (`requests` module docs): requests arriving meanwhile fold into that run. Before a run it reads the pending requests; a run that succeeded marks
 //! exactly those served (never one recorded later: it may postdate the scan), a braked or
 //! failed one leaves them for the next.
 //! Each run first takes the pool's scan lease ([`crate::state::lease::scan_lease`]), the one
@@ -31,13 +32,16 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
-use super::requests::{Due, ReconcileRequests, due};
+use super::coalesce::{Rates, ShapeCache, pool_scan_seconds};
+use super::requests::{Budget, Due, ReconcileRequests, due, early_scan_interval};
 use crate::cognito::CognitoReader;
 use crate::hasura::HasuraClient;
 use crate::state::lease::{Lease, scan_lease};
 use crate::state::requests::{PendingRequest, RequestStore};
 use crate::sync::reconcile::{ReconcileOptions, reconcile};
-use crate::telemetry::daemon::{ReconcileRequestsLeft, ReconcileRequestsServed};
+use crate::telemetry::daemon::{
+    EarlyReconcileDeferred, EarlyReconcileStarted, ReconcileRequestsLeft, ReconcileRequestsServed,
+};
 use crate::telemetry::reconcile::ReconcileLeaseBusy;
 
 /// Every hour, on the hour (seconds field first, as `tokio-cron-scheduler` reads it).
@@ -119,6 +123,9 @@ pub async fn run_scheduler(
     let pool = reader.user_pool_id().to_owned();
     // Requests recorded before this process started are looked at at once.
     let mut look_in = Duration::ZERO;
+    let shapes = ShapeCache::default();
+    let mut last_run = None;
+    let mut deferral_logged = false;
     loop {
         let ticked = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -137,14 +144,43 @@ pub async fn run_scheduler(
                 Vec::new()
             }
         };
-        let decision = due(&pending, chrono::Utc::now(), requests.debounce());
+        let budget = Budget {
+            last_run,
+            min_interval: if pending.is_empty() {
+                Duration::ZERO
+            } else {
+                scan_interval(&shapes, &reader).await
+            },
+        };
+        let decision = due(&pending, chrono::Utc::now(), requests.debounce(), budget);
         look_in = match decision {
-            Due::Wait(left) => left.min(requests.poll_every()),
+            Due::Wait(left) | Due::Deferred(left) => left.min(requests.poll_every()),
             Due::Idle | Due::Run => requests.poll_every(),
         };
+        if let Due::Deferred(retry_in) = decision
+            && !deferral_logged
+        {
+            deferral_logged = true;
+            EarlyReconcileDeferred {
+                pending: pending.len(),
+                retry_in,
+                min_interval: budget.min_interval,
+            }
+            .emit();
+        }
         if ticked || decision == Due::Run {
+            if decision == Due::Run {
+                EarlyReconcileStarted {
+                    pending: pending.len(),
+                    min_interval: budget.min_interval,
+                }
+                .emit();
+            }
+            let started = chrono::Utc::now();
             let end = run_leased(&lease, &reader, &hasura, options.reconcile, &shutdown).await;
             if let Some(end) = end {
+                last_run = Some(started);
+                deferral_logged = false;
                 serve(&store, &pending, end).await;
             }
             // A tick that came during the run is covered by it.
@@ -164,6 +200,23 @@ pub async fn run_scheduler(
         ),
     }
     Ok(())
+}
+
+/// The early-scan budget's interval for the reader's pool (zero, and a warning, when the
+/// pool cannot be sized: requests are then served at the debounce as before).
+async fn scan_interval(shapes: &ShapeCache, reader: &CognitoReader) -> Duration {
+    match shapes.get(reader).await {
+        Ok(shape) => {
+            early_scan_interval(pool_scan_seconds(shape, Rates::current(reader.limiter())))
+        }
+        Err(err) => {
+            tracing::warn!(
+                error = %err,
+                "cannot size the pool for the early-scan budget; not deferring"
+            );
+            Duration::ZERO
+        }
+    }
 }
 
 /// Starts the cron schedule, which notifies `ticks`.

@@ -24,6 +24,7 @@ use crate::events::{Targets, UserRef};
 use crate::hasura::HasuraClient;
 use crate::hasura::daemon_ops::{MirrorUsers, mirror_users};
 use crate::model::UserRecord;
+use crate::state::lease::DEFAULT_SCAN_LEASE_TTL;
 use crate::telemetry::operator::UserSynced;
 
 /// Users read and written together: one `ApplyEvents` mutation each.
@@ -134,11 +135,14 @@ pub async fn sync_users(
     identifiers: &[String],
     dry_run: bool,
 ) -> anyhow::Result<UserSyncReport> {
-    let store = CognitoToHasura {
+    // sync-user reads user by user and never scans a burst: the lease settings go unused.
+    let store = CognitoToHasura::new(
         reader,
-        probe: hasura.clone(),
+        hasura.clone(),
         hasura,
-    };
+        "sync-user".to_owned(),
+        DEFAULT_SCAN_LEASE_TTL,
+    );
     let pool = store.pool().to_owned();
     let mut unique = BTreeSet::new();
     let identifiers: Vec<&String> = identifiers

@@ -296,6 +296,11 @@ fn api_call_action(record: &Record) -> EventAction {
     };
     let operation = classify(&record.event_name);
     match operation {
+        // The record of a sign-up normally has the new user's sub (`userSub`); one without it
+        // leaves the user to its confirmation, which names it.
+        Operation::User if record.event_name == "SignUp" && record.api_call_user().is_none() => {
+            EventAction::Ignore(IgnoreReason::AwaitsConfirmation)
+        }
         Operation::User => user_or_pool(None),
         Operation::Membership => user_or_pool(record.group_name()),
         Operation::Group | Operation::GroupDeleted => match record.group_name() {
@@ -347,7 +352,11 @@ fn service_event_action(record: &Record) -> EventAction {
             user: UserRef::Sub(sub),
             group: None,
         },
-        None if record.event_name == HOSTED_UI_SIGN_UP => EventAction::PoolWide,
+        // The user is UNCONFIRMED; the hosted UI's confirmation (`Confirm_POST`, with the sub
+        // in its form) or the PostConfirmation trigger names it.
+        None if record.event_name == HOSTED_UI_SIGN_UP => {
+            EventAction::Ignore(IgnoreReason::AwaitsConfirmation)
+        }
         // Sign-in pages, token exchanges, federated callbacks without a sub: nothing names a
         // change; federated users are caught by TokenGeneration_* triggers or the reconcile.
         None => EventAction::Ignore(IgnoreReason::NoMirroredChange),

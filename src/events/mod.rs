@@ -130,6 +130,12 @@ pub enum IgnoreReason {
     /// A trigger that fires before the change it announces (`PreSignUp_*`, `UserMigration_*`,
     /// ...): the user may not exist yet; a later event or the reconcile carries the change.
     BeforeChange,
+    /// A sign-up whose record names no user (the hosted UI's `Signup_POST`, a `SignUp`
+    /// without its `userSub`): the new user is `UNCONFIRMED` and cannot sign in; the event
+    /// that confirms it (`Confirm_POST`, `ConfirmSignUp`, the `PostConfirmation_*` trigger)
+    /// names it by sub, and the scheduled reconcile catches one never confirmed. No
+    /// pool-wide scan is asked for.
+    AwaitsConfirmation,
     /// A Cognito user pool operation this decoder does not know, naming no user.
     UnknownOperation,
     /// A CloudTrail event of another service (for example `aws.cognito-identity`).
@@ -144,6 +150,7 @@ impl IgnoreReason {
             IgnoreReason::ReadOnly => "read_only",
             IgnoreReason::NoMirroredChange => "no_mirrored_change",
             IgnoreReason::BeforeChange => "before_change",
+            IgnoreReason::AwaitsConfirmation => "awaits_confirmation",
             IgnoreReason::UnknownOperation => "unknown_operation",
             IgnoreReason::NotUserPool { .. } => "not_user_pool",
         }

@@ -622,14 +622,49 @@ fn hosted_ui_confirmation_names_the_sub_from_the_form() {
 }
 
 #[test]
-fn hosted_ui_sign_up_without_sub_asks_for_the_pool() {
+fn hosted_ui_sign_up_without_sub_waits_for_its_confirmation() {
     let event = decoded(fixture!("eventbridge_hosted_ui_signup_post"));
     assert_event(
         &event,
         EventFormat::CloudTrailServiceEvent,
         Some(OUR_POOL),
-        EventAction::PoolWide,
+        EventAction::Ignore(IgnoreReason::AwaitsConfirmation),
         "Signup_POST",
+    );
+}
+
+#[test]
+fn a_self_service_sign_up_asks_for_no_pool_wide_scan() {
+    // The hosted UI journey: the sign-up names nobody, its confirmation names the sub.
+    let hosted = [
+        decoded(fixture!("eventbridge_hosted_ui_signup_post")),
+        decoded(fixture!("eventbridge_hosted_ui_confirm_post")),
+    ];
+    let targets = reduce(&hosted, OUR_POOL);
+    assert!(!targets.pool_wide);
+    assert_eq!(
+        targets.users,
+        [UserRef::Sub(Uuid::parse_str(SIGNED_UP).unwrap())].into()
+    );
+    assert_eq!(targets.ignored, 1);
+
+    // The API journey: SignUp's record carries the new sub (`userSub`); the PostConfirmation
+    // trigger names its user by sub too.
+    let api = [
+        decoded(fixture!("eventbridge_sign_up")),
+        decoded(fixture!("trigger_post_confirmation")),
+    ];
+    let targets = reduce(&api, OUR_POOL);
+    assert!(!targets.pool_wide);
+    assert_eq!(targets.users.len(), 2);
+
+    // A SignUp record without its sub is left to the confirmation as well, not to a scan.
+    let bare = r#"{"eventVersion":"1.08","eventSource":"cognito-idp.amazonaws.com","eventName":"SignUp",
+        "eventType":"AwsApiCall","requestParameters":{"clientId":"abc","username":"HIDDEN_DUE_TO_SECURITY_REASONS"},
+        "responseElements":{"userConfirmed":false}}"#;
+    assert_eq!(
+        decoded(bare).action,
+        EventAction::Ignore(IgnoreReason::AwaitsConfirmation)
     );
 }
 

@@ -286,3 +286,124 @@ impl ReconcileRequestsLeft {
             .increment(u64::try_from(self.pending).unwrap_or(u64::MAX));
     }
 }
+
+/// The early-scan budget held back a reconcile that pending requests ask for: the pool was
+/// scanned less than `min_interval` ago. The requests stay pending and fold into the run.
+#[derive(Debug)]
+pub struct EarlyReconcileDeferred {
+    pub pending: usize,
+    pub retry_in: Duration,
+    pub min_interval: Duration,
+}
+
+impl EarlyReconcileDeferred {
+    pub fn emit(&self) {
+        tracing::info!(
+            pending = self.pending,
+            retry_in_s = self.retry_in.as_secs(),
+            min_interval_s = self.min_interval.as_secs(),
+            "early reconcile deferred by the scan budget"
+        );
+        metrics::counter!("daemon_early_reconciles_total", "outcome" => "deferred").increment(1);
+    }
+}
+
+/// Pending requests started an early reconcile; `min_interval` is the budget it was let
+/// through by.
+#[derive(Debug)]
+pub struct EarlyReconcileStarted {
+    pub pending: usize,
+    pub min_interval: Duration,
+}
+
+impl EarlyReconcileStarted {
+    pub fn emit(&self) {
+        tracing::info!(
+            pending = self.pending,
+            min_interval_s = self.min_interval.as_secs(),
+            "early reconcile started"
+        );
+        metrics::counter!("daemon_early_reconciles_total", "outcome" => "started").increment(1);
+        metrics::gauge!("daemon_early_reconcile_min_interval_seconds")
+            .set(self.min_interval.as_secs_f64());
+    }
+}
+
+/// How the users a batch names were read: one by one or by scanning their shards, and the
+/// figures the choice was made from.
+#[derive(Debug)]
+pub struct ReadPlanned {
+    /// `scan` or `per_user`.
+    pub plan: &'static str,
+    pub users: usize,
+    pub shards: usize,
+    pub pool_wide: bool,
+    pub scan_pages: u64,
+    pub estimated_users: u64,
+    pub groups: u64,
+    pub per_user_seconds: f64,
+    pub scan_seconds: f64,
+}
+
+impl ReadPlanned {
+    pub fn emit(&self) {
+        tracing::info!(
+            plan = self.plan,
+            users = self.users,
+            shards = self.shards,
+            pool_wide = self.pool_wide,
+            scan_pages = self.scan_pages,
+            estimated_users = self.estimated_users,
+            groups = self.groups,
+            per_user_quota_s = format!("{:.1}", self.per_user_seconds),
+            scan_quota_s = format!("{:.1}", self.scan_seconds),
+            "read plan chosen"
+        );
+        metrics::counter!("daemon_read_plans_total", "plan" => self.plan).increment(1);
+        metrics::counter!("daemon_read_plan_users_total", "plan" => self.plan)
+            .increment(u64::try_from(self.users).unwrap_or(u64::MAX));
+    }
+}
+
+/// A burst scan was planned but not run; its users are read one by one instead.
+#[derive(Debug)]
+pub struct BurstScanFellBack<'a> {
+    /// `lease_busy`, `scan_failed` or `pool_unknown`.
+    pub reason: &'static str,
+    pub error: &'a str,
+}
+
+impl BurstScanFellBack<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(
+            reason = self.reason,
+            error = self.error,
+            "burst scan not run; reading its users one by one"
+        );
+        metrics::counter!("daemon_burst_scan_fallbacks_total", "reason" => self.reason)
+            .increment(1);
+    }
+}
+
+/// A poller gathered a burst from the backlog into one batch, to read it by scanning.
+#[derive(Debug)]
+pub struct BurstGathered {
+    pub messages: usize,
+    /// The visible backlog that started the gathering.
+    pub backlog: u64,
+    pub elapsed: Duration,
+}
+
+impl BurstGathered {
+    pub fn emit(&self) {
+        tracing::info!(
+            messages = self.messages,
+            backlog = self.backlog,
+            elapsed_ms = self.elapsed.as_millis() as u64,
+            "burst gathered"
+        );
+        metrics::counter!("daemon_bursts_gathered_total").increment(1);
+        metrics::counter!("daemon_burst_messages_total")
+            .increment(u64::try_from(self.messages).unwrap_or(u64::MAX));
+    }
+}
