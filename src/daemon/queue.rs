@@ -460,66 +460,61 @@ impl Queue for SqsQueue {
     }
 
     async fn delete(&self, entries: &[(usize, &str)]) -> Result<Vec<EntryFailure>, String> {
-        // Built in a loop, not a closure: the futures must not borrow the entries.
-        let mut calls = Vec::new();
-        for chunk in entries.chunks(SQS_BATCH) {
-            let indices: Vec<usize> = chunk.iter().map(|&(n, _)| n).collect();
-            let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
-                .iter()
-                .filter_map(|&(n, handle)| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(n.to_string())
-                        .receipt_handle(handle)
-                        .build()
-                        .ok()
-                })
-                .collect();
-            let request = self
-                .client
-                .delete_message_batch()
-                .queue_url(&self.url)
-                .set_entries(Some(entries));
-            calls.push(batch_call(
-                &self.url,
-                indices,
-                request.send(),
-                DeleteMessageBatchOutput::failed,
-            ));
-        }
-        all_calls(calls).await
+        in_batches(
+            entries,
+            |&(n, _)| n,
+            |chunk| {
+                let entries = chunk
+                    .iter()
+                    .filter_map(|&(n, handle)| {
+                        DeleteMessageBatchRequestEntry::builder()
+                            .id(n.to_string())
+                            .receipt_handle(handle)
+                            .build()
+                            .ok()
+                    })
+                    .collect();
+                let sent = self
+                    .client
+                    .delete_message_batch()
+                    .queue_url(&self.url)
+                    .set_entries(Some(entries))
+                    .send();
+                batch_call(&self.url, sent, DeleteMessageBatchOutput::failed)
+            },
+        )
+        .await
     }
 
     async fn set_visibility(
         &self,
         entries: &[(usize, &str, i32)],
     ) -> Result<Vec<EntryFailure>, String> {
-        let mut calls = Vec::new();
-        for chunk in entries.chunks(SQS_BATCH) {
-            let indices: Vec<usize> = chunk.iter().map(|&(n, _, _)| n).collect();
-            let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
-                .iter()
-                .filter_map(|&(n, handle, seconds)| {
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(n.to_string())
-                        .receipt_handle(handle)
-                        .visibility_timeout(seconds)
-                        .build()
-                        .ok()
-                })
-                .collect();
-            let request = self
-                .client
-                .change_message_visibility_batch()
-                .queue_url(&self.url)
-                .set_entries(Some(entries));
-            calls.push(batch_call(
-                &self.url,
-                indices,
-                request.send(),
-                ChangeMessageVisibilityBatchOutput::failed,
-            ));
-        }
-        all_calls(calls).await
+        in_batches(
+            entries,
+            |&(n, _, _)| n,
+            |chunk| {
+                let entries = chunk
+                    .iter()
+                    .filter_map(|&(n, handle, seconds)| {
+                        ChangeMessageVisibilityBatchRequestEntry::builder()
+                            .id(n.to_string())
+                            .receipt_handle(handle)
+                            .visibility_timeout(seconds)
+                            .build()
+                            .ok()
+                    })
+                    .collect();
+                let sent = self
+                    .client
+                    .change_message_visibility_batch()
+                    .queue_url(&self.url)
+                    .set_entries(Some(entries))
+                    .send();
+                batch_call(&self.url, sent, ChangeMessageVisibilityBatchOutput::failed)
+            },
+        )
+        .await
     }
 
     async fn depth(&self) -> Result<(u64, u64), String> {
@@ -553,24 +548,40 @@ const SQS_CALLS_AT_ONCE: usize = 8;
 /// One batch call: the indices of its entries, and its failed entries or its error.
 type CallResult = (Vec<usize>, Result<Vec<EntryFailure>, String>);
 
-/// A batch call's result, with the indices of the entries it carried.
+/// One batch call's failed entries, or its error in one line.
 async fn batch_call<O, E>(
     url: &str,
-    indices: Vec<usize>,
     sent: impl Future<Output = Result<O, SdkError<E, HttpResponse>>>,
     failed: fn(&O) -> &[BatchResultErrorEntry],
-) -> CallResult
+) -> Result<Vec<EntryFailure>, String>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let result = sent.await.map_err(|e| sqs_error_line(url, &e));
-    (indices, result.map(|out| failures(failed(&out))))
+    let out = sent.await.map_err(|e| sqs_error_line(url, &e))?;
+    Ok(failures(failed(&out)))
 }
 
-/// Runs `calls`, [`SQS_CALLS_AT_ONCE`] at a time, and merges their results.
-async fn all_calls(
-    calls: Vec<impl Future<Output = CallResult>>,
-) -> Result<Vec<EntryFailure>, String> {
+/// Sends `entries` in batch calls of at most [`SQS_BATCH`] entries, each made by `call` from
+/// its chunk, [`SQS_CALLS_AT_ONCE`] at a time, and merges their results (`index` gives an
+/// entry's index, which a failed call fails).
+async fn in_batches<'a, T, Call>(
+    entries: &'a [T],
+    index: impl Fn(&T) -> usize,
+    call: impl Fn(&'a [T]) -> Call,
+) -> Result<Vec<EntryFailure>, String>
+where
+    Call: Future<Output = Result<Vec<EntryFailure>, String>>,
+{
+    // Collected before the first await: a lazy iterator's closure held across it would make
+    // the future's `Send` bound unprovable.
+    let calls: Vec<_> = entries
+        .chunks(SQS_BATCH)
+        .map(|chunk| {
+            let indices: Vec<usize> = chunk.iter().map(&index).collect();
+            let sent = call(chunk);
+            async move { (indices, sent.await) }
+        })
+        .collect();
     merge_results(
         futures::stream::iter(calls)
             .buffer_unordered(SQS_CALLS_AT_ONCE)
