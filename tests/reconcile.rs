@@ -249,11 +249,13 @@ async fn one_reconcile_repairs_drift_and_the_next_writes_nothing() -> anyhow::Re
     assert_eq!(proxy.graphql_queries(), 37u64.div_ceil(7));
     assert_eq!(quiet.mirror_reads, 37u64.div_ceil(7));
     // The scan's lower bound: one ListUsers per shard (each holds under 60 users), one
-    // ListGroups, one ListUsersInGroup per group.
+    // ListGroups, one ListUsersInGroup per group; and one DescribeUserPool (its size sets
+    // the shard count).
     assert_eq!(quiet.cognito.calls_of("ListUsers"), 16);
     assert_eq!(quiet.cognito.calls_of("ListGroups"), 1);
     assert_eq!(quiet.cognito.calls_of("ListUsersInGroup"), 2);
-    assert_eq!(quiet.cognito.total_calls(), 19);
+    assert_eq!(quiet.cognito.calls_of("DescribeUserPool"), 1);
+    assert_eq!(quiet.cognito.total_calls(), 20);
 
     // The other pool's row was never touched; the run records say what happened.
     assert_eq!(

@@ -1,20 +1,30 @@
 //! `reconcile`: diffs Cognito against the mirror and writes only the difference,
-//! tombstoning users gone from Cognito, behind a safety brake.
+//! tombstoning users gone from Cognito, behind a safety brake. Memory is bounded by a few
+//! shards, never the pool.
 //!
-//! 1. Note the start time `started_at`, record a `reconcile` run, and read the mirror's
-//!    digests of the pool by key ([`mirror::read_mirror`]).
-//! 2. Scan the pool as backfill does: groups and their members, then ListUsers over
-//!    `--shards` parallel shards under the reader's shared rate limit. Each user is compared
-//!    with its digest as it arrives ([`plan::Differ`]); only users that differ are kept.
-//! 3. The plan: insert, update, revive, and tombstone the live rows Cognito no longer has
-//!    that were observed before `started_at` (a user written meanwhile by an event is left
-//!    alone). Groups the same way.
-//! 4. The safety brake ([`plan::Plan::brake`]) refuses a plan that empties the pool or
-//!    tombstones more than `--max-delete-fraction` of it, unless `--allow-mass-delete`.
-//! 5. Write ([`mirror::apply`]), or with `--dry-run` only print the plan.
+//! 1. Note the start time `started_at` and record a `reconcile` run; read the mirror's
+//!    groups, its row count and its first page of user digests ([`mirror::MirrorCursor`]).
+//! 2. Read the groups and their members ([`scan::read_groups`]); upsert the groups that differ.
+//! 3. Shard by shard, [`SHARDS_AT_ONCE`] at a time, in key order: the shard's digests (read
+//!    from the cursor by key, ceil(rows / page) requests over the whole run) against its
+//!    ListUsers pages (`sub ^= "prefix"`, under the reader's shared rate limit; Cognito
+//!    does not list by `sub`, so a shard's verdicts are kept until it ends). Each user is
+//!    compared as it arrives ([`plan::Differ`]); users that differ are upserted in batches
+//!    as they come. When the shard ends, its live rows Cognito no longer has that were
+//!    observed before `started_at` are the shard's tombstones (a user written meanwhile by
+//!    an event is left alone). A pool larger than [`SHARD_USERS`] users per shard is split
+//!    finer than `--shards`.
+//! 4. Tombstones wait for the whole pool: only their ids are kept (16 bytes each, and no
+//!    more than the brake allows), then the safety brake ([`plan::brake`]) refuses a run
+//!    that empties the pool or tombstones more than `--max-delete-fraction` of it, unless
+//!    `--allow-mass-delete` (then each shard's tombstones are written with the shard).
+//!    A braked run has written the users Cognito does have, and tombstoned nothing.
+//! 5. Tombstone (or delete, or scrub) users and groups; `--dry-run` writes nothing and
+//!    prints the plan (which grows with the drift it lists).
 //!
-//! An unchanged pool costs the scan's Cognito calls, ceil(rows / page) Hasura reads, and no
-//! write to the mirror: the only mutations are the two of the run record.
+//! An unchanged pool costs the scan's Cognito calls plus one DescribeUserPool,
+//! ceil(rows / page) Hasura reads, and no write to the mirror: the only mutations are the
+//! two of the run record.
 
 pub mod mirror;
 pub mod plan;
@@ -25,20 +35,31 @@ use std::time::Instant;
 use anyhow::{Context, anyhow, bail};
 use chrono::{DateTime, DurationRound, Utc};
 use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cognito::{CallStats, CognitoReader, Shard};
 use crate::hasura::{HasuraClient, HasuraStats};
 use crate::state::{RunKind, RunStatus, RunStore};
-use crate::sync::scan::{PoolScan, ShardEvent, start_pool_scan};
+use crate::sync::scan::{self, Joined, ShardEvent, scan_shard};
 use crate::telemetry::reconcile::{ReconcileBraked, ReconcileFinished};
 
+use mirror::{Applied, MirrorCursor};
+use plan::{Differ, GroupPlan, UserDigest};
 pub use plan::{OnDelete, Plan};
 
 /// User digests per Hasura read: small rows (about 150 bytes), so a page stays under 1 MB.
 pub const DIGEST_PAGE_SIZE: usize = 5000;
 /// Default largest share of the mirror's live users one run may tombstone.
 pub const DEFAULT_MAX_DELETE_FRACTION: f64 = 0.1;
+/// Most users a shard should hold: a shard being diffed holds its digests and verdicts
+/// (about 250 bytes a user), so a larger pool is split into more shards than `--shards`
+/// (256 shards from 131,073 users on).
+pub const SHARD_USERS: u64 = 8192;
+/// Shards diffed at once: enough ListUsers chains to keep Cognito's quota busy at 50 ms a
+/// round trip while some of them write, few enough that memory stays at a few shards.
+pub const SHARDS_AT_ONCE: usize = 8;
 
 /// How to run a reconcile.
 #[derive(Debug, Clone, Copy)]
@@ -118,7 +139,7 @@ impl ReconcileReport {
 }
 
 /// Reconciles the reader's pool into the mirror once. A run stopped by the safety brake
-/// returns `Ok` with [`ReconcileReport::brake`] set and nothing written.
+/// returns `Ok` with [`ReconcileReport::brake`] set and nothing tombstoned.
 pub async fn reconcile(
     reader: CognitoReader,
     hasura: HasuraClient,
@@ -147,38 +168,18 @@ pub async fn reconcile(
                 .context("cannot record the run in Hasura")?,
         )
     };
-    let planned = plan(&reader, &hasura, &pool, started_at, options, &shutdown).await;
-    let (plan, mirror_reads) = match planned {
-        Ok(planned) => planned,
-        Err(err) => {
-            return Err(fail(
-                &hasura,
-                &pool,
-                run_id,
-                clock,
-                err,
-                &ReconcileCounters::default(),
-            )
-            .await);
-        }
-    };
-    let mut counters = ReconcileCounters {
-        scanned: plan.scanned,
-        inserted: plan.insert.len() as u64,
-        updated: plan.update.len() as u64,
-        revived: plan.revive.len() as u64,
-        tombstoned: plan.tombstone.len() as u64,
-        unchanged: plan.unchanged,
-        kept_newer: plan.kept_newer,
-        skipped_older: 0,
-        purged: plan.purge.len() as u64,
-        groups_scanned: plan.groups.scanned,
-        groups_written: plan.groups.upsert.len() as u64,
-        groups_tombstoned: plan.groups.tombstone.len() as u64,
-    };
-    let brake = plan
-        .brake(&pool, options.max_delete_fraction)
-        .filter(|_| !options.allow_mass_delete);
+    let mut pass = Pass::new(&hasura, &pool, started_at, options);
+    if let Err(err) = pass.scan(&reader, &shutdown).await {
+        return Err(fail(&hasura, &pool, run_id, clock, err, &pass.counters).await);
+    }
+    let brake = plan::brake(
+        &pool,
+        pass.counters.scanned,
+        pass.mirror_live,
+        pass.gone,
+        options.max_delete_fraction,
+    )
+    .filter(|_| !options.allow_mass_delete);
     if let Some(reason) = &brake {
         ReconcileBraked {
             pool: &pool,
@@ -186,8 +187,8 @@ pub async fn reconcile(
         }
         .emit();
     }
-    let (result, kept_plan) = if options.dry_run {
-        ("dry_run", Some(plan))
+    let result = if options.dry_run {
+        "dry_run"
     } else if let Some(reason) = &brake {
         if let Some(id) = run_id {
             RunStore::new(hasura.clone())
@@ -195,40 +196,26 @@ pub async fn reconcile(
                     id,
                     RunStatus::Failed,
                     None,
-                    Some(&counters),
+                    Some(&pass.counters),
                     Some(format!("safety brake: {reason}")),
                 )
                 .await
                 .context("cannot finish the run record")?;
         }
-        ("braked", None)
+        "braked"
     } else {
-        let applied = mirror::apply(
-            &hasura,
-            &pool,
-            plan,
-            options.on_delete,
-            started_at,
-            options.batch_size,
-        )
-        .await;
-        let applied = match applied {
-            Ok(applied) => applied,
-            Err(err) => return Err(fail(&hasura, &pool, run_id, clock, err, &counters).await),
-        };
-        counters.skipped_older = applied.skipped_older;
-        counters.tombstoned = applied.tombstoned;
-        counters.purged = applied.deleted + applied.scrubbed;
-        counters.groups_written = applied.groups_written;
-        counters.groups_tombstoned = applied.groups_tombstoned;
+        if let Err(err) = pass.remove_gone().await {
+            return Err(fail(&hasura, &pool, run_id, clock, err, &pass.counters).await);
+        }
         if let Some(id) = run_id {
             RunStore::new(hasura.clone())
-                .finish(id, RunStatus::Succeeded, None, Some(&counters), None)
+                .finish(id, RunStatus::Succeeded, None, Some(&pass.counters), None)
                 .await
                 .context("cannot finish the run record")?;
         }
-        ("succeeded", None)
+        "succeeded"
     };
+    let counters = pass.counters;
     emit_finished(&pool, result, clock, &counters);
     Ok(ReconcileReport {
         user_pool_id: pool,
@@ -239,10 +226,10 @@ pub async fn reconcile(
         brake,
         started_at,
         counters,
-        plan: kept_plan,
+        plan: pass.listed,
         cognito: reader.stats(),
         hasura: hasura.stats(),
-        mirror_reads,
+        mirror_reads: pass.mirror_reads,
         elapsed_seconds: clock.elapsed().as_secs_f64(),
     })
 }
@@ -292,70 +279,298 @@ fn emit_finished(pool: &str, result: &'static str, clock: Instant, counters: &Re
     .emit();
 }
 
-/// Reads the mirror, scans the pool and diffs them; returns the plan and the mirror reads.
-async fn plan(
-    reader: &CognitoReader,
-    hasura: &HasuraClient,
-    pool: &str,
+/// The shard count for a pool of `users`: `requested`, or more when a shard would hold
+/// more than [`SHARD_USERS`]. A count [`Shard::split`] refuses is returned as it is.
+fn shard_count(requested: usize, users: u64) -> usize {
+    if !matches!(requested, 1 | 16 | 256) {
+        return requested;
+    }
+    [1, 16, 256]
+        .into_iter()
+        .filter(|&count| count >= requested)
+        .find(|&count| users.div_ceil(count as u64) <= SHARD_USERS)
+        .unwrap_or(256)
+}
+
+/// One reconcile's pass over the pool: what it counted and wrote, and the tombstones it
+/// defers until the whole pool has passed the brake.
+struct Pass {
+    hasura: HasuraClient,
+    pool: String,
     started_at: DateTime<Utc>,
     options: ReconcileOptions,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<(Plan, u64)> {
-    let snapshot = mirror::read_mirror(hasura, pool, options.page_size).await?;
-    tracing::info!(
-        pool,
-        rows = snapshot.users.len(),
-        groups = snapshot.groups.len(),
-        "read the mirror's digests"
-    );
-    let shards = Shard::split(options.shards)?
-        .into_iter()
-        .map(|shard| (shard, None))
-        .collect();
-    let PoolScan {
-        groups,
-        pages: mut rx,
-        shards: mut scans,
+    counters: ReconcileCounters,
+    mirror_live: u64,
+    mirror_reads: u64,
+    /// The mirror's rows as far as known (see [`MirrorCursor::rows`]).
+    mirror_rows: u64,
+    /// Live rows Cognito no longer has, over the shards done.
+    gone: u64,
+    /// Their ids, until the brake is certain to fire (then only counted); written per
+    /// shard instead with `--allow-mass-delete`.
+    gone_ids: Vec<uuid::Uuid>,
+    /// Whether ids were left out of `gone_ids` because the brake was certain to fire.
+    gone_ids_capped: bool,
+    /// Rows tombstoned earlier that `--on-delete delete|scrub` purges.
+    earlier_ids: Vec<uuid::Uuid>,
+    /// The groups' plan; its tombstones wait for the brake like the users'.
+    groups: GroupPlan,
+    /// A dry run's plan, listed in its report.
+    listed: Option<Plan>,
+}
+
+/// One shard diffed: its plan (lists of the users concerned, upserts already written) and
+/// what writing its upserts did.
+struct ShardDiff {
+    plan: Plan,
+    applied: Applied,
+}
+
+impl Pass {
+    fn new(
+        hasura: &HasuraClient,
+        pool: &str,
+        started_at: DateTime<Utc>,
+        options: ReconcileOptions,
+    ) -> Self {
+        Pass {
+            hasura: hasura.clone(),
+            pool: pool.to_owned(),
+            started_at,
+            options,
+            counters: ReconcileCounters::default(),
+            mirror_live: 0,
+            mirror_reads: 0,
+            mirror_rows: 0,
+            gone: 0,
+            gone_ids: Vec::new(),
+            gone_ids_capped: false,
+            earlier_ids: Vec::new(),
+            groups: GroupPlan::default(),
+            listed: options.dry_run.then(Plan::default),
+        }
+    }
+
+    /// Steps 1 to 3: the mirror's first page, the groups, then every shard diffed and its
+    /// upserts written. Counters stay up to date, so a failure records how far it got.
+    async fn scan(
+        &mut self,
+        reader: &CognitoReader,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let options = self.options;
+        let (mut cursor, mirror_groups) =
+            MirrorCursor::open(&self.hasura, &self.pool, options.page_size).await?;
+        let estimated = reader
+            .describe_pool()
+            .await
+            .context("cannot read the user pool")?
+            .estimated_users
+            .max(0) as u64;
+        let shards = Shard::split(shard_count(options.shards, cursor.rows().max(estimated)))?;
+        tracing::info!(
+            pool = self.pool,
+            rows = cursor.rows(),
+            estimated_users = estimated,
+            shards = shards.len(),
+            "read the mirror's first digests"
+        );
+        let (groups, joined) = scan::read_groups(reader, shutdown).await?;
+        self.groups = plan::diff_groups(groups, mirror_groups, self.started_at);
+        self.counters.groups_scanned = self.groups.scanned;
+        self.counters.groups_written = self.groups.upsert.len() as u64;
+        self.counters.groups_tombstoned = self.groups.tombstone.len() as u64;
+        if !options.dry_run {
+            let applied =
+                mirror::write_groups(&self.hasura, &self.groups.records, options.batch_size)
+                    .await?;
+            self.counters.groups_written = applied.groups_written;
+        }
+
+        let cancel = shutdown.child_token();
+        let mut waiting = shards.into_iter();
+        let mut running = JoinSet::new();
+        loop {
+            while running.len() < SHARDS_AT_ONCE {
+                let Some(shard) = waiting.next() else { break };
+                let digests = cursor.shard(&shard).await?;
+                running.spawn(diff_shard(ShardJob {
+                    reader: reader.clone(),
+                    hasura: self.hasura.clone(),
+                    shard,
+                    digests,
+                    joined: joined.clone(),
+                    started_at: self.started_at,
+                    options,
+                    cancel: cancel.clone(),
+                }));
+            }
+            let Some(done) = running.join_next().await else {
+                break;
+            };
+            let diff = done.map_err(|join| anyhow!("a shard scan panicked: {join}"))??;
+            self.mirror_rows = cursor.rows();
+            self.add(diff).await?;
+        }
+        self.mirror_reads = cursor.reads();
+        if shutdown.is_cancelled() {
+            bail!("interrupted before the scan finished; nothing was tombstoned");
+        }
+        if let Some(listed) = &mut self.listed {
+            listed.groups = std::mem::take(&mut self.groups);
+            listed.sort_lists();
+        }
+        Ok(())
+    }
+
+    /// A shard done: counted, its tombstones written (`--allow-mass-delete`) or deferred.
+    async fn add(&mut self, diff: ShardDiff) -> anyhow::Result<()> {
+        let ShardDiff { plan, applied } = diff;
+        let gone: Vec<uuid::Uuid> = plan.tombstone.iter().map(|u| u.id).collect();
+        let earlier: Vec<uuid::Uuid> = plan.purge.iter().map(|u| u.id).collect();
+        let c = &mut self.counters;
+        c.scanned += plan.scanned;
+        c.inserted += plan.insert.len() as u64;
+        c.updated += plan.update.len() as u64;
+        c.revived += plan.revive.len() as u64;
+        c.unchanged += plan.unchanged;
+        c.kept_newer += plan.kept_newer;
+        c.skipped_older += applied.skipped_older;
+        self.mirror_live += plan.mirror_live;
+        self.gone += gone.len() as u64;
+        if let Some(listed) = &mut self.listed {
+            listed.absorb(plan);
+        }
+        if self.options.dry_run {
+            c.tombstoned = self.gone;
+            c.purged += earlier.len() as u64;
+        } else if self.options.allow_mass_delete {
+            let removed = mirror::remove_users(
+                &self.hasura,
+                &self.pool,
+                &gone,
+                &earlier,
+                self.options.on_delete,
+                self.started_at,
+                self.options.batch_size,
+            )
+            .await?;
+            c.tombstoned += removed.tombstoned;
+            c.purged += removed.deleted + removed.scrubbed;
+        } else {
+            c.tombstoned = self.gone;
+            c.purged += earlier.len() as u64;
+            self.earlier_ids.extend(earlier);
+            // Past this many the brake fires whatever the rest of the pool holds (its live
+            // rows are at most its rows): the ids will not be needed.
+            if self.gone as f64 > self.options.max_delete_fraction * self.mirror_rows as f64 {
+                self.gone_ids_capped = true;
+                self.gone_ids = Vec::new();
+            } else {
+                self.gone_ids.extend(gone);
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 5, once the brake let the run through: the deferred tombstones (and purges),
+    /// then the groups Cognito no longer has.
+    async fn remove_gone(&mut self) -> anyhow::Result<()> {
+        let options = self.options;
+        if !options.allow_mass_delete {
+            if self.gone_ids_capped {
+                bail!(
+                    "the mirror of pool {} grew during the run ({} rows) and the safety brake's count of \
+                     {} users gone no longer applies; nothing was tombstoned: run reconcile again",
+                    self.pool,
+                    self.mirror_rows,
+                    self.gone
+                );
+            }
+            let removed = mirror::remove_users(
+                &self.hasura,
+                &self.pool,
+                &self.gone_ids,
+                &self.earlier_ids,
+                options.on_delete,
+                self.started_at,
+                options.batch_size,
+            )
+            .await?;
+            self.counters.tombstoned = removed.tombstoned;
+            self.counters.purged = removed.deleted + removed.scrubbed;
+        }
+        self.counters.groups_tombstoned = mirror::remove_groups(
+            &self.hasura,
+            &self.pool,
+            &self.groups.tombstone,
+            options.on_delete,
+            self.started_at,
+            options.batch_size,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// What a shard's diff needs.
+struct ShardJob {
+    reader: CognitoReader,
+    hasura: HasuraClient,
+    shard: Shard,
+    digests: Vec<UserDigest>,
+    joined: Joined,
+    started_at: DateTime<Utc>,
+    options: ReconcileOptions,
+    cancel: CancellationToken,
+}
+
+/// Scans one shard against its digests, upserting what differs in batches as the pages
+/// come (not in a dry run). Holds the shard's digests and verdicts and at most a batch and
+/// a page of records.
+async fn diff_shard(job: ShardJob) -> anyhow::Result<ShardDiff> {
+    let ShardJob {
+        reader,
+        hasura,
+        shard,
+        digests,
+        joined,
+        started_at,
+        options,
         cancel,
-    } = start_pool_scan(reader, shards, 64, shutdown).await?;
-    let group_plan = plan::diff_groups(groups, snapshot.groups, started_at);
-    let mut differ = plan::Differ::new(snapshot.users, started_at, options.on_delete);
-    let mut failure: Option<anyhow::Error> = None;
-    loop {
-        tokio::select! {
-            page = rx.recv() => match page {
-                Some(ShardEvent::Page { users, .. }) => users.into_iter().for_each(|u| differ.observe(u)),
-                // The shard's pages come again; the differ keeps one verdict per user.
-                Some(ShardEvent::Restarted { .. }) => {}
-                None => break,
-            },
-            Some(joined) = scans.join_next(), if !scans.is_empty() => {
-                let err = match joined {
-                    Ok(Ok(())) => None,
-                    Ok(Err(err)) => Some(anyhow!(err).context("reading users from Cognito failed")),
-                    Err(join) => Some(anyhow!("a shard scan panicked: {join}")),
-                };
-                if let Some(err) = err {
-                    failure.get_or_insert(err);
-                    cancel.cancel();
+    } = job;
+    let mut differ = Differ::new(digests, started_at, options.on_delete);
+    let mut applied = Applied::default();
+    let (tx, mut pages) = mpsc::channel(2);
+    let read = scan_shard(reader, shard.clone(), None, joined, tx, cancel.clone());
+    let diff = async {
+        while let Some(event) = pages.recv().await {
+            // A shard that starts over brings its pages again; the differ keeps one verdict
+            // per user.
+            let ShardEvent::Page { users, .. } = event else {
+                continue;
+            };
+            users.into_iter().for_each(|user| differ.observe(user));
+            while let Some(batch) = differ.take_upserts(options.batch_size) {
+                if !options.dry_run {
+                    applied.add(mirror::write_upserts(&hasura, batch, options.batch_size).await?);
                 }
             }
         }
-    }
-    while let Some(joined) = scans.join_next().await {
-        if let Ok(Err(err)) = joined {
-            failure.get_or_insert(anyhow!(err).context("reading users from Cognito failed"));
-        }
-    }
-    if let Some(err) = failure {
-        return Err(err);
-    }
-    if shutdown.is_cancelled() {
-        bail!("interrupted before the scan finished; nothing was written");
+        anyhow::Ok(())
+    };
+    let (read, diffed) = tokio::join!(read, diff);
+    read.with_context(|| format!("reading users of shard {shard} from Cognito failed"))?;
+    diffed.with_context(|| format!("writing users of shard {shard} to Hasura failed"))?;
+    if cancel.is_cancelled() {
+        bail!("interrupted while scanning shard {shard}; nothing was tombstoned");
     }
     let mut plan = differ.finish();
-    plan.groups = group_plan;
-    Ok((plan, snapshot.reads))
+    let rest = std::mem::take(&mut plan.upserts);
+    if !options.dry_run {
+        applied.add(mirror::write_upserts(&hasura, rest, options.batch_size).await?);
+    }
+    Ok(ShardDiff { plan, applied })
 }
 
 impl fmt::Display for ReconcileReport {
@@ -442,5 +657,102 @@ impl fmt::Display for ReconcileReport {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{HasuraAuth, HasuraSettings, Secret};
+    use crate::sync::reconcile::plan::tests::{at, digest, user};
+
+    #[test]
+    fn a_large_pool_is_split_finer_than_asked() {
+        assert_eq!(shard_count(16, 0), 16);
+        assert_eq!(shard_count(16, 16 * SHARD_USERS), 16);
+        assert_eq!(shard_count(16, 16 * SHARD_USERS + 1), 256);
+        assert_eq!(shard_count(1, SHARD_USERS), 1);
+        assert_eq!(shard_count(1, 100_000), 16);
+        assert_eq!(shard_count(256, 10), 256, "never fewer than asked");
+        assert_eq!(shard_count(8, 10), 8, "left for Shard::split to refuse");
+        for users in [0, 5_000, 131_072, 1_000_000, 2_000_000] {
+            let shards = shard_count(16, users) as u64;
+            assert!(
+                users.div_ceil(shards) <= SHARD_USERS,
+                "{users} users in {shards} shards"
+            );
+        }
+    }
+
+    /// 16 shards of 10 users each, each missing `gone(shard)` of them in Cognito; passed
+    /// shard by shard through a pass with a 10% brake.
+    async fn pass_over_shards(gone: impl Fn(u128) -> u128) -> Pass {
+        let hasura = HasuraClient::new(&HasuraSettings {
+            endpoint: "http://127.0.0.1:9/v1/graphql".into(),
+            auth: HasuraAuth::AdminSecret(Secret::new("unused")),
+            retries: 0,
+        })
+        .unwrap();
+        let options = ReconcileOptions {
+            max_delete_fraction: 0.1,
+            ..ReconcileOptions::default()
+        };
+        let mut pass = Pass::new(&hasura, "p", at(10), options);
+        pass.mirror_rows = 160;
+        for shard in 0..16u128 {
+            let users: Vec<_> = (0..10u128)
+                .map(|i| user((shard << 124) | i, &format!("u{shard}-{i}"), 1))
+                .collect();
+            let mirror = users.iter().map(|u| digest(u, false, 1)).collect();
+            let mut differ = Differ::new(mirror, at(10), OnDelete::Tombstone);
+            users
+                .into_iter()
+                .skip(gone(shard) as usize)
+                .for_each(|u| differ.observe(u));
+            let diff = ShardDiff {
+                plan: differ.finish(),
+                applied: Applied::default(),
+            };
+            pass.add(diff)
+                .await
+                .expect("nothing to write before the brake");
+        }
+        pass
+    }
+
+    fn braked(pass: &Pass) -> Option<String> {
+        plan::brake(
+            "p",
+            pass.counters.scanned,
+            pass.mirror_live,
+            pass.gone,
+            pass.options.max_delete_fraction,
+        )
+    }
+
+    #[tokio::test]
+    async fn the_brake_counts_a_mass_delete_spread_across_shards() {
+        // One user gone in each shard: 16 of 160, exactly 10%: allowed, every id kept.
+        let pass = pass_over_shards(|_| 1).await;
+        assert_eq!(braked(&pass), None);
+        assert_eq!(pass.gone_ids.len(), 16);
+        assert!(!pass.gone_ids_capped);
+
+        // Two in each shard: 32 of 160. No shard alone says much; the pool is over 10%.
+        let pass = pass_over_shards(|_| 2).await;
+        assert!(
+            braked(&pass).is_some_and(|b| b.contains("32 of the mirror's 160")),
+            "{:?}",
+            braked(&pass)
+        );
+        assert_eq!(pass.counters.tombstoned, 32, "counted, not written");
+        assert!(
+            pass.gone_ids.is_empty() && pass.gone_ids_capped,
+            "ids dropped once the brake is certain"
+        );
+
+        // Everything gone from half the shards, nothing from the others.
+        let pass = pass_over_shards(|shard| if shard < 8 { 10 } else { 0 }).await;
+        assert!(braked(&pass).is_some_and(|b| b.contains("80 of the mirror's 160")));
     }
 }
