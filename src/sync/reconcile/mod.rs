@@ -121,6 +121,8 @@ pub struct ReconcileReport {
     /// Why the safety brake stopped the run (in a dry run: would stop it).
     pub brake: Option<String>,
     pub started_at: DateTime<Utc>,
+    /// Shards the pool was scanned in: `--shards`, or more for a large pool.
+    pub shards: usize,
     pub counters: ReconcileCounters,
     /// The users and groups concerned; filled by a dry run.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -225,6 +227,7 @@ pub async fn reconcile(
         result,
         brake,
         started_at,
+        shards: pass.shards,
         counters,
         plan: pass.listed,
         cognito: reader.stats(),
@@ -302,6 +305,7 @@ struct Pass {
     counters: ReconcileCounters,
     mirror_live: u64,
     mirror_reads: u64,
+    shards: usize,
     /// The mirror's rows as far as known (see [`MirrorCursor::rows`]).
     mirror_rows: u64,
     /// Live rows Cognito no longer has, over the shards done.
@@ -341,6 +345,7 @@ impl Pass {
             counters: ReconcileCounters::default(),
             mirror_live: 0,
             mirror_reads: 0,
+            shards: 0,
             mirror_rows: 0,
             gone: 0,
             gone_ids: Vec::new(),
@@ -368,6 +373,7 @@ impl Pass {
             .estimated_users
             .max(0) as u64;
         let shards = Shard::split(shard_count(options.shards, cursor.rows().max(estimated)))?;
+        self.shards = shards.len();
         tracing::info!(
             pool = self.pool,
             rows = cursor.rows(),
@@ -582,6 +588,7 @@ impl fmt::Display for ReconcileReport {
             row("run", id.to_string())?;
         }
         row("result", self.result.to_owned())?;
+        row("shards", self.shards.to_string())?;
         if let Some(reason) = &self.brake {
             row("safety brake", reason.clone())?;
         }
