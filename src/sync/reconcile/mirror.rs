@@ -25,6 +25,20 @@ use crate::sync::reconcile::plan::{GroupDigest, OnDelete, SCRUB_MARKER, UserDige
 use crate::sync::writer::{BatchOutcome, write_users};
 use crate::telemetry::records::RecordRejected;
 
+/// A closure turning a row of either digest query (generated types that differ only by
+/// name) into a [`UserDigest`].
+macro_rules! digest {
+    () => {
+        |u| UserDigest {
+            id: u.id,
+            username: u.username,
+            content_hash: u.content_hash,
+            deleted_at: u.deleted_at,
+            observed_at: u.observed_at,
+        }
+    };
+}
+
 /// The pool's user digests, read in key order one page at a time and handed out shard by
 /// shard: a reconcile holds one page and the shards it is diffing, never the whole mirror.
 /// A pool of n rows takes ceil(n / page_size) requests (one when empty), the first of which
@@ -83,19 +97,7 @@ impl MirrorCursor {
             last: None,
             done: false,
         };
-        cursor.push(
-            first
-                .cognito_users
-                .into_iter()
-                .map(|u| UserDigest {
-                    id: u.id,
-                    username: u.username,
-                    content_hash: u.content_hash,
-                    deleted_at: u.deleted_at,
-                    observed_at: u.observed_at,
-                })
-                .collect(),
-        );
+        cursor.push(first.cognito_users.into_iter().map(digest!()).collect());
         Ok((cursor, groups))
     }
 
@@ -137,18 +139,7 @@ impl MirrorCursor {
                 )
             })?;
         self.reads += 1;
-        self.push(
-            page.cognito_users
-                .into_iter()
-                .map(|u| UserDigest {
-                    id: u.id,
-                    username: u.username,
-                    content_hash: u.content_hash,
-                    deleted_at: u.deleted_at,
-                    observed_at: u.observed_at,
-                })
-                .collect(),
-        );
+        self.push(page.cognito_users.into_iter().map(digest!()).collect());
         Ok(())
     }
 
