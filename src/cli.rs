@@ -89,9 +89,35 @@ pub struct ConnectionArgs {
     )]
     pub hasura_jwt: Option<String>,
 
-    /// Retries of a Hasura request that failed retryably (connection, timeout, 5xx) [default: 8].
-    #[arg(long, global = true, value_name = "N")]
+    /// Retries of a Hasura request that failed retryably (connection, timeout, 5xx), with
+    /// backoff [default: 8; `status` and `check` use at most 2 and the daemon at most 3, so
+    /// they fail fast].
+    #[arg(long, global = true, env = "HASURA_RETRIES", value_name = "N")]
     pub hasura_retries: Option<usize>,
+
+    /// Attributes never copied into the mirror, comma-separated (e.g.
+    /// `phone_number,custom:national_id`): they reach neither their column nor `attributes`,
+    /// in every mode. `sub` and `username` identify the user and cannot be excluded. After a
+    /// change, the next reconcile rewrites exactly the users whose mirrored content changes.
+    #[arg(
+        long,
+        global = true,
+        env = "SYNC_EXCLUDE_ATTRIBUTES",
+        value_delimiter = ',',
+        value_name = "NAMES"
+    )]
+    pub exclude_attributes: Option<Vec<String>>,
+
+    /// Mirror only these groups, comma-separated: in users' `groups` and in `cognito_groups`
+    /// (a group left out is tombstoned by the next reconcile) [default: every group].
+    #[arg(
+        long,
+        global = true,
+        env = "SYNC_INCLUDE_GROUPS",
+        value_delimiter = ',',
+        value_name = "NAMES"
+    )]
+    pub include_groups: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for ConnectionArgs {
@@ -106,6 +132,8 @@ impl std::fmt::Debug for ConnectionArgs {
             .field("hasura_admin_secret", &redacted(&self.hasura_admin_secret))
             .field("hasura_jwt", &redacted(&self.hasura_jwt))
             .field("hasura_retries", &self.hasura_retries)
+            .field("exclude_attributes", &self.exclude_attributes)
+            .field("include_groups", &self.include_groups)
             .finish()
     }
 }
@@ -137,8 +165,16 @@ impl ConnectionArgs {
             hasura_admin_secret: self.hasura_admin_secret.clone().map(Secret::new),
             hasura_jwt: self.hasura_jwt.clone().map(Secret::new),
             hasura_retries: self.hasura_retries,
+            exclude_attributes: names(&self.exclude_attributes),
+            include_groups: names(&self.include_groups),
         }
     }
+}
+
+/// A comma-separated list as given, `None` when it names nothing (an empty variable is unset).
+fn names(list: &Option<Vec<String>>) -> Option<Vec<String>> {
+    list.clone()
+        .filter(|names| names.iter().any(|name| !name.trim().is_empty()))
 }
 
 /// How a whole-pool scan is tuned; `backfill` and `reconcile` share these flags.
@@ -250,6 +286,11 @@ pub struct StatusArgs {
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub runs: i64,
 
+    /// Show one run's record instead: status, times, error and its counts by kind
+    /// (inserted, updated, tombstoned, scrubbed, unchanged, skipped as bad data, ...).
+    #[arg(long, value_name = "ID")]
+    pub run: Option<uuid::Uuid>,
+
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -336,7 +377,10 @@ pub struct ReconcileArgs {
     #[arg(long)]
     pub verbose: bool,
 
-    /// Print the report (and with --dry-run the full plan) as JSON on stdout.
+    /// Print the report as JSON on stdout. With --dry-run, first one JSON object per line for
+    /// each planned user (`sub`, `username`, `kind`: insert, update, revive, tombstone, delete
+    /// or scrub, and `changed`: the names, never the values, of the fields it writes), then
+    /// the summary as the last line.
     #[arg(long)]
     pub json: bool,
 
@@ -353,6 +397,7 @@ impl ReconcileArgs {
             max_delete_fraction: self.max_delete_fraction,
             allow_mass_delete: self.allow_mass_delete,
             dry_run: self.dry_run,
+            review: self.dry_run && self.json,
         }
     }
 }
@@ -666,5 +711,34 @@ mod tests {
             .render_long_help()
             .to_string();
         assert!(help.contains("blanks the personal data"), "{help}");
+    }
+
+    #[test]
+    fn scope_flags_are_comma_separated_and_global() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "reconcile",
+            "--exclude-attributes",
+            "phone_number,custom:ssn",
+            "--include-groups",
+            "",
+        ])
+        .unwrap();
+        let overrides = cli.connection.overrides();
+        assert_eq!(
+            overrides.exclude_attributes,
+            Some(vec!["phone_number".to_owned(), "custom:ssn".to_owned()])
+        );
+        assert_eq!(
+            overrides.include_groups, None,
+            "an empty list names nothing"
+        );
+        let Command::Status(args) =
+            parse(&["status", "--run", "00000000-0000-4000-8000-000000000001"])
+        else {
+            panic!("not status");
+        };
+        assert!(args.run.is_some());
+        assert!(Cli::try_parse_from(["x", "status", "--run", "yesterday"]).is_err());
     }
 }

@@ -18,6 +18,10 @@
 //! cognito_rps = 25.0
 //! batch_size = 500
 //! concurrency = 4
+//!
+//! [mirror]
+//! exclude_attributes = ["phone_number", "custom:national_id"]
+//! include_groups = ["admins", "staff"]   # omit for every group
 //! ```
 
 use std::fmt;
@@ -50,6 +54,10 @@ pub struct Overrides {
     pub hasura_admin_secret: Option<Secret>,
     pub hasura_jwt: Option<Secret>,
     pub hasura_retries: Option<usize>,
+    /// Attributes left out of the mirror.
+    pub exclude_attributes: Option<Vec<String>>,
+    /// The only groups mirrored.
+    pub include_groups: Option<Vec<String>>,
 }
 
 /// A scan's tuning as the command line sets it; `None` where it is silent.
@@ -72,6 +80,45 @@ pub fn redacted_url(url: &str) -> String {
         Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
         None => url.to_owned(),
     }
+}
+
+/// The path Hasura serves its GraphQL API at.
+pub const HASURA_GRAPHQL_PATH: &str = "/v1/graphql";
+
+/// The endpoint a Hasura URL most likely should have been (credentials redacted), when its
+/// path is one Hasura never serves GraphQL at but a near miss of it: none (`https://host`),
+/// `/`, `/v1` or a trailing slash (`/v1/graphql/`). `None` for `/v1/graphql` and for any other
+/// path, which a proxy in front of Hasura may serve GraphQL at.
+pub fn likely_hasura_endpoint(endpoint: &str) -> Option<String> {
+    let shown = redacted_url(endpoint);
+    let (scheme, rest) = shown.split_once("://")?;
+    let path_start = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(path_start);
+    if path.contains(['?', '#']) {
+        return None;
+    }
+    let trimmed = path.trim_end_matches('/');
+    let fixed = match trimmed {
+        "" | "/v1" => HASURA_GRAPHQL_PATH.to_owned(),
+        _ if trimmed.ends_with(HASURA_GRAPHQL_PATH) && trimmed != path => trimmed.to_owned(),
+        _ => return None,
+    };
+    Some(format!("{scheme}://{authority}{fixed}"))
+}
+
+/// The region a Cognito user pool id names: pool ids are `<region>_<id>`
+/// (`eu-west-1_AbCdEf123`), and a pool exists only in that region.
+pub fn pool_region(pool: &str) -> Option<&str> {
+    let (region, _) = pool.split_once('_')?;
+    let parts: Vec<&str> = region.split('-').collect();
+    let looks_like_region = parts.len() >= 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric()))
+        && parts
+            .last()
+            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()));
+    looks_like_region.then_some(region)
 }
 
 /// A credential: shown as `<redacted>` by `Debug`, read only through [`Secret::expose`].
@@ -128,6 +175,11 @@ pub struct Settings {
     pub hasura_retries: usize,
     /// The `[backfill]` table of the config file, for [`ScanSettings::resolve`].
     pub backfill_file: BackfillFile,
+    /// Attributes left out of the mirror (flag, else `[mirror]`); validated where the
+    /// scope is built (`model::MirrorScope`).
+    pub exclude_attributes: Vec<String>,
+    /// The only groups mirrored; `None`: every group.
+    pub include_groups: Option<Vec<String>>,
 }
 
 /// Tuning of a whole-pool scan (backfill or reconcile), defaults applied.
@@ -148,6 +200,16 @@ struct FileConfig {
     hasura: HasuraFile,
     #[serde(default)]
     backfill: BackfillFile,
+    #[serde(default)]
+    mirror: MirrorFile,
+}
+
+/// The `[mirror]` table of a config file: what the mirror holds.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MirrorFile {
+    exclude_attributes: Option<Vec<String>>,
+    include_groups: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -202,6 +264,12 @@ impl Settings {
                 .or(file.hasura.retries)
                 .unwrap_or(DEFAULT_HASURA_RETRIES),
             backfill_file: file.backfill,
+            exclude_attributes: args
+                .exclude_attributes
+                .clone()
+                .or(file.mirror.exclude_attributes)
+                .unwrap_or_default(),
+            include_groups: args.include_groups.clone().or(file.mirror.include_groups),
         }
     }
 
@@ -224,6 +292,28 @@ impl Settings {
         })
     }
 
+    /// An error when the AWS SDK would call `region` but the configured pool id names another
+    /// one: Cognito would only answer that the pool does not exist. `region` is the one the
+    /// SDK resolved (the configured region, else the AWS profile, else the pool id's prefix).
+    pub fn require_pool_region(&self, region: Option<&str>) -> anyhow::Result<()> {
+        let (Some(pool), Some(region)) = (self.user_pool_id.as_deref(), region) else {
+            return Ok(());
+        };
+        match pool_region(pool) {
+            Some(expected) if expected != region => {
+                let source = if self.region.is_some() {
+                    "the configured region (--region, AWS_REGION or the config file) is"
+                } else {
+                    "the AWS configuration (AWS_DEFAULT_REGION or the profile) says"
+                };
+                bail!(
+                    "user pool {pool} belongs to region {expected} but {source} {region}: set AWS_REGION={expected}"
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Hasura's endpoint and credentials, or an error saying what is missing.
     pub fn require_hasura(&self) -> anyhow::Result<HasuraSettings> {
         let Some(endpoint) = self.hasura_endpoint.clone() else {
@@ -235,6 +325,14 @@ impl Settings {
             bail!(
                 "Hasura endpoint {:?} is not an http(s) URL",
                 redacted_url(&endpoint)
+            );
+        }
+        if let Some(likely) = likely_hasura_endpoint(&endpoint) {
+            // Not refused: a proxy may serve GraphQL at any path; Hasura answers 404 here.
+            tracing::warn!(
+                endpoint = redacted_url(&endpoint),
+                likely,
+                "the Hasura endpoint does not end in {HASURA_GRAPHQL_PATH}, where Hasura serves GraphQL"
             );
         }
         let auth = match (&self.hasura_admin_secret, &self.hasura_jwt) {
@@ -350,6 +448,27 @@ mod tests {
     }
 
     #[test]
+    fn the_mirror_table_sets_the_scope_and_flags_win() {
+        let file = r#"
+            [mirror]
+            exclude_attributes = ["phone_number"]
+            include_groups = ["admins"]
+        "#;
+        let settings = Settings::from_toml(&Overrides::default(), file).unwrap();
+        assert_eq!(settings.exclude_attributes, ["phone_number"]);
+        assert_eq!(settings.include_groups, Some(vec!["admins".to_owned()]));
+        let args = Overrides {
+            exclude_attributes: Some(vec!["custom:ssn".into()]),
+            ..Default::default()
+        };
+        let settings = Settings::from_toml(&args, file).unwrap();
+        assert_eq!(settings.exclude_attributes, ["custom:ssn"]);
+        let everything = Settings::from_toml(&Overrides::default(), "").unwrap();
+        assert!(everything.exclude_attributes.is_empty() && everything.include_groups.is_none());
+        assert!(Settings::from_toml(&Overrides::default(), "[mirror]\nexclude = [\"x\"]").is_err());
+    }
+
+    #[test]
     fn missing_settings_say_how_to_set_them() {
         let settings = Settings::from_toml(&Overrides::default(), "").unwrap();
         assert!(
@@ -397,6 +516,71 @@ mod tests {
         };
         let err = settings.require_hasura().unwrap_err().to_string();
         assert!(!err.contains("pw"), "{err}");
+    }
+
+    #[test]
+    fn near_misses_of_the_graphql_path_get_the_likely_endpoint() {
+        for (given, likely) in [
+            (
+                "https://h.example.com",
+                Some("https://h.example.com/v1/graphql"),
+            ),
+            (
+                "https://h.example.com/",
+                Some("https://h.example.com/v1/graphql"),
+            ),
+            ("http://h:8080/v1", Some("http://h:8080/v1/graphql")),
+            (
+                "http://h:8080/v1/graphql/",
+                Some("http://h:8080/v1/graphql"),
+            ),
+            (
+                "https://u:pw@h/base/v1/graphql/",
+                Some("https://***@h/base/v1/graphql"),
+            ),
+            ("http://h:8080/v1/graphql", None),
+            ("https://proxy.example.com/hasura/graphql", None),
+            ("not a url", None),
+        ] {
+            assert_eq!(likely_hasura_endpoint(given).as_deref(), likely, "{given}");
+        }
+    }
+
+    #[test]
+    fn a_region_other_than_the_pools_is_refused_with_the_fix() {
+        assert_eq!(pool_region("eu-west-1_AbCdEf123"), Some("eu-west-1"));
+        assert_eq!(pool_region("us-gov-west-1_Abc"), Some("us-gov-west-1"));
+        assert_eq!(pool_region("local_Abc"), None);
+        assert_eq!(pool_region("NoUnderscore"), None);
+        let settings = Settings {
+            user_pool_id: Some("eu-west-1_AbCdEf123".into()),
+            region: Some("us-east-1".into()),
+            ..Settings::default()
+        };
+        let err = settings
+            .require_pool_region(Some("us-east-1"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("eu-west-1_AbCdEf123 belongs to region eu-west-1")
+                && err.contains("AWS_REGION or the config file) is us-east-1")
+                && err.contains("set AWS_REGION=eu-west-1"),
+            "{err}"
+        );
+        assert!(settings.require_pool_region(Some("eu-west-1")).is_ok());
+        let from_profile = Settings {
+            region: None,
+            ..settings
+        };
+        let err = from_profile
+            .require_pool_region(Some("ap-south-1"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("profile") && err.contains("ap-south-1"),
+            "{err}"
+        );
+        assert!(from_profile.require_pool_region(None).is_ok());
     }
 
     #[test]

@@ -21,7 +21,7 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            telemetry::command_failed(&err);
             ExitCode::FAILURE
         }
     }
@@ -40,24 +40,41 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Status(args) => {
-            let status = status::run(&settings, args.runs).await?;
-            if args.json {
-                print_json(&status, true)?;
-            } else {
-                print!("{}", status.render());
+        Command::Status(args) => match args.run {
+            Some(id) => {
+                let record = status::run_record(&settings, id).await?;
+                if args.json {
+                    print_json(&record, true)?;
+                } else {
+                    print!("{}", record.render());
+                }
             }
-        }
+            None => {
+                let status = status::run(&settings, args.runs).await?;
+                if args.json {
+                    print_json(&status, true)?;
+                } else {
+                    print!("{}", status.render());
+                }
+            }
+        },
         Command::Daemon(args) => {
             daemon::run(&settings, args.request()?, shutdown_on_signal()).await?;
         }
         Command::Reconcile(args) => {
             let mut report =
                 reconcile::run(&settings, args.request(), shutdown_on_signal()).await?;
-            if !(args.verbose || args.json) {
+            if !args.verbose || args.json {
                 report.plan = None;
             }
             if args.json {
+                // A dry run's review: one line per planned user, then the summary.
+                let mut out = std::io::stdout().lock();
+                for change in std::mem::take(&mut report.changes) {
+                    writeln!(out, "{}", serde_json::to_string(&change)?)
+                        .context("cannot write the plan")?;
+                }
+                drop(out);
                 print_json(&report, false)?;
             } else {
                 print!("{report}");

@@ -7,11 +7,17 @@
 //! response and group order do not matter), and any change to a stored field changes the hash.
 //! The writer and the reconcile diff compare hashes instead of whole rows.
 //!
+//! What the mirror holds of a user is narrowed by the [`MirrorScope`] (attributes left out,
+//! groups kept) before the hash is taken: the hash covers exactly the mirrored content, so a
+//! change of scope changes the hash of exactly the users whose mirrored content it changes,
+//! and the next reconcile rewrites those and no others.
+//!
 //! Cognito accepts characters PostgreSQL cannot store (U+0000 in `text` and `jsonb`);
 //! [`UserRecord::sanitize`] and [`GroupRecord::sanitize`] remove them before the hash is taken,
 //! so the stored row hashes like the record and a reconcile finds nothing to repair.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
@@ -79,12 +85,104 @@ pub enum InvalidUser {
     },
 }
 
+/// Attributes that identify a user and so are always mirrored: the mirror is keyed by `sub`,
+/// and `username` is how people and events name a user.
+const IDENTITY_ATTRIBUTES: [&str; 2] = ["sub", "username"];
+
+/// What of the pool the mirror holds: every attribute except the excluded ones (in neither
+/// the named columns nor `attributes`), and every group, or only the included ones (in
+/// users' `groups` and in `cognito_groups`). The default mirrors everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MirrorScope {
+    exclude_attributes: BTreeSet<String>,
+    /// `None`: every group.
+    include_groups: Option<BTreeSet<String>>,
+}
+
+/// A scope that cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidScope {
+    #[error(
+        "attribute {0:?} cannot be excluded: it identifies the user (the mirror is keyed by sub, \
+         and username names the user)"
+    )]
+    IdentityAttribute(String),
+}
+
+impl MirrorScope {
+    /// A scope leaving out `exclude_attributes` and, when `include_groups` is given, keeping
+    /// only those groups. Names are trimmed; empty names are ignored. `sub` and `username`
+    /// cannot be excluded.
+    pub fn new(
+        exclude_attributes: impl IntoIterator<Item = String>,
+        include_groups: Option<impl IntoIterator<Item = String>>,
+    ) -> Result<Self, InvalidScope> {
+        let exclude_attributes = clean_names(exclude_attributes);
+        if let Some(identity) = IDENTITY_ATTRIBUTES
+            .iter()
+            .find(|name| exclude_attributes.contains(**name))
+        {
+            return Err(InvalidScope::IdentityAttribute((*identity).to_owned()));
+        }
+        Ok(MirrorScope {
+            exclude_attributes,
+            include_groups: include_groups.map(clean_names),
+        })
+    }
+
+    /// Whether group `name` is mirrored.
+    pub fn includes_group(&self, name: &str) -> bool {
+        self.include_groups
+            .as_ref()
+            .is_none_or(|groups| groups.contains(name))
+    }
+
+    /// Whether attribute `name` is mirrored.
+    pub fn includes_attribute(&self, name: &str) -> bool {
+        !self.exclude_attributes.contains(name)
+    }
+}
+
+/// Trimmed, non-empty, sorted and unique.
+fn clean_names(names: impl IntoIterator<Item = String>) -> BTreeSet<String> {
+    names
+        .into_iter()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+impl fmt::Display for MirrorScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |names: &BTreeSet<String>| names.iter().cloned().collect::<Vec<_>>().join(", ");
+        if self.exclude_attributes.is_empty() {
+            f.write_str("every attribute")?;
+        } else {
+            write!(
+                f,
+                "every attribute except {}",
+                list(&self.exclude_attributes)
+            )?;
+        }
+        match &self.include_groups {
+            None => f.write_str("; every group"),
+            Some(groups) if groups.is_empty() => f.write_str("; no groups"),
+            Some(groups) => write!(f, "; only the groups {}", list(groups)),
+        }
+    }
+}
+
 impl UserRecord {
-    /// Normalises a Cognito user: standard columns are read from the attributes, dates are
-    /// truncated to microseconds (what PostgreSQL keeps, so a row read back hashes the same),
-    /// groups start empty and the hash is computed.
-    pub fn from_source(source: UserSource) -> Result<Self, InvalidUser> {
-        let attributes: BTreeMap<String, String> = source.attributes.into_iter().collect();
+    /// Normalises a Cognito user within `scope`: excluded attributes are dropped first (so
+    /// they reach neither a column nor `attributes`), standard columns are read from the
+    /// remaining attributes, dates are truncated to microseconds (what PostgreSQL keeps, so a
+    /// row read back hashes the same), groups start empty and the hash is computed.
+    pub fn from_source(source: UserSource, scope: &MirrorScope) -> Result<Self, InvalidUser> {
+        let attributes: BTreeMap<String, String> = source
+            .attributes
+            .into_iter()
+            .filter(|(name, _)| scope.includes_attribute(name))
+            .collect();
         let sub = attributes
             .get("sub")
             .ok_or_else(|| InvalidUser::MissingSub {
@@ -169,6 +267,70 @@ impl UserRecord {
         groups.dedup();
         self.groups = groups;
         self.content_hash = self.compute_hash();
+    }
+
+    /// The names of the mirrored fields whose values differ from `other`'s (an attribute as
+    /// `attributes.<name>`), for a review of planned changes: names only, never values.
+    pub fn changed_fields(&self, other: &UserRecord) -> Vec<String> {
+        let (mine, theirs) = (self.field_values(), other.field_values());
+        let mut names: BTreeSet<&String> = BTreeSet::new();
+        for (name, value) in &mine {
+            if theirs.get(name) != Some(value) {
+                names.insert(name);
+            }
+        }
+        names.extend(theirs.keys().filter(|name| !mine.contains_key(*name)));
+        names.into_iter().cloned().collect()
+    }
+
+    /// The names of the fields the record sets: what inserting it writes.
+    pub fn set_fields(&self) -> Vec<String> {
+        self.field_values()
+            .into_iter()
+            .filter(|(_, value)| value.is_some())
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    /// Every hashed field by name, attributes one by one; `None` when unset.
+    fn field_values(&self) -> BTreeMap<String, Option<String>> {
+        let time =
+            |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(SecondsFormat::Micros, true));
+        let mut fields = BTreeMap::from([
+            ("user_pool_id".to_owned(), Some(self.user_pool_id.clone())),
+            ("username".to_owned(), Some(self.username.clone())),
+            ("email".to_owned(), self.email.clone()),
+            (
+                "email_verified".to_owned(),
+                self.email_verified.map(|v| bool_str(v).to_owned()),
+            ),
+            ("phone_number".to_owned(), self.phone_number.clone()),
+            ("given_name".to_owned(), self.given_name.clone()),
+            ("family_name".to_owned(), self.family_name.clone()),
+            ("name".to_owned(), self.name.clone()),
+            (
+                "enabled".to_owned(),
+                Some(bool_str(self.enabled).to_owned()),
+            ),
+            ("status".to_owned(), Some(self.status.clone())),
+            // Compared as a whole: group names are data, not field names.
+            (
+                "groups".to_owned(),
+                (!self.groups.is_empty()).then(|| self.groups.join("\n")),
+            ),
+            (
+                "cognito_created_at".to_owned(),
+                time(self.cognito_created_at),
+            ),
+            (
+                "cognito_updated_at".to_owned(),
+                time(self.cognito_updated_at),
+            ),
+        ]);
+        for (key, value) in &self.attributes {
+            fields.insert(format!("attributes.{key}"), Some(value.clone()));
+        }
+        fields
     }
 
     /// The hash of the record's current content; equal to `content_hash` unless a field was
@@ -386,12 +548,17 @@ mod tests {
         }
     }
 
+    /// A record of everything `source` holds (the default scope).
+    fn build(source: UserSource) -> Result<UserRecord, InvalidUser> {
+        UserRecord::from_source(source, &MirrorScope::default())
+    }
+
     type Mutation<T> = Box<dyn Fn(&mut T)>;
 
     const SUB: &str = "0b3e2f6a-8c1d-4f2e-9a7b-5c4d3e2f1a0b";
 
     fn jane() -> UserRecord {
-        UserRecord::from_source(source(&[
+        build(source(&[
             ("sub", SUB),
             ("email", "jane@example.com"),
             ("email_verified", "false"),
@@ -416,7 +583,7 @@ mod tests {
     #[test]
     fn hash_ignores_order_and_observed_at() {
         let a = jane();
-        let b = UserRecord::from_source(UserSource {
+        let b = build(UserSource {
             observed_at: Utc::now(),
             ..source(&[
                 ("custom:tenant", "acme"),
@@ -508,7 +675,7 @@ mod tests {
 
     #[test]
     fn standard_columns_come_from_attributes() {
-        let user = UserRecord::from_source(source(&[
+        let user = build(source(&[
             ("sub", SUB),
             ("email", "jane@example.com"),
             ("email_verified", "True"),
@@ -527,8 +694,7 @@ mod tests {
         assert_eq!(user.attributes.len(), 7);
         assert!(user.groups.is_empty());
 
-        let odd =
-            UserRecord::from_source(source(&[("sub", SUB), ("email_verified", "yes")])).unwrap();
+        let odd = build(source(&[("sub", SUB), ("email_verified", "yes")])).unwrap();
         assert_eq!(odd.email_verified, None);
         assert_eq!(odd.attributes["email_verified"], "yes");
     }
@@ -536,19 +702,18 @@ mod tests {
     #[test]
     fn missing_or_bad_sub_is_an_error() {
         assert!(matches!(
-            UserRecord::from_source(source(&[("email", "x@example.com")])),
+            build(source(&[("email", "x@example.com")])),
             Err(InvalidUser::MissingSub { .. })
         ));
         assert!(matches!(
-            UserRecord::from_source(source(&[("sub", "nope")])),
+            build(source(&[("sub", "nope")])),
             Err(InvalidUser::BadSub { .. })
         ));
     }
 
     #[test]
     fn serde_round_trip_keeps_non_ascii() {
-        let mut user =
-            UserRecord::from_source(source(&[("sub", SUB), ("name", "Zoë Ødegård 山田")])).unwrap();
+        let mut user = build(source(&[("sub", SUB), ("name", "Zoë Ødegård 山田")])).unwrap();
         user.set_groups(vec!["Администраторы".into()]);
         let json = serde_json::to_string(&user).unwrap();
         let back: UserRecord = serde_json::from_str(&json).unwrap();
@@ -560,7 +725,7 @@ mod tests {
     fn dates_are_truncated_to_microseconds() {
         let mut src = source(&[("sub", SUB)]);
         src.created_at = Some(Utc.timestamp_opt(1_700_000_000, 123_456_789).unwrap());
-        let user = UserRecord::from_source(src).unwrap();
+        let user = build(src).unwrap();
         assert_eq!(
             user.cognito_created_at.unwrap().timestamp_subsec_nanos(),
             123_456_000
@@ -610,7 +775,7 @@ mod tests {
             ("locale", "de"),
         ]);
         src.username = "ja\0ne".into();
-        let mut user = UserRecord::from_source(src).unwrap();
+        let mut user = build(src).unwrap();
         let dirty_hash = user.content_hash.clone();
         let changed = user.sanitize();
         assert_eq!(
@@ -631,7 +796,7 @@ mod tests {
         // The hash is that of the clean record, as a row read back from PostgreSQL hashes.
         assert_ne!(user.content_hash, dirty_hash);
         assert_eq!(user.content_hash, user.compute_hash());
-        let mut clean = UserRecord::from_source(source(&[
+        let mut clean = build(source(&[
             ("sub", SUB),
             ("email", "jane@example.com"),
             ("custom:tenant", "acme"),
@@ -644,8 +809,7 @@ mod tests {
 
     #[test]
     fn sanitizing_a_standard_attribute_cleans_its_column_too() {
-        let mut user =
-            UserRecord::from_source(source(&[("sub", SUB), ("family_name", "\0Doe\0")])).unwrap();
+        let mut user = build(source(&[("sub", SUB), ("family_name", "\0Doe\0")])).unwrap();
         assert_eq!(
             user.sanitize(),
             vec!["family_name", "attributes.family_name"]
@@ -689,5 +853,95 @@ mod tests {
         let mut again = clean.clone();
         assert!(again.sanitize().is_empty());
         assert_eq!(again, clean);
+    }
+
+    #[test]
+    fn the_scope_leaves_out_excluded_attributes_everywhere_and_hashes_what_is_kept() {
+        let full = source(&[
+            ("sub", SUB),
+            ("email", "jane@example.com"),
+            ("phone_number", "+15550100"),
+            ("custom:ssn", "123"),
+        ]);
+        let scope = MirrorScope::new(
+            ["phone_number".to_owned(), " custom:ssn ".to_owned()],
+            None::<Vec<String>>,
+        )
+        .unwrap();
+        let scoped = UserRecord::from_source(full.clone(), &scope).unwrap();
+        assert_eq!(scoped.phone_number, None, "excluded from its column");
+        assert!(!scoped.attributes.contains_key("phone_number"));
+        assert!(!scoped.attributes.contains_key("custom:ssn"));
+        assert_eq!(scoped.email.as_deref(), Some("jane@example.com"));
+        // The hash is that of the mirrored content: the same as a user who never had them.
+        let without = build(source(&[("sub", SUB), ("email", "jane@example.com")])).unwrap();
+        assert_eq!(scoped.content_hash, without.content_hash);
+        assert_ne!(scoped.content_hash, build(full).unwrap().content_hash);
+    }
+
+    #[test]
+    fn the_scope_keeps_identity_and_names_its_groups() {
+        for identity in ["sub", "username"] {
+            let err = MirrorScope::new([identity.to_owned()], None::<Vec<String>>).unwrap_err();
+            assert!(err.to_string().contains(identity), "{err}");
+        }
+        let everything = MirrorScope::default();
+        assert!(everything.includes_group("any") && everything.includes_attribute("email"));
+        assert_eq!(everything.to_string(), "every attribute; every group");
+        let some = MirrorScope::new(
+            ["email".to_owned(), String::new()],
+            Some(["admins".to_owned(), "staff".to_owned()]),
+        )
+        .unwrap();
+        assert!(some.includes_group("admins") && !some.includes_group("beta"));
+        assert_eq!(
+            some.to_string(),
+            "every attribute except email; only the groups admins, staff"
+        );
+        let none = MirrorScope::new(Vec::new(), Some(Vec::new())).unwrap();
+        assert!(!none.includes_group("admins"));
+        assert_eq!(none.to_string(), "every attribute; no groups");
+    }
+
+    #[test]
+    fn changed_fields_name_what_differs_and_nothing_else() {
+        let before = build(source(&[
+            ("sub", SUB),
+            ("email", "jane@example.com"),
+            ("phone_number", "+15550100"),
+            ("custom:tenant", "acme"),
+        ]))
+        .unwrap();
+        let mut after = build(source(&[
+            ("sub", SUB),
+            ("email", "jane@new.example.com"),
+            ("custom:tenant", "acme"),
+            ("locale", "de"),
+        ]))
+        .unwrap();
+        after.set_groups(vec!["admins".into()]);
+        assert_eq!(
+            after.changed_fields(&before),
+            [
+                "attributes.email",
+                "attributes.locale",
+                "attributes.phone_number",
+                "email",
+                "groups",
+                "phone_number"
+            ]
+        );
+        assert!(after.changed_fields(&after.clone()).is_empty());
+        let named = after.set_fields();
+        assert!(named.contains(&"email".to_owned()) && named.contains(&"groups".to_owned()));
+        assert!(
+            !named.contains(&"phone_number".to_owned()),
+            "unset: not written"
+        );
+        let shown = format!("{:?}", after.changed_fields(&before));
+        assert!(
+            !shown.contains("example.com") && !shown.contains("admins"),
+            "{shown}"
+        );
     }
 }

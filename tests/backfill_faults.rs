@@ -328,6 +328,14 @@ async fn sigterm_saves_the_checkpoint_and_the_next_run_resumes() -> anyhow::Resu
     assert_eq!(summary["resumed"], true, "{summary}");
     assert!(num(&summary, &["users_seen"]) < 900, "{summary}");
     assert_exact_mirror(&bed, &groups).await?;
+    // The resumed run succeeded: the interruption's error no longer describes it.
+    let row = db
+        .query_one("SELECT status, error FROM cognito_sync_runs", &[])
+        .await?;
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, Option<String>>(1)),
+        ("succeeded".to_owned(), None)
+    );
     Ok(())
 }
 

@@ -205,9 +205,10 @@ async fn a_refused_user_fails_only_its_own_message() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the binary with `args` (a backfill or a reconcile) over a pool of which the mirror
-/// refuses one user: it must succeed, write every other user and report the one it skipped.
-async fn a_scan_skips_a_refused_user(args: &[&str]) -> anyhow::Result<()> {
+/// Runs the binary with `args` (a backfill or a reconcile, `--json`) over a pool of which the
+/// mirror refuses one user: it must succeed, write every other user and report the one it
+/// skipped, in its summary's `counters` (at `counters`) and in its run's record.
+async fn a_scan_skips_a_refused_user(args: &[&str], counters: &str) -> anyhow::Result<()> {
     let bed = TestBed::start().await?;
     refuse_username(&bed, POISONED).await?;
     let healthy = bed.populate(30, UserSpec::numbered).await?;
@@ -228,6 +229,22 @@ async fn a_scan_skips_a_refused_user(args: &[&str]) -> anyhow::Result<()> {
         bed.mirror_user(poisoned.sub).await?.is_none(),
         "the refused user was stored"
     );
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let run_id = summary["run_id"].as_str().context("no run id")?;
+    let record = common::run_record(
+        command(&bed, &bed.aws_endpoint, &bed.hasura.endpoint),
+        run_id,
+    )
+    .await?;
+    for (what, counts) in [
+        ("summary", &summary[counters]),
+        ("run record", &record["counters"]),
+    ] {
+        ensure!(
+            counts["inserted"] == 30 && counts["skipped_bad_data"] == 1,
+            "the {what} counts {counts}"
+        );
+    }
     Ok(())
 }
 
@@ -235,11 +252,11 @@ async fn a_scan_skips_a_refused_user(args: &[&str]) -> anyhow::Result<()> {
 /// refused one is skipped and reported, and the backfill succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_user_is_skipped_and_the_backfill_succeeds() -> anyhow::Result<()> {
-    a_scan_skips_a_refused_user(&["backfill", "--json", "--progress", "never"]).await
+    a_scan_skips_a_refused_user(&["backfill", "--json", "--progress", "never"], "run_totals").await
 }
 
 /// Likewise for a reconcile's upserts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_user_is_skipped_and_the_reconcile_succeeds() -> anyhow::Result<()> {
-    a_scan_skips_a_refused_user(&["reconcile", "--json"]).await
+    a_scan_skips_a_refused_user(&["reconcile", "--json"], "counters").await
 }

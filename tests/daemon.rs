@@ -597,8 +597,10 @@ async fn a_hasura_outage_loses_nothing() -> anyhow::Result<()> {
         ))
         .await?;
     }
-    eventually("/readyz unready", async || {
-        Ok(daemon.get("/readyz").await?.0 == 503)
+    // Hasura answers, with errors: /readyz says so, not that it is unreachable.
+    eventually("/readyz unready, naming Hasura failing", async || {
+        let (status, body) = daemon.get("/readyz").await?;
+        Ok(status == 503 && body.starts_with("hasura failing: ") && body.contains("HTTP 5"))
     })
     .await?;
     // Several batches failed, each message at least once: none is deleted meanwhile.

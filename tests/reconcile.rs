@@ -361,6 +361,27 @@ async fn the_safety_brake_stops_an_empty_pool_and_a_mass_delete() -> anyhow::Res
         "{braked:?}"
     );
     assert_eq!(row_versions(&bed).await?, before);
+    // The report of a refused run says what it would have done, never that it did.
+    let text = braked.to_string();
+    assert!(
+        text.contains("(safety brake: nothing written)")
+            && text
+                .lines()
+                .any(|l| l.trim_start().starts_with("would be tombstoned") && l.ends_with(" 3")),
+        "{text}"
+    );
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.trim_start().starts_with("tombstoned")),
+        "{text}"
+    );
+    let json = serde_json::to_value(&braked)?;
+    assert_eq!(
+        (&json["written"], &json["counters"]["tombstoned"]),
+        (&serde_json::json!(false), &serde_json::json!(3)),
+        "{json}"
+    );
     let status: String = bed
         .db
         .client()

@@ -5,8 +5,19 @@ repo_root() { cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd; }
 
 log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 
-# PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth); start the cluster if it is down.
+# PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth); start the cluster if it is down,
+# and stop with the fix when the postgres user needs a password.
 ensure_postgres() {
+    start_postgres || return 1
+    # A running server that asks for a password would otherwise fail later, less clearly.
+    if command -v psql >/dev/null && ! psql -w -q -h 127.0.0.1 -U postgres -d postgres -c 'SELECT 1' >/dev/null 2>&1; then
+        echo "PostgreSQL on 127.0.0.1:5432 does not let the postgres user in without a password; the demo and the tests need trust authentication for it (pg_hba.conf: host all postgres 127.0.0.1/32 trust, then reload), see README" >&2
+        return 1
+    fi
+}
+
+# Starts the installed cluster unless something already answers on 127.0.0.1:5432.
+start_postgres() {
     if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return 0; fi
     local version
     version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)

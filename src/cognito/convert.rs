@@ -5,7 +5,7 @@ use aws_sdk_cognitoidentityprovider::primitives::DateTime as AwsDateTime;
 use aws_sdk_cognitoidentityprovider::types::{AttributeType, GroupType, UserStatusType, UserType};
 use chrono::{DateTime, Utc};
 
-use crate::model::{GroupRecord, InvalidUser, UserRecord, UserSource};
+use crate::model::{GroupRecord, InvalidUser, MirrorScope, UserRecord, UserSource};
 use crate::telemetry::records::RecordSanitized;
 
 pub(crate) fn aws_time(time: &AwsDateTime) -> Option<DateTime<Utc>> {
@@ -29,17 +29,21 @@ pub(crate) fn user_from_list(
     pool: &str,
     user: &UserType,
     observed_at: DateTime<Utc>,
+    scope: &MirrorScope,
 ) -> Result<UserRecord, InvalidUser> {
-    storable_user(UserSource {
-        user_pool_id: pool.to_owned(),
-        username: user.username().unwrap_or_default().to_owned(),
-        attributes: attribute_pairs(user.attributes()),
-        enabled: user.enabled(),
-        status: status_text(user.user_status()),
-        created_at: user.user_create_date().and_then(aws_time),
-        updated_at: user.user_last_modified_date().and_then(aws_time),
-        observed_at,
-    })
+    storable_user(
+        scope,
+        UserSource {
+            user_pool_id: pool.to_owned(),
+            username: user.username().unwrap_or_default().to_owned(),
+            attributes: attribute_pairs(user.attributes()),
+            enabled: user.enabled(),
+            status: status_text(user.user_status()),
+            created_at: user.user_create_date().and_then(aws_time),
+            updated_at: user.user_last_modified_date().and_then(aws_time),
+            observed_at,
+        },
+    )
 }
 
 /// A user from AdminGetUser.
@@ -47,23 +51,27 @@ pub(crate) fn user_from_admin_get(
     pool: &str,
     user: &AdminGetUserOutput,
     observed_at: DateTime<Utc>,
+    scope: &MirrorScope,
 ) -> Result<UserRecord, InvalidUser> {
-    storable_user(UserSource {
-        user_pool_id: pool.to_owned(),
-        username: user.username().to_owned(),
-        attributes: attribute_pairs(user.user_attributes()),
-        enabled: user.enabled(),
-        status: status_text(user.user_status()),
-        created_at: user.user_create_date().and_then(aws_time),
-        updated_at: user.user_last_modified_date().and_then(aws_time),
-        observed_at,
-    })
+    storable_user(
+        scope,
+        UserSource {
+            user_pool_id: pool.to_owned(),
+            username: user.username().to_owned(),
+            attributes: attribute_pairs(user.user_attributes()),
+            enabled: user.enabled(),
+            status: status_text(user.user_status()),
+            created_at: user.user_create_date().and_then(aws_time),
+            updated_at: user.user_last_modified_date().and_then(aws_time),
+            observed_at,
+        },
+    )
 }
 
-/// Every user read from Cognito is built here: cleaned of what PostgreSQL cannot store, the
-/// cleaning reported.
-fn storable_user(source: UserSource) -> Result<UserRecord, InvalidUser> {
-    let mut user = UserRecord::from_source(source)?;
+/// Every user read from Cognito is built here: within the mirror's scope, cleaned of what
+/// PostgreSQL cannot store, the cleaning reported.
+fn storable_user(scope: &MirrorScope, source: UserSource) -> Result<UserRecord, InvalidUser> {
+    let mut user = UserRecord::from_source(source, scope)?;
     let key = user.id.to_string();
     for field in user.sanitize() {
         RecordSanitized {
@@ -143,7 +151,13 @@ mod tests {
     #[test]
     fn list_user_is_normalised() {
         let observed = Utc::now();
-        let user = user_from_list("us-east-1_pool", &sample_user(), observed).unwrap();
+        let user = user_from_list(
+            "us-east-1_pool",
+            &sample_user(),
+            observed,
+            &MirrorScope::default(),
+        )
+        .unwrap();
         assert_eq!(user.id.to_string(), "6f1c2a44-3b7e-4c55-9d0e-0a1b2c3d4e5f");
         assert_eq!(user.username, "zoë");
         assert_eq!(user.email.as_deref(), Some("zoe@example.com"));
@@ -183,7 +197,7 @@ mod tests {
             .attributes(attr("email", "x@example.com"))
             .build();
         assert!(matches!(
-            user_from_list("p", &user, Utc::now()),
+            user_from_list("p", &user, Utc::now(), &MirrorScope::default()),
             Err(InvalidUser::MissingSub { .. })
         ));
         assert_eq!(user_sub(&user), None);

@@ -7,7 +7,9 @@ use aws_sdk_cognitoidentityprovider::error::{DisplayErrorContext, ProvideErrorMe
 /// A Cognito read that failed for good.
 #[derive(Debug, thiserror::Error)]
 pub enum CognitoError {
-    #[error("user pool {pool} does not exist")]
+    #[error(
+        "user pool {pool} does not exist for these AWS credentials: check COGNITO_USER_POOL_ID and that the credentials are of the pool's account"
+    )]
     PoolNotFound { pool: String },
     /// A group named by the caller is gone (deleted since it was listed).
     #[error("group {group:?} does not exist in user pool {pool}")]

@@ -20,6 +20,11 @@
 //! answer UserNotFound, and the reader falls back to ListUsers `sub = "..."` (UserList).
 //!
 //! Page sizes are always [`PAGE_LIMIT`] (60), the most Cognito accepts.
+//!
+//! Everything the reader returns is within its [`MirrorScope`] ([`CognitoReader::with_scope`]):
+//! users without the excluded attributes, only the included groups (so their members are the
+//! only memberships read) and group lists naming only those. Every mode reads through a
+//! reader, so every mode writes the same scope.
 
 mod convert;
 mod error;
@@ -43,7 +48,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::model::{GroupRecord, UserRecord};
+use crate::model::{GroupRecord, MirrorScope, UserRecord};
 use crate::telemetry::cognito::{
     CognitoCallCompleted, CognitoCallFailed, CognitoListingRestarted, CognitoRateChanged,
     CognitoRetry, CognitoThrottled, CognitoUserRead,
@@ -172,13 +177,14 @@ impl Memberships {
 }
 
 /// Reads one user pool. Cheap to clone; clones share the client, the quota limiter and the
-/// stats, and so do the readers [`CognitoReader::with_retry`] and
-/// [`CognitoReader::with_cancel`] derive.
+/// stats, and so do the readers [`CognitoReader::with_retry`], [`CognitoReader::with_cancel`]
+/// and [`CognitoReader::with_scope`] derive.
 #[derive(Clone)]
 pub struct CognitoReader {
     inner: Arc<Inner>,
     retry: RetryPolicy,
     cancel: Option<CancellationToken>,
+    scope: Arc<MirrorScope>,
 }
 
 struct Inner {
@@ -193,6 +199,7 @@ impl fmt::Debug for CognitoReader {
         f.debug_struct("CognitoReader")
             .field("pool", &self.inner.pool)
             .field("retry", &self.retry)
+            .field("scope", &self.scope)
             .field("rates", &self.inner.limiter)
             .finish()
     }
@@ -297,6 +304,7 @@ impl CognitoReader {
             }),
             retry,
             cancel: None,
+            scope: Arc::default(),
         }
     }
 
@@ -315,6 +323,14 @@ impl CognitoReader {
     pub fn with_cancel(&self, cancel: CancellationToken) -> Self {
         CognitoReader {
             cancel: Some(cancel),
+            ..self.clone()
+        }
+    }
+
+    /// The same reader, returning only what `scope` mirrors (a new reader mirrors everything).
+    pub fn with_scope(&self, scope: MirrorScope) -> Self {
+        CognitoReader {
+            scope: Arc::new(scope),
             ..self.clone()
         }
     }
@@ -360,7 +376,7 @@ impl CognitoReader {
         })
     }
 
-    /// ListGroups, all pages.
+    /// ListGroups, all pages: the groups of the reader's scope.
     pub async fn list_groups(&self) -> Result<Vec<GroupRecord>, CognitoError> {
         let op = Operation::ListGroups;
         let pages = self
@@ -380,6 +396,10 @@ impl CognitoReader {
                 |out, observed_at| {
                     out.groups()
                         .iter()
+                        .filter(|g| {
+                            g.group_name()
+                                .is_none_or(|name| self.scope.includes_group(name))
+                        })
                         .map(|group| convert::group_record(&self.inner.pool, group, observed_at))
                         .collect::<Option<Vec<_>>>()
                 },
@@ -523,7 +543,7 @@ impl CognitoReader {
         let users = out
             .users()
             .iter()
-            .map(|user| convert::user_from_list(&self.inner.pool, user, observed_at))
+            .map(|user| convert::user_from_list(&self.inner.pool, user, observed_at, &self.scope))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|err| self.invalid(op, &err.to_string()))?;
         Ok(UsersPage {
@@ -580,7 +600,7 @@ impl CognitoReader {
             Err(f) if f.is(Permanent::UserNotFound) => return Ok(None),
             Err(f) => return Err(f.into_error(&self.inner.pool, op)),
         };
-        convert::user_from_admin_get(&self.inner.pool, &out, observed_at)
+        convert::user_from_admin_get(&self.inner.pool, &out, observed_at, &self.scope)
             .map(Some)
             .map_err(|err| self.invalid(op, &err.to_string()))
     }
@@ -607,7 +627,7 @@ impl CognitoReader {
         out.users()
             .iter()
             .find(|u| convert::user_sub(u) == Some(sub))
-            .map(|user| convert::user_from_list(&self.inner.pool, user, observed_at))
+            .map(|user| convert::user_from_list(&self.inner.pool, user, observed_at, &self.scope))
             .transpose()
             .map_err(|err| self.invalid(op, &err.to_string()))
     }
@@ -639,7 +659,8 @@ impl CognitoReader {
         }
     }
 
-    /// AdminListGroupsForUser, all pages; `None` when the user is gone.
+    /// AdminListGroupsForUser, all pages, the groups of the reader's scope; `None` when the
+    /// user is gone.
     async fn groups_of(&self, username: &str) -> Result<Option<Vec<String>>, CognitoError> {
         let op = Operation::AdminListGroupsForUser;
         let result = self
@@ -660,7 +681,9 @@ impl CognitoReader {
                 |out, _| {
                     out.groups()
                         .iter()
-                        .filter_map(|g| g.group_name().map(str::to_owned))
+                        .filter_map(|g| g.group_name())
+                        .filter(|name| self.scope.includes_group(name))
+                        .map(str::to_owned)
                         .collect::<Vec<_>>()
                 },
             )

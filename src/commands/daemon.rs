@@ -4,14 +4,14 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::operation::get_queue_attributes::GetQueueAttributesError;
+use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::QueueAttributeName;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::cognito::RetryPolicy;
-use crate::config::{ScanOverrides, ScanSettings, Settings, redacted_url};
+use crate::config::{ScanOverrides, ScanSettings, Settings};
+use crate::daemon::queue::{is_missing_queue, sqs_error_line};
 use crate::daemon::{COGNITO_RETRIES, Daemon, DaemonOptions, HASURA_RETRIES, install_metrics};
 use crate::hasura::HasuraClient;
 use crate::hasura::daemon_ops::{DaemonProbe, daemon_probe};
@@ -100,13 +100,12 @@ async fn preflight(
         .attribute_names(QueueAttributeName::QueueArn)
         .send()
         .await;
-    match queue.map_err(|e| e.into_service_error()) {
-        Err(GetQueueAttributesError::QueueDoesNotExist(_)) => anyhow::bail!(
-            "the queue {} does not exist: check --queue-url / SYNC_SQS_QUEUE_URL and the region",
-            redacted_url(queue_url)
-        ),
+    match queue {
+        Err(err) if is_missing_queue(err.code()) => {
+            anyhow::bail!("the SQS queue {}", sqs_error_line(queue_url, &err))
+        }
         Err(err) => tracing::warn!(
-            error = %DisplayErrorContext(&err),
+            error = sqs_error_line(queue_url, &err),
             "the queue is not reachable yet; starting anyway"
         ),
         Ok(_) => {}

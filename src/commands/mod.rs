@@ -16,6 +16,7 @@ pub mod status;
 use std::future::Future;
 use std::time::Duration;
 
+use anyhow::Context;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
@@ -23,7 +24,13 @@ use tokio_util::task::AbortOnDropHandle;
 use crate::cognito::{CognitoReader, QuotaCategory, QuotaSettings, ReadLimits, RetryPolicy};
 use crate::config::Settings;
 use crate::hasura::HasuraClient;
+use crate::model::MirrorScope;
 use crate::state::lease::{DEFAULT_SCAN_LEASE_TTL, Lease, process_holder, scan_lease};
+
+/// Retries of a Hasura request for the read-only commands (`status`, `check`): a person is
+/// waiting, so an unreachable Hasura fails within a second or two (200 ms then 400 ms of
+/// backoff, jittered) instead of after the scans' persistent retries.
+pub const READ_ONLY_HASURA_RETRIES: usize = 2;
 
 /// How a scan takes the pool's lease.
 #[derive(Debug, Clone, Copy)]
@@ -95,9 +102,19 @@ pub async fn aws_config(settings: &Settings) -> SdkConfig {
     }
 }
 
-/// A reader of the configured pool: `user_list_rps` requests per second for the list calls
-/// (the `UserList` quota category; the other categories at their default share), retried as
-/// `retry` says.
+/// What the configuration says the mirror holds, validated.
+pub fn mirror_scope(settings: &Settings) -> anyhow::Result<MirrorScope> {
+    MirrorScope::new(
+        settings.exclude_attributes.clone(),
+        settings.include_groups.clone(),
+    )
+    .context("invalid --exclude-attributes / SYNC_EXCLUDE_ATTRIBUTES / [mirror] exclude_attributes")
+}
+
+/// A reader of the configured pool within the configured [`MirrorScope`]: `user_list_rps`
+/// requests per second for the list calls (the `UserList` quota category; the other
+/// categories at their default share), retried as `retry` says. Every command that reads
+/// users builds its reader here, so every mode mirrors the same scope.
 fn cognito_reader(
     sdk: &SdkConfig,
     settings: &Settings,
@@ -105,6 +122,8 @@ fn cognito_reader(
     retry: RetryPolicy,
 ) -> anyhow::Result<CognitoReader> {
     let pool = settings.require_pool()?;
+    settings.require_pool_region(sdk.region().map(|r| r.as_ref()))?;
+    let scope = mirror_scope(settings)?;
     Ok(CognitoReader::new(
         sdk,
         pool,
@@ -112,5 +131,6 @@ fn cognito_reader(
             quotas: QuotaSettings::default().with_rate(QuotaCategory::UserList, user_list_rps),
             retry,
         },
-    ))
+    )
+    .with_scope(scope))
 }

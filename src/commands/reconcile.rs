@@ -7,6 +7,7 @@ use super::{LeaseRequest, with_scan_lease};
 use crate::cognito::RetryPolicy;
 use crate::config::{ScanOverrides, ScanSettings, Settings};
 use crate::hasura::HasuraClient;
+use crate::sync::reconcile::review::review;
 use crate::sync::reconcile::{
     DIGEST_PAGE_SIZE, OnDelete, ReconcileOptions, ReconcileReport, reconcile,
 };
@@ -21,9 +22,12 @@ pub struct ReconcileRequest {
     pub max_delete_fraction: f64,
     pub allow_mass_delete: bool,
     pub dry_run: bool,
+    /// With `dry_run`: fill [`ReconcileReport::changes`] with each planned user's change.
+    pub review: bool,
 }
 
-/// Runs one reconcile of the configured pool as its only scanner (a dry run takes no lease).
+/// Runs one reconcile of the configured pool as its only scanner (a dry run takes no lease,
+/// and reviews its plan user by user when asked).
 /// A run stopped by the safety brake returns its report (with [`ReconcileReport::brake`]
 /// set): `main` prints it, then exits non-zero.
 pub async fn run(
@@ -52,7 +56,15 @@ pub async fn run(
         dry_run: request.dry_run,
     };
     if request.dry_run {
-        return reconcile(reader, hasura, options, shutdown).await;
+        let pool = reader.user_pool_id().to_owned();
+        let mut report = reconcile(reader, hasura.clone(), options, shutdown).await?;
+        if let (true, Some(plan)) = (request.review, &report.plan) {
+            report.changes =
+                review(&hasura, &pool, plan, options.on_delete, options.batch_size).await?;
+            // The review's reads are part of what the dry run cost.
+            report.hasura = hasura.stats();
+        }
+        return Ok(report);
     }
     let pool = reader.user_pool_id().to_owned();
     with_scan_lease(&hasura.clone(), &pool, request.lease, shutdown, |run| {

@@ -1,15 +1,17 @@
 //! `status`: the pool's recent runs, its pending early reconcile requests and what the
-//! mirror holds.
+//! mirror holds; with `--run ID`, one run's record and its counts by kind.
 
 use std::fmt::Write as _;
 
+use anyhow::Context;
 use serde::Serialize;
 
+use super::READ_ONLY_HASURA_RETRIES;
 use crate::config::Settings;
 use crate::hasura::HasuraClient;
 use crate::hasura::operations::recent_runs;
-use crate::state::RunStore;
 use crate::state::requests::{PendingRequest, RequestStore};
+use crate::state::{RunStatus, RunStore};
 
 /// What `status` shows; also its `--json` output.
 #[derive(Debug, Serialize)]
@@ -35,10 +37,36 @@ pub struct RunLine {
     pub error: Option<String>,
 }
 
+/// A run row of any query selecting the run columns, as a [`RunLine`].
+macro_rules! run_line {
+    ($row:expr) => {{
+        let row = $row;
+        // Rows written before a successful finish cleared the error of an earlier
+        // attempt may still carry it; it does not describe a run that succeeded.
+        let error = row
+            .error
+            .filter(|_| row.status != RunStatus::Succeeded.as_str());
+        RunLine {
+            id: row.id,
+            kind: row.kind,
+            status: row.status,
+            started_at: row.started_at,
+            heartbeat_at: row.heartbeat_at,
+            finished_at: row.finished_at,
+            counters: row.counters,
+            error,
+        }
+    }};
+}
+
 /// The `limit` most recent runs of the configured pool and the mirror's counts.
 pub async fn run(settings: &Settings, limit: i64) -> anyhow::Result<Status> {
     let pool = settings.require_pool()?;
-    let hasura = HasuraClient::new(&settings.require_hasura()?)?;
+    let hasura_settings = settings.require_hasura()?;
+    let hasura = HasuraClient::with_retries(
+        &hasura_settings,
+        hasura_settings.retries.min(READ_ONLY_HASURA_RETRIES),
+    )?;
     let runs = RunStore::new(hasura.clone());
     let requests = RequestStore::new(hasura);
     status(&runs, &requests, pool, limit).await
@@ -61,16 +89,7 @@ async fn status(
         runs: data
             .cognito_sync_runs
             .into_iter()
-            .map(|r| RunLine {
-                id: r.id,
-                kind: r.kind,
-                status: r.status,
-                started_at: r.started_at,
-                heartbeat_at: r.heartbeat_at,
-                finished_at: r.finished_at,
-                counters: r.counters,
-                error: r.error,
-            })
+            .map(|r| run_line!(r))
             .collect(),
         reconcile_requests,
     })
@@ -146,5 +165,68 @@ impl Status {
             oldest.requested_at.format("%Y-%m-%d %H:%M:%S"),
             reasons.join(", ")
         );
+    }
+}
+
+/// What `status --run ID` shows; also its `--json` output.
+#[derive(Debug, Serialize)]
+pub struct RunRecord {
+    pub user_pool_id: String,
+    #[serde(flatten)]
+    pub run: RunLine,
+}
+
+/// The record of run `id` of the configured pool; an error naming the id when the pool has
+/// no such run.
+pub async fn run_record(settings: &Settings, id: uuid::Uuid) -> anyhow::Result<RunRecord> {
+    let pool = settings.require_pool()?;
+    let hasura = HasuraClient::new(&settings.require_hasura()?)?;
+    let row = RunStore::new(hasura)
+        .run(pool, id)
+        .await
+        .with_context(|| format!("cannot read run {id} of pool {pool} from Hasura"))?
+        .with_context(|| {
+            format!("pool {pool} has no run {id}; `status` lists its recent runs and their ids")
+        })?;
+    Ok(RunRecord {
+        user_pool_id: pool.to_owned(),
+        run: run_line!(row),
+    })
+}
+
+impl RunRecord {
+    /// The human-readable record: when, how it ended, and every counter.
+    pub fn render(&self) -> String {
+        let run = &self.run;
+        let mut out = String::new();
+        let _ = writeln!(out, "{} run {} of {}", run.kind, run.id, self.user_pool_id);
+        let mut row = |label: &str, value: String| {
+            let _ = writeln!(out, "  {label:<20} {value}");
+        };
+        row("status", run.status.clone());
+        row("started", run.started_at.to_rfc3339());
+        match run.finished_at {
+            Some(end) => row(
+                "finished",
+                format!(
+                    "{} (took {}s)",
+                    end.to_rfc3339(),
+                    (end - run.started_at).num_seconds().max(0)
+                ),
+            ),
+            None => row(
+                "finished",
+                format!("not yet (last heartbeat {})", run.heartbeat_at.to_rfc3339()),
+            ),
+        }
+        if let Some(error) = &run.error {
+            row("error", error.clone());
+        }
+        if let Some(counters) = run.counters.as_object() {
+            for (name, value) in counters {
+                row(&name.replace('_', " "), value.to_string());
+            }
+        }
+        out
     }
 }

@@ -686,7 +686,7 @@ impl Store for CognitoToHasura {
             .post::<DaemonProbe>(daemon_probe::Variables {})
             .await
             .map(drop)
-            .map_err(|e| e.to_string())
+            .map_err(|e| format!("{}: {e}", e.problem()))
     }
 }
 

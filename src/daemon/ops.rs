@@ -71,12 +71,16 @@ impl Health {
         self.lock().consecutive_failures += 1;
     }
 
-    /// The result of a queue probe or receive: `None` when reachable.
+    /// The result of a queue probe or receive: `None` when it answered, else what is wrong
+    /// first (`unreachable: …`, `does not exist: …`).
     pub fn queue_reachable(&self, error: Option<String>) {
         self.lock().queue_error = error;
     }
 
-    /// The result of a Hasura probe: `None` when reachable.
+    /// The result of a Hasura probe: `None` when it answered, else what is wrong first
+    /// (`unreachable: …`, `rejects the credentials: …`, see [`HasuraError::problem`]).
+    ///
+    /// [`HasuraError::problem`]: crate::hasura::HasuraError::problem
     pub fn hasura_reachable(&self, error: Option<String>) {
         self.lock().hasura_error = error;
     }
@@ -85,9 +89,9 @@ impl Health {
     pub fn readiness(&self) -> Result<(), String> {
         let mut state = self.lock();
         let verdict = if let Some(error) = &state.queue_error {
-            Err(format!("queue unreachable: {error}"))
+            Err(format!("queue {error}"))
         } else if let Some(error) = &state.hasura_error {
-            Err(format!("hasura unreachable: {error}"))
+            Err(format!("hasura {error}"))
         } else if state.consecutive_failures >= self.unready_after {
             Err(format!(
                 "{} consecutive batches failed",
@@ -155,11 +159,17 @@ mod tests {
         assert!(health.readiness().unwrap_err().contains("3 consecutive"));
         health.batch_succeeded();
         assert!(health.readiness().is_ok());
-        health.hasura_reachable(Some("connection refused".into()));
-        assert!(health.readiness().unwrap_err().contains("hasura"));
+        health.hasura_reachable(Some("rejects the credentials: invalid secret".into()));
+        assert_eq!(
+            health.readiness().unwrap_err(),
+            "hasura rejects the credentials: invalid secret"
+        );
         health.hasura_reachable(None);
-        health.queue_reachable(Some("timeout".into()));
-        assert!(health.readiness().unwrap_err().contains("queue"));
+        health.queue_reachable(Some("unreachable: timeout".into()));
+        assert_eq!(
+            health.readiness().unwrap_err(),
+            "queue unreachable: timeout"
+        );
         health.polled();
         assert!(health.readiness().is_ok());
     }

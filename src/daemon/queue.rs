@@ -5,12 +5,14 @@
 
 use std::future::Future;
 
-use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
     MessageSystemAttributeName, QueueAttributeName,
 };
 use chrono::{DateTime, Utc};
+
+use crate::config::redacted_url;
 
 /// One received message.
 #[derive(Debug, Clone)]
@@ -71,8 +73,42 @@ impl SqsQueue {
     }
 }
 
-fn sdk_error<E: std::error::Error + 'static>(error: E) -> String {
-    DisplayErrorContext(error).to_string()
+/// A failed SQS call in one line, never the SDK's debug structures: the service's error
+/// code and message (with what to do when the queue does not exist), or why no answer came.
+pub fn sqs_error_line<E, R>(url: &str, error: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match error.as_service_error() {
+        Some(service) => service_error_line(url, service.code(), service.message()),
+        None => format!("unreachable: {}", DisplayErrorContext(error)),
+    }
+}
+
+/// Whether SQS answered that the queue does not exist: `QueueDoesNotExist` in the JSON
+/// protocol, `AWS.SimpleQueueService.NonExistentQueue` in the query protocol.
+pub fn is_missing_queue(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some("QueueDoesNotExist" | "AWS.SimpleQueueService.NonExistentQueue")
+    )
+}
+
+fn service_error_line(url: &str, code: Option<&str>, message: Option<&str>) -> String {
+    let answer = format!(
+        "{}: {}",
+        code.unwrap_or("unknown error"),
+        message.unwrap_or("no message")
+    );
+    if is_missing_queue(code) {
+        format!(
+            "{} does not exist ({answer}): create it, or fix SYNC_SQS_QUEUE_URL (--queue-url) and the region (AWS_REGION)",
+            redacted_url(url)
+        )
+    } else {
+        format!("answered {answer}")
+    }
 }
 
 impl Queue for SqsQueue {
@@ -93,7 +129,7 @@ impl Queue for SqsQueue {
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .send()
             .await
-            .map_err(sdk_error)?;
+            .map_err(|e| sqs_error_line(&self.url, &e))?;
         Ok(out
             .messages
             .unwrap_or_default()
@@ -149,7 +185,7 @@ impl Queue for SqsQueue {
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(sdk_error)?;
+            .map_err(|e| sqs_error_line(&self.url, &e))?;
         Ok(failures(out.failed()))
     }
 
@@ -178,7 +214,7 @@ impl Queue for SqsQueue {
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(sdk_error)?;
+            .map_err(|e| sqs_error_line(&self.url, &e))?;
         Ok(failures(out.failed()))
     }
 
@@ -191,7 +227,7 @@ impl Queue for SqsQueue {
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
             .send()
             .await
-            .map_err(sdk_error)?;
+            .map_err(|e| sqs_error_line(&self.url, &e))?;
         let count = |name: QueueAttributeName| {
             out.attributes()
                 .and_then(|a| a.get(&name))
@@ -347,5 +383,71 @@ mod memory {
             let visible = messages.iter().filter(|m| m.visible_at <= now).count() as u64;
             Ok((visible, messages.len() as u64 - visible))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_sqs::error::ErrorMetadata;
+    use aws_sdk_sqs::operation::get_queue_attributes::GetQueueAttributesError;
+    use aws_sdk_sqs::types::error::QueueDoesNotExist;
+
+    use super::*;
+
+    const URL: &str = "https://sqs.eu-west-1.amazonaws.com/123456789012/sync";
+
+    fn service(error: GetQueueAttributesError) -> SdkError<GetQueueAttributesError, ()> {
+        SdkError::service_error(error, ())
+    }
+
+    #[test]
+    fn a_missing_queue_is_one_line_naming_the_queue_and_the_fix() {
+        let meta = |code: &str| {
+            ErrorMetadata::builder()
+                .code(code)
+                .message("The specified queue does not exist.")
+                .build()
+        };
+        // The query protocol's code is not modelled: the SDK's Display of it is a debug struct.
+        let unmodelled = service(GetQueueAttributesError::generic(meta(
+            "AWS.SimpleQueueService.NonExistentQueue",
+        )));
+        let modelled = service(GetQueueAttributesError::QueueDoesNotExist(
+            QueueDoesNotExist::builder()
+                .message("The specified queue does not exist.")
+                .meta(meta("QueueDoesNotExist"))
+                .build(),
+        ));
+        for error in [unmodelled, modelled] {
+            let line = sqs_error_line(URL, &error);
+            assert!(
+                line.starts_with(&format!("{URL} does not exist ("))
+                    && line.contains("The specified queue does not exist.")
+                    && line.contains("create it, or fix SYNC_SQS_QUEUE_URL")
+                    && line.contains("region"),
+                "{line}"
+            );
+            assert!(!line.contains('\n') && !line.contains("Error {"), "{line}");
+        }
+    }
+
+    #[test]
+    fn other_failures_say_what_sqs_answered_or_that_it_did_not() {
+        let denied = service(GetQueueAttributesError::generic(
+            ErrorMetadata::builder()
+                .code("AccessDenied")
+                .message("not authorized to perform sqs:GetQueueAttributes")
+                .build(),
+        ));
+        assert_eq!(
+            sqs_error_line(URL, &denied),
+            "answered AccessDenied: not authorized to perform sqs:GetQueueAttributes"
+        );
+        let timeout = SdkError::<GetQueueAttributesError, ()>::timeout_error("read timed out");
+        let line = sqs_error_line(URL, &timeout);
+        assert!(
+            line.starts_with("unreachable: ") && !line.contains('\n'),
+            "{line}"
+        );
     }
 }

@@ -7,7 +7,9 @@
 //! timeouts, 5xx, 429, code `unexpected`); everything else (validation-failed, access-denied,
 //! constraint-violation, data-exception, invalid-jwt, an answer that does not decode, ...) stops
 //! the caller with a clear message. Next to it, [`HasuraError::blames_data`] tells the errors
-//! caused by the values sent, which [`bisect`] narrows down to the records holding them.
+//! caused by the values sent, which [`bisect`] narrows down to the records holding them, and
+//! [`HasuraError::problem`] says in a few words what a health check reports (unreachable,
+//! rejected credentials, misconfigured).
 
 pub mod bisect;
 pub mod daemon_ops;
@@ -26,7 +28,9 @@ use graphql_client::GraphQLQuery;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde::Serialize;
 
-use crate::config::{HasuraAuth, HasuraSettings, redacted_url};
+use crate::config::{
+    HASURA_GRAPHQL_PATH, HasuraAuth, HasuraSettings, likely_hasura_endpoint, redacted_url,
+};
 use crate::telemetry::hasura::{HasuraRequestCompleted, HasuraRetry};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -42,8 +46,9 @@ pub enum HasuraError {
         message: String,
         timeout: bool,
     },
-    #[error("Hasura answered {operation} with HTTP {status}: {body}")]
+    #[error("Hasura at {endpoint} answered {operation} with HTTP {status}{}{}", body_suffix(.body), status_hint(*.status, .endpoint))]
     Status {
+        endpoint: String,
         operation: String,
         status: u16,
         body: String,
@@ -65,6 +70,28 @@ fn path_suffix(path: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
+fn body_suffix(body: &str) -> String {
+    if body.trim().is_empty() {
+        String::new()
+    } else {
+        format!(": {body}")
+    }
+}
+
+/// What to do about an HTTP status that is not Hasura's own answer to a GraphQL request.
+fn status_hint(status: u16, endpoint: &str) -> String {
+    match status {
+        404 => format!(
+            "; nothing serves GraphQL at {endpoint}: HASURA_GRAPHQL_ENDPOINT must be the full GraphQL URL, ending in {HASURA_GRAPHQL_PATH}{}",
+            likely_hasura_endpoint(endpoint)
+                .map(|likely| format!(" (did you mean {likely}?)"))
+                .unwrap_or_default()
+        ),
+        401 | 403 => "; the credentials are refused: check HASURA_GRAPHQL_ADMIN_SECRET or HASURA_GRAPHQL_JWT (and what a proxy in front of Hasura expects)".to_owned(),
+        _ => String::new(),
+    }
+}
+
 /// What to do about a Hasura error code, told to whoever reads the error.
 fn hint(code: &str, message: &str) -> &'static str {
     match code {
@@ -73,9 +100,16 @@ fn hint(code: &str, message: &str) -> &'static str {
         {
             "; check HASURA_GRAPHQL_ADMIN_SECRET"
         }
-        "invalid-jwt" | "jwt-invalid-claims" => "; check HASURA_GRAPHQL_JWT",
+        "access-denied" if message.contains("Authorization") || message.contains("role") => {
+            "; check HASURA_GRAPHQL_JWT (its role must be one of its allowed roles)"
+        }
+        "access-denied" => "; check HASURA_GRAPHQL_ADMIN_SECRET or HASURA_GRAPHQL_JWT",
+        "invalid-jwt" | "jwt-invalid-claims" | "jwt-missing-role-claims" => {
+            "; check HASURA_GRAPHQL_JWT"
+        }
+        // Hasura hides what a role may not select, so a missing field has two causes.
         "validation-failed" if message.contains("not found in type") => {
-            "; are the deploy/hasura migrations applied and the metadata reloaded?"
+            "; are the deploy/hasura migrations applied and the metadata reloaded, and may the request's role select it?"
         }
         _ => "",
     }
@@ -116,8 +150,18 @@ impl HasuraError {
     /// Whether the request fails because of how the worker is configured (credentials, the
     /// endpoint, the schema), so that it fails the same way until someone changes it.
     pub fn is_configuration(&self) -> bool {
+        self.rejects_credentials()
+            || match self {
+                HasuraError::Status { status, .. } => *status == 404,
+                HasuraError::GraphQl { code, .. } => code == "validation-failed",
+                HasuraError::Unreachable { .. } | HasuraError::Decode { .. } => false,
+            }
+    }
+
+    /// Whether Hasura (or a proxy in front of it) refuses the credentials the worker sends.
+    pub fn rejects_credentials(&self) -> bool {
         match self {
-            HasuraError::Status { status, .. } => matches!(status, 401 | 403 | 404),
+            HasuraError::Status { status, .. } => matches!(status, 401 | 403),
             HasuraError::GraphQl { code, .. } => matches!(
                 code.as_str(),
                 "access-denied"
@@ -125,9 +169,20 @@ impl HasuraError {
                     | "invalid-jwt"
                     | "jwt-invalid-claims"
                     | "jwt-missing-role-claims"
-                    | "validation-failed"
             ),
             HasuraError::Unreachable { .. } | HasuraError::Decode { .. } => false,
+        }
+    }
+
+    /// What is wrong, in a few words, ahead of the error where a health check reports it:
+    /// `unreachable` (connection failed or timed out), `rejects the credentials`,
+    /// `misconfigured` (the endpoint or the schema) or `failing` (anything else).
+    pub fn problem(&self) -> &'static str {
+        match self {
+            HasuraError::Unreachable { .. } => "unreachable",
+            _ if self.rejects_credentials() => "rejects the credentials",
+            _ if self.is_configuration() => "misconfigured",
+            _ => "failing",
         }
     }
 
@@ -323,13 +378,14 @@ impl HasuraClient {
             .map_err(unreachable)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(unreachable)?;
-        decode::<Q::ResponseData>(operation, status.as_u16(), &bytes)
+        decode::<Q::ResponseData>(&self.shown, operation, status.as_u16(), &bytes)
     }
 }
 
 /// Turns an HTTP answer into data or a typed error. GraphQL errors win over the status, since
 /// Hasura says what went wrong in them whatever the status.
 fn decode<T: serde::de::DeserializeOwned>(
+    endpoint: &str,
     operation: &str,
     status: u16,
     body: &[u8],
@@ -362,6 +418,7 @@ fn decode<T: serde::de::DeserializeOwned>(
             message: err.to_string(),
         }),
         _ => Err(HasuraError::Status {
+            endpoint: endpoint.to_owned(),
             operation: operation.to_owned(),
             status,
             body: String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
@@ -385,6 +442,8 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 mod tests {
     use super::*;
 
+    const E: &str = "http://h:8080/v1/graphql";
+
     #[derive(Debug, serde::Deserialize)]
     struct Rows {
         affected_rows: i64,
@@ -393,7 +452,7 @@ mod tests {
     #[test]
     fn graphql_errors_carry_code_and_path() {
         let body = br#"{"errors":[{"extensions":{"path":"$.selectionSet.insert_cognito_users.args.objects[0].nope","code":"validation-failed"},"message":"field 'nope' not found in type: 'cognito_users_insert_input'"}]}"#;
-        let err = decode::<Rows>("UpsertUsers", 200, body).unwrap_err();
+        let err = decode::<Rows>(E, "UpsertUsers", 200, body).unwrap_err();
         assert_eq!(err.code(), Some("validation-failed"));
         assert!(!err.is_retryable());
         let text = err.to_string();
@@ -423,6 +482,7 @@ mod tests {
             assert!(!gql(code).is_retryable(), "{code}");
         }
         let status = |status| HasuraError::Status {
+            endpoint: E.into(),
             operation: "Op".into(),
             status,
             body: String::new(),
@@ -441,12 +501,13 @@ mod tests {
 
     #[test]
     fn data_and_status_errors_decode() {
-        let rows: Rows = decode("Op", 200, br#"{"data":{"affected_rows":3}}"#).unwrap();
+        let rows: Rows = decode(E, "Op", 200, br#"{"data":{"affected_rows":3}}"#).unwrap();
         assert_eq!(rows.affected_rows, 3);
-        let err = decode::<Rows>("Op", 503, b"upstream down").unwrap_err();
+        let err = decode::<Rows>(E, "Op", 503, b"upstream down").unwrap_err();
         assert!(matches!(err, HasuraError::Status { status: 503, .. }));
         assert!(err.is_retryable());
         let denied = decode::<Rows>(
+            E,
             "Op",
             200,
             br#"{"errors":[{"extensions":{"path":"$","code":"access-denied"},"message":"invalid x-hasura-admin-secret/x-hasura-access-key"}]}"#,
@@ -460,12 +521,94 @@ mod tests {
     }
 
     #[test]
+    fn a_404_says_the_endpoint_must_be_the_graphql_url() {
+        // What Hasura answers on a path it does not serve (its root, or a trailing slash).
+        let not_found = br#"{"path":"$","error":"resource does not exist","code":"not-found"}"#;
+        for (endpoint, likely) in [
+            (
+                "https://h.example.com/v1/graphql/",
+                "https://h.example.com/v1/graphql",
+            ),
+            ("https://h.example.com", "https://h.example.com/v1/graphql"),
+        ] {
+            let err = decode::<Rows>(endpoint, "CheckSchema", 404, not_found).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("at {endpoint} answered CheckSchema with HTTP 404"))
+                    && text.contains("HASURA_GRAPHQL_ENDPOINT must be the full GraphQL URL")
+                    && text.contains("ending in /v1/graphql")
+                    && text.contains(&format!("did you mean {likely}?")),
+                "{text}"
+            );
+            assert!(err.is_configuration() && !err.is_retryable());
+            assert_eq!(err.problem(), "misconfigured");
+        }
+        // A custom path gets the rule but no guess; an empty body is not shown as ": ".
+        let text = decode::<Rows>("https://p.example.com/gql", "Op", 404, b"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("HTTP 404; nothing serves GraphQL at https://p.example.com/gql")
+                && !text.contains("did you mean"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn health_checks_tell_rejected_credentials_from_an_unreachable_hasura() {
+        let unreachable = HasuraError::Unreachable {
+            endpoint: E.into(),
+            operation: "DaemonProbe".into(),
+            message: "connection refused".into(),
+            timeout: false,
+        };
+        assert_eq!(unreachable.problem(), "unreachable");
+        let secret = decode::<Rows>(
+            E,
+            "DaemonProbe",
+            200,
+            br#"{"errors":[{"extensions":{"path":"$","code":"access-denied"},"message":"invalid x-hasura-admin-secret/x-hasura-access-key"}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(secret.problem(), "rejects the credentials");
+        assert!(secret.to_string().contains("HASURA_GRAPHQL_ADMIN_SECRET"));
+        let jwt = decode::<Rows>(
+            E,
+            "DaemonProbe",
+            200,
+            br#"{"errors":[{"extensions":{"path":"$","code":"invalid-jwt"},"message":"Could not verify JWT: JWTExpired"}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(jwt.problem(), "rejects the credentials");
+        assert!(jwt.to_string().contains("HASURA_GRAPHQL_JWT"), "{jwt}");
+        let proxy = decode::<Rows>(E, "DaemonProbe", 401, b"Unauthorized").unwrap_err();
+        assert_eq!(proxy.problem(), "rejects the credentials");
+        assert!(
+            proxy
+                .to_string()
+                .contains("HASURA_GRAPHQL_ADMIN_SECRET or HASURA_GRAPHQL_JWT"),
+            "{proxy}"
+        );
+        let schema = decode::<Rows>(
+            E,
+            "DaemonProbe",
+            200,
+            br#"{"errors":[{"extensions":{"path":"$.selectionSet.cognito_users","code":"validation-failed"},"message":"field 'cognito_users' not found in type: 'query_root'"}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(schema.problem(), "misconfigured");
+        let down = decode::<Rows>(E, "DaemonProbe", 503, b"").unwrap_err();
+        assert_eq!(down.problem(), "failing");
+    }
+
+    #[test]
     fn an_answer_that_does_not_match_the_types_is_not_retried() {
-        let err = decode::<Rows>("Op", 200, br#"{"data":{"affected_rows":"three"}}"#).unwrap_err();
+        let err =
+            decode::<Rows>(E, "Op", 200, br#"{"data":{"affected_rows":"three"}}"#).unwrap_err();
         assert!(matches!(err, HasuraError::Decode { .. }), "{err:?}");
         assert!(!err.is_retryable());
         assert!(!err.blames_data());
-        let empty = decode::<Rows>("Op", 200, br#"{}"#).unwrap_err();
+        let empty = decode::<Rows>(E, "Op", 200, br#"{}"#).unwrap_err();
         assert!(!empty.is_retryable());
     }
 
@@ -473,15 +616,23 @@ mod tests {
     fn errors_caused_by_the_values_sent_blame_the_data() {
         // What Hasura answers when PostgreSQL refuses a value (SQLSTATE classes 22 and 23).
         let nul = br#"{"errors":[{"extensions":{"path":"$","code":"data-exception"},"message":"unsupported Unicode escape sequence"}]}"#;
-        let err = decode::<Rows>("UpsertUsers", 200, nul).unwrap_err();
+        let err = decode::<Rows>(E, "UpsertUsers", 200, nul).unwrap_err();
         assert!(err.blames_data() && !err.is_retryable());
         let unique = br#"{"errors":[{"extensions":{"path":"$","code":"constraint-violation"},"message":"Uniqueness violation. duplicate key value violates unique constraint"}]}"#;
-        assert!(decode::<Rows>("Op", 200, unique).unwrap_err().blames_data());
+        assert!(
+            decode::<Rows>(E, "Op", 200, unique)
+                .unwrap_err()
+                .blames_data()
+        );
         let check = br#"{"errors":[{"extensions":{"path":"$","code":"permission-error"},"message":"Check constraint violation. new row violates check constraint"}]}"#;
-        assert!(decode::<Rows>("Op", 200, check).unwrap_err().blames_data());
+        assert!(
+            decode::<Rows>(E, "Op", 200, check)
+                .unwrap_err()
+                .blames_data()
+        );
         let permission = br#"{"errors":[{"extensions":{"path":"$","code":"permission-error"},"message":"permission denied"}]}"#;
         assert!(
-            !decode::<Rows>("Op", 200, permission)
+            !decode::<Rows>(E, "Op", 200, permission)
                 .unwrap_err()
                 .blames_data()
         );
@@ -500,6 +651,7 @@ mod tests {
             assert!(!err.blames_data(), "{code}");
         }
         let status = HasuraError::Status {
+            endpoint: E.into(),
             operation: "Op".into(),
             status: 400,
             body: "data-exception".into(),

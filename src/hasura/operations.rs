@@ -104,3 +104,14 @@ pub struct RecentRuns;
     skip_serializing_none
 )]
 pub struct CheckSchema;
+
+#[derive(GraphQLQuery)]
+#[graphql(
+    schema_path = "schema.graphql",
+    query_path = "graphql/run_record.graphql",
+    custom_scalars_module = "crate::hasura::scalars",
+    response_derives = "Debug, Clone",
+    variables_derives = "Debug, Clone",
+    skip_serializing_none
+)]
+pub struct RunRecord;

@@ -123,3 +123,14 @@ pub struct ReleaseLease;
     skip_serializing_none
 )]
 pub struct LeaseHolder;
+
+#[derive(GraphQLQuery)]
+#[graphql(
+    schema_path = "schema.graphql",
+    query_path = "graphql/reconcile_mirrored_users.graphql",
+    custom_scalars_module = "crate::hasura::scalars",
+    response_derives = "Debug, Clone",
+    variables_derives = "Debug, Clone",
+    skip_serializing_none
+)]
+pub struct ReconcileMirroredUsers;

@@ -17,8 +17,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::hasura::operations::{
-    InsertRun, RecentRuns, UnfinishedRun, UpdateRun, insert_run, recent_runs, unfinished_run,
-    update_run,
+    InsertRun, RecentRuns, RunRecord, UnfinishedRun, UpdateRun, insert_run, recent_runs,
+    run_record, unfinished_run, update_run,
 };
 use crate::hasura::{HasuraClient, HasuraError};
 
@@ -72,6 +72,8 @@ pub struct RunCounters {
     pub unchanged: u64,
     /// Users sent but skipped by the row guard: the mirror already held a newer state.
     pub skipped_older: u64,
+    /// Users the mirror refused because of their data: left out, logged.
+    pub skipped_bad_data: u64,
     pub groups_seen: u64,
     pub groups_written: u64,
     /// Shards started over because Cognito rejected their pagination token.
@@ -269,6 +271,22 @@ impl RunStore {
                 limit,
             })
             .await
+    }
+
+    /// One run of `pool`, `None` when the pool has no run `id`.
+    pub async fn run(
+        &self,
+        pool: &str,
+        id: uuid::Uuid,
+    ) -> Result<Option<run_record::RunRecordCognitoSyncRuns>, HasuraError> {
+        let data = self
+            .hasura
+            .post::<RunRecord>(run_record::Variables {
+                pool: pool.to_owned(),
+                id,
+            })
+            .await?;
+        Ok(data.cognito_sync_runs.into_iter().next())
     }
 }
 

@@ -60,6 +60,8 @@ pub struct BackfillSummary {
     pub updated: u64,
     pub unchanged: u64,
     pub skipped_older: u64,
+    /// Users the mirror refused because of their data: left out, logged.
+    pub skipped_bad_data: u64,
     pub groups_seen: u64,
     pub groups_written: u64,
     pub shard_restarts: u64,
@@ -73,7 +75,12 @@ pub struct BackfillSummary {
 
 impl fmt::Display for BackfillSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let would = super::report_header(f, "backfill", &self.user_pool_id, self.dry_run)?;
+        let would = super::report_header(
+            f,
+            "backfill",
+            &self.user_pool_id,
+            self.dry_run.then_some("dry run"),
+        )?;
         let mut row = |label: &str, value: String| writeln!(f, "  {label:<24} {value}");
         if let Some(id) = self.run_id {
             row(
@@ -92,6 +99,12 @@ impl fmt::Display for BackfillSummary {
                     "{} (the mirror already had a later state)",
                     self.skipped_older
                 ),
+            )?;
+        }
+        if self.skipped_bad_data > 0 {
+            row(
+                "skipped (bad data)",
+                super::bad_data_note(self.skipped_bad_data),
             )?;
         }
         row(
@@ -208,6 +221,7 @@ pub async fn backfill(
         updated: here.outcome.updated,
         unchanged: here.outcome.unchanged,
         skipped_older: here.outcome.skipped_older,
+        skipped_bad_data: here.outcome.skipped_bad_data,
         groups_seen: here.groups_seen,
         groups_written: here.groups_written,
         shard_restarts: here.shard_restarts,
@@ -624,6 +638,7 @@ fn add(total: &mut BatchOutcome, outcome: &BatchOutcome) {
     total.updated += outcome.updated;
     total.unchanged += outcome.unchanged;
     total.skipped_older += outcome.skipped_older;
+    total.skipped_bad_data += outcome.skipped_bad_data;
 }
 
 fn fresh_checkpoint(shards: usize) -> anyhow::Result<Checkpoint> {

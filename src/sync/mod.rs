@@ -18,18 +18,26 @@ pub use backfill::{BackfillOptions, BackfillSummary, backfill};
 use std::fmt;
 
 /// Writes the first line of a run's report; returns the prefix its counts take ("would be "
-/// in a dry run).
+/// when `unwritten` says why nothing was written: a dry run, the safety brake).
 fn report_header(
     f: &mut fmt::Formatter<'_>,
     kind: &str,
     pool: &str,
-    dry_run: bool,
+    unwritten: Option<&str>,
 ) -> Result<&'static str, fmt::Error> {
-    let suffix = if dry_run {
-        " (dry run: nothing written)"
-    } else {
-        ""
-    };
-    writeln!(f, "{kind} of {pool}{suffix}")?;
-    Ok(if dry_run { "would be " } else { "" })
+    match unwritten {
+        Some(why) => {
+            writeln!(f, "{kind} of {pool} ({why}: nothing written)")?;
+            Ok("would be ")
+        }
+        None => {
+            writeln!(f, "{kind} of {pool}")?;
+            Ok("")
+        }
+    }
+}
+
+/// The report's note on users left out because the mirror refused their data.
+fn bad_data_note(skipped: u64) -> String {
+    format!("{skipped} (the mirror refused their data; see the log)")
 }

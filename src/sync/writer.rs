@@ -16,7 +16,7 @@ use crate::telemetry::hasura::UsersBatchCommitted;
 use crate::telemetry::records::RecordRejected;
 
 /// What writing one batch did (or, in a dry run, would do).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchOutcome {
     pub users: u64,
     pub inserted: u64,
@@ -26,6 +26,8 @@ pub struct BatchOutcome {
     pub skipped_older: u64,
     /// Refused by the mirror because of their data, and left out.
     pub skipped_bad_data: u64,
+    /// Who they are, for a caller that counts by kind (reconcile).
+    pub rejected: Vec<uuid::Uuid>,
 }
 
 impl BatchOutcome {
@@ -34,6 +36,7 @@ impl BatchOutcome {
         counters.updated += self.updated;
         counters.unchanged += self.unchanged;
         counters.skipped_older += self.skipped_older;
+        counters.skipped_bad_data += self.skipped_bad_data;
     }
 }
 
@@ -103,6 +106,7 @@ pub async fn write_users(
         .map(|r| u64::try_from(r.affected_rows).unwrap_or(0))
         .sum();
     outcome.skipped_bad_data = done.rejected.len() as u64;
+    outcome.rejected = done.rejected.iter().map(|(user, _)| user.id).collect();
     outcome.inserted = users.iter().filter(|u| is_new(u)).count() as u64
         - done.rejected.iter().filter(|(u, _)| is_new(u)).count() as u64;
     // Inserts always land; only updates can be skipped by the guard.

@@ -18,10 +18,27 @@ use indicatif::ProgressBar;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
+/// Whether `LOG_FORMAT=json` asks for JSON lines.
+fn json_logs() -> bool {
+    std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"))
+}
+
+/// Reports the error a command ends with, on stderr: the line `error: <chain>`, or with
+/// `LOG_FORMAT=json` one ERROR record with the chain in its `error` field, so that a log
+/// pipeline parses the last line too.
+pub fn command_failed(err: &anyhow::Error) {
+    // A filter that drops errors (`RUST_LOG=off`) must not swallow the reason of the exit.
+    if json_logs() && tracing::enabled!(tracing::Level::ERROR) {
+        tracing::error!(error = format!("{err:#}"), "command failed");
+    } else {
+        eprintln!("error: {err:#}");
+    }
+}
+
 /// Installs the global `tracing` subscriber. `LOG_FORMAT=json` selects JSON lines.
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let json = json_logs();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(StderrAroundProgress);

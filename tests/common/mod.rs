@@ -188,3 +188,20 @@ pub fn num(summary: &serde_json::Value, path: &[&str]) -> u64 {
         .as_u64()
         .unwrap_or(0)
 }
+
+/// Runs `status --run ID --json` and returns the run's record; fails with the binary's stderr
+/// if it failed.
+pub async fn run_record(
+    mut cmd: tokio::process::Command,
+    id: &str,
+) -> anyhow::Result<serde_json::Value> {
+    cmd.args(["status", "--run", id, "--json"]);
+    let output = run(cmd).await?;
+    ensure!(
+        output.status.success(),
+        "status --run {id} failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).context("status --run printed no JSON record")
+}

@@ -124,6 +124,10 @@ fn worker_operations() -> Vec<(&'static str, Json)> {
             json!({ "pool": POOL, "after": user_id(1), "limit": 2 }),
         ),
         (
+            "reconcile_mirrored_users",
+            json!({ "pool": POOL, "ids": [user_id(1), user_id(2)] }),
+        ),
+        (
             "tombstone_users_reconcile",
             json!({ "pool": POOL, "ids": [user_id(2)], "before": before, "deleted_at": before }),
         ),
@@ -156,6 +160,7 @@ fn worker_operations() -> Vec<(&'static str, Json)> {
         ),
         ("unfinished_run", json!({ "pool": POOL })),
         ("recent_runs", json!({ "pool": POOL, "limit": 5 })),
+        ("run_record", json!({ "pool": POOL, "id": run_id })),
         (
             "serve_requests",
             json!({ "ids": [request_id], "served_at": later, "run": run_id }),

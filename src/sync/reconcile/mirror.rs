@@ -4,7 +4,7 @@
 //! pool's row is ever touched. A user or group the mirror refuses because of its data is
 //! left out, logged and counted; the rest is written.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -180,12 +180,18 @@ pub struct Applied {
     pub skipped_older: u64,
     /// Users and groups the mirror refused because of their data, left out.
     pub skipped_bad_data: u64,
+    /// Of those, the users planned for insert, update and revive.
+    pub refused_inserts: u64,
+    pub refused_updates: u64,
+    pub refused_revives: u64,
     /// Users gone from Cognito that were tombstoned (or removed, with `--on-delete delete`).
     pub tombstoned: u64,
     /// Earlier tombstones removed (`--on-delete delete`).
     pub deleted: u64,
     /// Earlier tombstones whose personal data was blanked (`--on-delete scrub`).
     pub scrubbed: u64,
+    /// Users gone from Cognito whose personal data was blanked (`--on-delete scrub`).
+    pub gone_scrubbed: u64,
     pub groups_written: u64,
     pub groups_tombstoned: u64,
 }
@@ -198,6 +204,10 @@ impl Applied {
         self.tombstoned += other.tombstoned;
         self.deleted += other.deleted;
         self.scrubbed += other.scrubbed;
+        self.gone_scrubbed += other.gone_scrubbed;
+        self.refused_inserts += other.refused_inserts;
+        self.refused_updates += other.refused_updates;
+        self.refused_revives += other.refused_revives;
         self.groups_written += other.groups_written;
         self.groups_tombstoned += other.groups_tombstoned;
     }
@@ -237,11 +247,13 @@ pub async fn write_groups(
     Ok(applied)
 }
 
-/// Upserts users (new, changed or back), `batch_size` per statement.
+/// Upserts users (new, changed or back), `batch_size` per statement; adds the users the
+/// mirror refused because of their data to `refused`.
 pub async fn write_upserts(
     hasura: &HasuraClient,
     mut users: Vec<UserRecord>,
     batch_size: usize,
+    refused: &mut HashSet<uuid::Uuid>,
 ) -> anyhow::Result<Applied> {
     let mut applied = Applied::default();
     while !users.is_empty() {
@@ -253,6 +265,7 @@ pub async fn write_upserts(
         applied.upserted += outcome.inserted + outcome.updated;
         applied.skipped_older += outcome.skipped_older;
         applied.skipped_bad_data += outcome.skipped_bad_data;
+        refused.extend(outcome.rejected);
     }
     Ok(applied)
 }
@@ -289,7 +302,8 @@ pub async fn remove_users(
                     .map_or(0, |r| r.affected_rows.max(0) as u64);
             }
             if on_delete == OnDelete::Scrub {
-                scrub_users(hasura, pool, gone, started_at, batch_size).await?;
+                applied.gone_scrubbed =
+                    scrub_users(hasura, pool, gone, started_at, batch_size).await?;
                 applied.scrubbed =
                     scrub_users(hasura, pool, earlier, started_at, batch_size).await?;
             }

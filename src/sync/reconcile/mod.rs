@@ -28,7 +28,9 @@
 
 pub mod mirror;
 pub mod plan;
+pub mod review;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::time::Instant;
 
@@ -46,8 +48,8 @@ use crate::sync::scan::{self, Joined, ShardEvent, scan_shard};
 use crate::telemetry::reconcile::{ReconcileBraked, ReconcileFinished};
 
 use mirror::{Applied, MirrorCursor};
-use plan::{Differ, GroupPlan, UserDigest};
-pub use plan::{OnDelete, Plan};
+use plan::{Differ, GroupPlan, PlannedUser, UserDigest};
+pub use plan::{OnDelete, Plan, PlannedChange};
 
 /// User digests per Hasura read: small rows (about 150 bytes), so a page stays under 1 MB.
 pub const DIGEST_PAGE_SIZE: usize = 5000;
@@ -89,24 +91,51 @@ impl Default for ReconcileOptions {
     }
 }
 
-/// The counters of a reconcile, as stored in its run record. In a dry run, what would be.
+/// The counters of a reconcile, as stored in its run record. In a dry run or a braked run,
+/// what would be. Users the mirror refused because of their data count in
+/// `skipped_bad_data`, not in the kind they were planned as.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ReconcileCounters {
     pub scanned: u64,
     pub inserted: u64,
     pub updated: u64,
     pub revived: u64,
+    /// Users gone from Cognito, tombstoned (or removed, with `--on-delete delete`).
     pub tombstoned: u64,
+    /// Rows whose personal data was blanked (`--on-delete scrub`): users gone now and
+    /// earlier tombstones.
+    pub scrubbed: u64,
+    /// Rows removed (`--on-delete delete`): users gone now and earlier tombstones.
+    pub deleted: u64,
     pub unchanged: u64,
     /// Absent from Cognito but written after the scan started: left for the next run.
     pub kept_newer: u64,
     /// Sent, but the mirror already had a newer state (row guard).
     pub skipped_older: u64,
+    /// Users and groups the mirror refused because of their data: left out, logged.
+    pub skipped_bad_data: u64,
     /// Tombstones of earlier runs removed (`--on-delete delete`) or scrubbed (`scrub`).
     pub purged: u64,
     pub groups_scanned: u64,
     pub groups_written: u64,
     pub groups_tombstoned: u64,
+}
+
+impl ReconcileCounters {
+    /// Counts users gone and earlier tombstones as `--on-delete` removes or scrubs them;
+    /// `tombstoned` and `purged` are set by the caller.
+    fn count_removals(&mut self, gone: u64, earlier: u64, on_delete: OnDelete) {
+        self.scrubbed = if on_delete == OnDelete::Scrub {
+            gone + earlier
+        } else {
+            0
+        };
+        self.deleted = if on_delete == OnDelete::Delete {
+            gone + earlier
+        } else {
+            0
+        };
+    }
 }
 
 /// What one reconcile did (or, in a dry run, would do).
@@ -118,6 +147,10 @@ pub struct ReconcileReport {
     pub on_delete: OnDelete,
     /// `succeeded`, `braked` or `dry_run` (a dry run says in `brake` whether it would brake).
     pub result: &'static str,
+    /// Whether the counters' changes were written. A dry run writes nothing; a braked run
+    /// wrote the users Cognito has but removed nothing: its counters of users gone (and
+    /// earlier tombstones) are what the run would have done.
+    pub written: bool,
     /// Why the safety brake stopped the run (in a dry run: would stop it).
     pub brake: Option<String>,
     pub started_at: DateTime<Utc>,
@@ -127,6 +160,9 @@ pub struct ReconcileReport {
     /// The users and groups concerned; filled by a dry run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
+    /// Each planned user's change ([`review::review`]), when the caller asked for it.
+    #[serde(skip)]
+    pub changes: Vec<PlannedChange>,
     pub cognito: CallStats,
     pub hasura: HasuraStats,
     /// Hasura requests that read the mirror's digests.
@@ -225,11 +261,13 @@ pub async fn reconcile(
         dry_run: options.dry_run,
         on_delete: options.on_delete,
         result,
+        written: result == "succeeded",
         brake,
         started_at,
         shards: pass.shards,
         counters,
         plan: pass.listed,
+        changes: Vec::new(),
         cognito: reader.stats(),
         hasura: hasura.stats(),
         mirror_reads: pass.mirror_reads,
@@ -317,6 +355,8 @@ struct Pass {
     gone_ids_capped: bool,
     /// Rows tombstoned earlier that `--on-delete delete|scrub` purges.
     earlier_ids: Vec<uuid::Uuid>,
+    /// What removing users gone (and earlier tombstones) did so far.
+    removed: Applied,
     /// The groups' plan; its tombstones wait for the brake like the users'.
     groups: GroupPlan,
     /// A dry run's plan, listed in its report.
@@ -351,6 +391,7 @@ impl Pass {
             gone_ids: Vec::new(),
             gone_ids_capped: false,
             earlier_ids: Vec::new(),
+            removed: Applied::default(),
             groups: GroupPlan::default(),
             listed: options.dry_run.then(Plan::default),
         }
@@ -436,12 +477,13 @@ impl Pass {
         let earlier: Vec<uuid::Uuid> = plan.purge.iter().map(|u| u.id).collect();
         let c = &mut self.counters;
         c.scanned += plan.scanned;
-        c.inserted += plan.insert.len() as u64;
-        c.updated += plan.update.len() as u64;
-        c.revived += plan.revive.len() as u64;
+        c.inserted += plan.insert.len() as u64 - applied.refused_inserts;
+        c.updated += plan.update.len() as u64 - applied.refused_updates;
+        c.revived += plan.revive.len() as u64 - applied.refused_revives;
         c.unchanged += plan.unchanged;
         c.kept_newer += plan.kept_newer;
         c.skipped_older += applied.skipped_older;
+        c.skipped_bad_data += applied.skipped_bad_data;
         self.mirror_live += plan.mirror_live;
         self.gone += gone.len() as u64;
         if let Some(listed) = &mut self.listed {
@@ -450,6 +492,7 @@ impl Pass {
         if self.options.dry_run {
             c.tombstoned = self.gone;
             c.purged += earlier.len() as u64;
+            c.count_removals(c.tombstoned, c.purged, self.options.on_delete);
         } else if self.options.allow_mass_delete {
             let removed = mirror::remove_users(
                 &self.hasura,
@@ -461,11 +504,12 @@ impl Pass {
                 self.options.batch_size,
             )
             .await?;
-            c.tombstoned += removed.tombstoned;
-            c.purged += removed.deleted + removed.scrubbed;
+            self.removed.add(removed);
+            self.count_removed();
         } else {
             c.tombstoned = self.gone;
             c.purged += earlier.len() as u64;
+            c.count_removals(c.tombstoned, c.purged, self.options.on_delete);
             self.earlier_ids.extend(earlier);
             // Past this many the brake fires whatever the rest of the pool holds (its live
             // rows are at most its rows): the ids will not be needed.
@@ -477,6 +521,19 @@ impl Pass {
             }
         }
         Ok(())
+    }
+
+    /// Sets the counters of users gone and earlier tombstones from what was removed.
+    fn count_removed(&mut self) {
+        let (removed, c) = (&self.removed, &mut self.counters);
+        c.tombstoned = removed.tombstoned;
+        c.purged = removed.deleted + removed.scrubbed;
+        c.scrubbed = removed.gone_scrubbed + removed.scrubbed;
+        c.deleted = if self.options.on_delete == OnDelete::Delete {
+            removed.tombstoned + removed.deleted
+        } else {
+            0
+        };
     }
 
     /// Step 5, once the brake let the run through: the deferred tombstones (and purges),
@@ -503,8 +560,8 @@ impl Pass {
                 options.batch_size,
             )
             .await?;
-            self.counters.tombstoned = removed.tombstoned;
-            self.counters.purged = removed.deleted + removed.scrubbed;
+            self.removed = removed;
+            self.count_removed();
         }
         self.counters.groups_tombstoned = mirror::remove_groups(
             &self.hasura,
@@ -547,6 +604,7 @@ async fn diff_shard(job: ShardJob) -> anyhow::Result<ShardDiff> {
     } = job;
     let mut differ = Differ::new(digests, started_at, options.on_delete);
     let mut applied = Applied::default();
+    let mut refused = HashSet::new();
     let (tx, mut pages) = mpsc::channel(2);
     let read = scan_shard(reader, shard.clone(), None, joined, tx, cancel.clone());
     let diff = async {
@@ -557,10 +615,14 @@ async fn diff_shard(job: ShardJob) -> anyhow::Result<ShardDiff> {
                 continue;
             };
             users.into_iter().for_each(|user| differ.observe(user));
+            // A dry run keeps its records: the review names the fields they change.
+            if options.dry_run {
+                continue;
+            }
             while let Some(batch) = differ.take_upserts(options.batch_size) {
-                if !options.dry_run {
-                    applied.add(mirror::write_upserts(&hasura, batch, options.batch_size).await?);
-                }
+                let written =
+                    mirror::write_upserts(&hasura, batch, options.batch_size, &mut refused).await?;
+                applied.add(written);
             }
         }
         anyhow::Ok(())
@@ -572,9 +634,16 @@ async fn diff_shard(job: ShardJob) -> anyhow::Result<ShardDiff> {
         bail!("interrupted while scanning shard {shard}; nothing was tombstoned");
     }
     let mut plan = differ.finish();
-    let rest = std::mem::take(&mut plan.upserts);
     if !options.dry_run {
-        applied.add(mirror::write_upserts(&hasura, rest, options.batch_size).await?);
+        let rest = std::mem::take(&mut plan.upserts);
+        let written =
+            mirror::write_upserts(&hasura, rest, options.batch_size, &mut refused).await?;
+        applied.add(written);
+        let refused_of =
+            |users: &[PlannedUser]| users.iter().filter(|u| refused.contains(&u.id)).count() as u64;
+        applied.refused_inserts = refused_of(&plan.insert);
+        applied.refused_updates = refused_of(&plan.update);
+        applied.refused_revives = refused_of(&plan.revive);
     }
     Ok(ShardDiff { plan, applied })
 }
@@ -582,7 +651,14 @@ async fn diff_shard(job: ShardJob) -> anyhow::Result<ShardDiff> {
 impl fmt::Display for ReconcileReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.counters;
-        let would = crate::sync::report_header(f, "reconcile", &self.user_pool_id, self.dry_run)?;
+        let unwritten = if self.dry_run {
+            Some("dry run")
+        } else if self.braked() {
+            Some("safety brake")
+        } else {
+            None
+        };
+        let would = crate::sync::report_header(f, "reconcile", &self.user_pool_id, unwritten)?;
         let mut row = |label: &str, value: String| writeln!(f, "  {label:<24} {value}");
         if let Some(id) = self.run_id {
             row("run", id.to_string())?;
@@ -613,6 +689,12 @@ impl fmt::Display for ReconcileReport {
             row(
                 "kept newer",
                 format!("{} (the mirror already had a later state)", c.skipped_older),
+            )?;
+        }
+        if c.skipped_bad_data > 0 {
+            row(
+                "skipped (bad data)",
+                crate::sync::bad_data_note(c.skipped_bad_data),
             )?;
         }
         row(

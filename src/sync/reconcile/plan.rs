@@ -1,5 +1,6 @@
 //! The diff of a Cognito scan against the mirror's digests: which users and groups to
-//! insert, update, revive and tombstone, and the safety brake that refuses a mass delete.
+//! insert, update, revive and tombstone, the safety brake that refuses a mass delete, and
+//! the per-user review a dry run prints ([`Plan::changes`]: kind and changed field names).
 //!
 //! Pure: no I/O, so every rule is unit-tested here.
 
@@ -98,6 +99,40 @@ pub struct GroupPlan {
     #[serde(skip)]
     pub records: Vec<GroupRecord>,
 }
+
+/// What a plan does to one user, as a dry run's review names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    Insert,
+    Update,
+    Revive,
+    Tombstone,
+    Delete,
+    Scrub,
+}
+
+/// One user's planned change: who, what kind, and the names (never the values) of the
+/// fields it writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedChange {
+    pub sub: uuid::Uuid,
+    pub username: String,
+    pub kind: ChangeKind,
+    pub changed: Vec<String>,
+}
+
+/// The columns `--on-delete scrub` blanks (besides `content_hash`).
+const SCRUBBED_FIELDS: [&str; 8] = [
+    "username",
+    "email",
+    "email_verified",
+    "phone_number",
+    "given_name",
+    "family_name",
+    "name",
+    "attributes",
+];
 
 /// Compares scanned users with the mirror's digests, one user at a time, keeping only the
 /// users that differ. Reconcile runs one per shard; the records to write can be taken in
@@ -266,6 +301,81 @@ impl Plan {
         ] {
             list.sort_by(|a, b| a.username.cmp(&b.username).then(a.id.cmp(&b.id)));
         }
+    }
+
+    /// The users whose mirrored fields [`Plan::changes`] needs to name what changes: those
+    /// updated or revived (an insert writes every field it has, a delete or scrub known ones).
+    pub fn reviewed_ids(&self) -> Vec<uuid::Uuid> {
+        self.update
+            .iter()
+            .chain(&self.revive)
+            .map(|u| u.id)
+            .collect()
+    }
+
+    /// One entry per planned user, in the plan's order: inserts name the fields they set,
+    /// updates and revives the fields of their record in [`Plan::upserts`] that differ from
+    /// `mirrored` (the rows of [`Plan::reviewed_ids`]), tombstones `deleted_at`, scrubs the
+    /// blanked columns, deletes nothing (the row goes).
+    pub fn changes(
+        &self,
+        on_delete: OnDelete,
+        mirrored: &HashMap<uuid::Uuid, UserRecord>,
+    ) -> Vec<PlannedChange> {
+        // By id, in whatever order the upserts were gathered.
+        let records: HashMap<uuid::Uuid, &UserRecord> =
+            self.upserts.iter().map(|u| (u.id, u)).collect();
+        let record = |id: uuid::Uuid| records.get(&id).copied();
+        let differing = |user: &PlannedUser| match (record(user.id), mirrored.get(&user.id)) {
+            (Some(now), Some(before)) => now.changed_fields(before),
+            (Some(now), None) => now.set_fields(),
+            (None, _) => Vec::new(),
+        };
+        let entry = |user: &PlannedUser, kind, changed: Vec<String>| PlannedChange {
+            sub: user.id,
+            username: user.username.clone(),
+            kind,
+            changed,
+        };
+        let names = |fields: &[&str]| fields.iter().map(|f| (*f).to_owned()).collect();
+        let tombstoned: Vec<String> = std::iter::once("deleted_at")
+            .chain(SCRUBBED_FIELDS)
+            .map(str::to_owned)
+            .collect();
+        let mut changes = Vec::new();
+        for user in &self.insert {
+            let fields = record(user.id)
+                .map(UserRecord::set_fields)
+                .unwrap_or_default();
+            changes.push(entry(user, ChangeKind::Insert, fields));
+        }
+        changes.extend(
+            self.update
+                .iter()
+                .map(|u| entry(u, ChangeKind::Update, differing(u))),
+        );
+        for user in &self.revive {
+            let mut fields = differing(user);
+            fields.push("deleted_at".to_owned());
+            fields.sort();
+            changes.push(entry(user, ChangeKind::Revive, fields));
+        }
+        for user in &self.tombstone {
+            changes.push(match on_delete {
+                OnDelete::Tombstone => entry(user, ChangeKind::Tombstone, names(&["deleted_at"])),
+                OnDelete::Delete => entry(user, ChangeKind::Delete, Vec::new()),
+                OnDelete::Scrub => entry(user, ChangeKind::Scrub, tombstoned.clone()),
+            });
+        }
+        for user in &self.purge {
+            changes.push(match on_delete {
+                OnDelete::Scrub => entry(user, ChangeKind::Scrub, names(&SCRUBBED_FIELDS)),
+                OnDelete::Tombstone | OnDelete::Delete => {
+                    entry(user, ChangeKind::Delete, Vec::new())
+                }
+            });
+        }
+        changes
     }
 }
 
@@ -514,5 +624,70 @@ pub(crate) mod tests {
         assert_eq!(plan.upsert, ["back", "fresh"]);
         assert_eq!(plan.tombstone, ["gone"]);
         assert_eq!((plan.scanned, plan.unchanged), (3, 1));
+    }
+
+    #[test]
+    fn the_review_names_each_users_kind_and_changed_fields() {
+        let same = user(1, "same", 1);
+        let mut before = user(2, "changed", 1);
+        before.email = Some("old@example.com".into());
+        before.content_hash = before.compute_hash();
+        let mut changed = before.clone();
+        changed.email = None;
+        changed.attributes.insert("locale".into(), "de".into());
+        changed.content_hash = changed.compute_hash();
+        let back = user(3, "back", 1);
+        let gone = user(4, "gone", 1);
+        let dead = user(5, "dead", 1);
+        let fresh = user(6, "fresh", 1);
+        let mirror = vec![
+            digest(&same, false, 1),
+            digest(&before, false, 1),
+            digest(&back, true, 1),
+            digest(&gone, false, 1),
+            digest(&dead, true, 1),
+        ];
+        let review = |on_delete| {
+            let mut differ = Differ::new(mirror.clone(), at(10), on_delete);
+            for u in [&same, &changed, &back, &fresh] {
+                differ.observe(u.clone());
+            }
+            let plan = differ.finish();
+            assert_eq!(plan.reviewed_ids(), [changed.id, back.id]);
+            let mirrored = HashMap::from([(before.id, before.clone()), (back.id, back.clone())]);
+            plan.changes(on_delete, &mirrored)
+                .into_iter()
+                .map(|c| (c.username, c.kind, c.changed.join(",")))
+                .collect::<Vec<_>>()
+        };
+        let all = "enabled,status,user_pool_id,username";
+        assert_eq!(
+            review(OnDelete::Tombstone),
+            [
+                ("fresh".to_owned(), ChangeKind::Insert, all.to_owned()),
+                (
+                    "changed".into(),
+                    ChangeKind::Update,
+                    "attributes.locale,email".into()
+                ),
+                ("back".into(), ChangeKind::Revive, "deleted_at".into()),
+                ("gone".into(), ChangeKind::Tombstone, "deleted_at".into()),
+            ]
+        );
+        let scrub = review(OnDelete::Scrub);
+        assert_eq!(scrub[3].1, ChangeKind::Scrub);
+        assert!(scrub[3].2.starts_with("deleted_at,username,email"));
+        assert_eq!(
+            (scrub[4].0.as_str(), scrub[4].1),
+            ("dead", ChangeKind::Scrub)
+        );
+        let delete = review(OnDelete::Delete);
+        assert_eq!(
+            delete[3..]
+                .iter()
+                .map(|c| (c.1, c.2.as_str()))
+                .collect::<Vec<_>>(),
+            [(ChangeKind::Delete, ""), (ChangeKind::Delete, "")]
+        );
     }
 }

@@ -120,7 +120,7 @@ variable "jwt_audience" {
 }
 
 variable "reconcile_schedule" {
-  description = "The daemon's reconcile schedule (RECONCILE_SCHEDULE), cron with a seconds field, e.g. \"0 17 3 * * *\" for 03:17 UTC daily; null keeps the binary's hourly default."
+  description = "The daemon's reconcile schedule (RECONCILE_SCHEDULE), in UTC: standard five-field cron, e.g. \"17 3 * * *\" for 03:17 daily, or six fields with seconds first, e.g. \"0 17 3 * * *\" (not EventBridge's cron(...)); \"off\" disables it; null keeps the binary's hourly default."
   type        = string
   default     = null
 }

@@ -15,9 +15,16 @@ locals {
       RUST_LOG                = var.log_level
     },
     { for key, value in { RECONCILE_SCHEDULE = var.reconcile_schedule } : key => value if value != null },
+    local.worker_scope_environment,
     local.worker_auth_environment,
     var.extra_environment,
   )
+
+  # What the mirror holds; unset mirrors every attribute and group.
+  worker_scope_environment = { for key, value in {
+    SYNC_EXCLUDE_ATTRIBUTES = length(var.exclude_attributes) > 0 ? join(",", var.exclude_attributes) : null
+    SYNC_INCLUDE_GROUPS     = var.include_groups == null ? null : join(",", var.include_groups)
+  } : key => value if value != null }
 
   # The machine client's settings; its secret comes in through `secrets`.
   worker_auth_environment = local.machine_client ? {

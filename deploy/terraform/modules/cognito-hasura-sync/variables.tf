@@ -190,8 +190,25 @@ variable "log_level" {
   default     = "info"
 }
 
+variable "exclude_attributes" {
+  description = "Cognito attributes never copied into the mirror (SYNC_EXCLUDE_ATTRIBUTES), e.g. [\"phone_number\", \"custom:national_id\"]; `sub` and `username` cannot be excluded."
+  type        = list(string)
+  default     = []
+}
+
+variable "include_groups" {
+  description = "Mirror only these groups (SYNC_INCLUDE_GROUPS); null mirrors every group."
+  type        = list(string)
+  default     = null
+
+  validation {
+    condition     = var.include_groups == null || length(coalesce(var.include_groups, [])) > 0
+    error_message = "include_groups must name at least one group, or be null for every group."
+  }
+}
+
 variable "reconcile_schedule" {
-  description = "Cron expression for the reconcile the daemon runs itself under its lease (RECONCILE_SCHEDULE); null keeps the binary's default."
+  description = "Schedule of the reconcile the daemon runs itself under its lease (RECONCILE_SCHEDULE), in the daemon's cron syntax, not EventBridge's: standard five-field cron `min hour day month weekday` (e.g. \"17 * * * *\", hourly at :17) or six fields with seconds first (e.g. \"0 17 * * * *\"), evaluated in UTC; \"off\" disables it; null keeps the binary's default, hourly (\"0 0 * * * *\")."
   type        = string
   default     = null
 }
@@ -203,7 +220,7 @@ variable "scheduled_reconcile_enabled" {
 }
 
 variable "scheduled_reconcile_expression" {
-  description = "EventBridge Scheduler expression for the one-off reconcile task."
+  description = "EventBridge Scheduler expression for the one-off reconcile task, in EventBridge's syntax, not the daemon's cron: `cron(min hour day-of-month month day-of-week year)` with `?` in one of the two day fields (e.g. \"cron(17 3 * * ? *)\", daily at 03:17) or `rate(value unit)` (e.g. \"rate(6 hours)\"), evaluated in scheduled_reconcile_timezone."
   type        = string
   default     = "cron(17 3 * * ? *)"
 
@@ -237,7 +254,7 @@ variable "queue_visibility_timeout_seconds" {
 }
 
 variable "queue_max_receive_count" {
-  description = "Receives before a message moves to the dead-letter queue. The daemon retries a failing message with backoff (5 s doubling to 300 s), so 10 receives ride out about 20 minutes of Hasura or Cognito outage."
+  description = "Receives before a message moves to the dead-letter queue. Each receive of a failing message first spends the daemon's own retries (3 per request: a second or two when Hasura refuses connections, about 22 s when it does not answer them, 4 attempts of up to the 5 s connect timeout), then the message stays hidden for a backoff of 5 s doubling to 300 s by receive count (5, 10, 20, 40, 80, 160, then 300 s): the default 10 receives ride out 25 to 29 minutes of Hasura or Cognito outage (1515 s of backoff plus the retries), and each further receive adds about 5 minutes."
   type        = number
   default     = 10
 
@@ -382,7 +399,7 @@ variable "alarm_topic_enabled" {
 }
 
 variable "alarm_oldest_message_age_seconds" {
-  description = "Alarm when the oldest message of the sync queue is older than this. A healthy worker applies messages within seconds; one failing message is retried with backoff for about 20 minutes before the DLQ."
+  description = "Alarm when the oldest message of the sync queue is older than this. A healthy worker applies messages within seconds; with the default queue_max_receive_count (10), one failing message is retried with backoff for 25 to 29 minutes before the DLQ."
   type        = number
   default     = 900
 
