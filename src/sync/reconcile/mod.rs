@@ -651,14 +651,14 @@ async fn diff_shard(job: ShardJob) -> anyhow::Result<ShardDiff> {
 impl fmt::Display for ReconcileReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = &self.counters;
-        let unwritten = if self.dry_run {
-            Some("dry run")
-        } else if self.braked() {
-            Some("safety brake")
-        } else {
-            None
-        };
-        let would = crate::sync::report_header(f, "reconcile", &self.user_pool_id, unwritten)?;
+        let would = crate::sync::report_header(
+            f,
+            "reconcile",
+            &self.user_pool_id,
+            self.dry_run.then_some("dry run"),
+        )?;
+        // A braked run wrote the users Cognito has and removed nothing.
+        let would_remove = if self.braked() { "would be " } else { would };
         let mut row = |label: &str, value: String| writeln!(f, "  {label:<24} {value}");
         if let Some(id) = self.run_id {
             row("run", id.to_string())?;
@@ -677,9 +677,12 @@ impl fmt::Display for ReconcileReport {
             OnDelete::Delete => "deleted",
             OnDelete::Scrub => "tombstoned + scrubbed",
         };
-        row(&format!("{would}{gone}"), c.tombstoned.to_string())?;
+        row(&format!("{would_remove}{gone}"), c.tombstoned.to_string())?;
         if c.purged > 0 {
-            row(&format!("{would}purged (earlier)"), c.purged.to_string())?;
+            row(
+                &format!("{would_remove}purged (earlier)"),
+                c.purged.to_string(),
+            )?;
         }
         row("unchanged", c.unchanged.to_string())?;
         if c.kept_newer > 0 {
@@ -700,7 +703,7 @@ impl fmt::Display for ReconcileReport {
         row(
             "groups",
             format!(
-                "{} seen, {} {would}written, {} {would}tombstoned",
+                "{} seen, {} {would}written, {} {would_remove}tombstoned",
                 c.groups_scanned, c.groups_written, c.groups_tombstoned
             ),
         )?;
