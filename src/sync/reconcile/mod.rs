@@ -43,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cognito::{CallStats, CognitoReader, Shard};
 use crate::hasura::{HasuraClient, HasuraStats};
+use crate::model::UserRecord;
 use crate::state::{RunKind, RunStatus, RunStore};
 use crate::sync::scan::{self, Joined, ShardEvent, scan_shard};
 use crate::telemetry::reconcile::{ReconcileBraked, ReconcileFinished};
@@ -357,17 +358,28 @@ struct Pass {
     earlier_ids: Vec<uuid::Uuid>,
     /// What removing users gone (and earlier tombstones) did so far.
     removed: Applied,
+    /// Records the shards left (each its last, partial batch), written in full batches.
+    pending: Vec<(UserRecord, Upsert)>,
     /// The groups' plan; its tombstones wait for the brake like the users'.
     groups: GroupPlan,
     /// A dry run's plan, listed in its report.
     listed: Option<Plan>,
 }
 
-/// One shard diffed: its plan (lists of the users concerned, upserts already written) and
-/// what writing its upserts did.
+/// One shard diffed: its plan (lists of the users concerned; the records of its last,
+/// partial batch, which the pass writes with other shards') and what writing its full
+/// batches did.
 struct ShardDiff {
     plan: Plan,
     applied: Applied,
+}
+
+/// What a planned upsert is, to count a user the mirror refuses as planned.
+#[derive(Debug, Clone, Copy)]
+enum Upsert {
+    Insert,
+    Update,
+    Revive,
 }
 
 impl Pass {
@@ -392,6 +404,7 @@ impl Pass {
             gone_ids_capped: false,
             earlier_ids: Vec::new(),
             removed: Applied::default(),
+            pending: Vec::new(),
             groups: GroupPlan::default(),
             listed: options.dry_run.then(Plan::default),
         }
@@ -463,6 +476,7 @@ impl Pass {
         if shutdown.is_cancelled() {
             bail!("interrupted before the scan finished; nothing was tombstoned");
         }
+        self.write_pending(true).await?;
         if let Some(listed) = &mut self.listed {
             listed.groups = std::mem::take(&mut self.groups);
             listed.sort_lists();
@@ -472,7 +486,21 @@ impl Pass {
 
     /// A shard done: counted, its tombstones written (`--allow-mass-delete`) or deferred.
     async fn add(&mut self, diff: ShardDiff) -> anyhow::Result<()> {
-        let ShardDiff { plan, applied } = diff;
+        let ShardDiff { mut plan, applied } = diff;
+        if !self.options.dry_run {
+            let ids = |users: &[PlannedUser]| users.iter().map(|u| u.id).collect::<HashSet<_>>();
+            let (inserts, revives) = (ids(&plan.insert), ids(&plan.revive));
+            for record in std::mem::take(&mut plan.upserts) {
+                let kind = if inserts.contains(&record.id) {
+                    Upsert::Insert
+                } else if revives.contains(&record.id) {
+                    Upsert::Revive
+                } else {
+                    Upsert::Update
+                };
+                self.pending.push((record, kind));
+            }
+        }
         let gone: Vec<uuid::Uuid> = plan.tombstone.iter().map(|u| u.id).collect();
         let earlier: Vec<uuid::Uuid> = plan.purge.iter().map(|u| u.id).collect();
         let c = &mut self.counters;
@@ -518,6 +546,32 @@ impl Pass {
                 self.gone_ids = Vec::new();
             } else {
                 self.gone_ids.extend(gone);
+            }
+        }
+        self.write_pending(false).await
+    }
+
+    /// Writes the shards' leftover records in full batches (`all`: the last one too), and
+    /// counts the users the mirror refused as not written.
+    async fn write_pending(&mut self, all: bool) -> anyhow::Result<()> {
+        let batch_size = self.options.batch_size.max(1);
+        while self.pending.len() >= batch_size || (all && !self.pending.is_empty()) {
+            let rest = self.pending.split_off(batch_size.min(self.pending.len()));
+            let batch = std::mem::replace(&mut self.pending, rest);
+            let kinds: Vec<(uuid::Uuid, Upsert)> = batch.iter().map(|(r, k)| (r.id, *k)).collect();
+            let records = batch.into_iter().map(|(record, _)| record).collect();
+            let mut refused = HashSet::new();
+            let written =
+                mirror::write_upserts(&self.hasura, records, batch_size, &mut refused).await?;
+            let c = &mut self.counters;
+            c.skipped_older += written.skipped_older;
+            c.skipped_bad_data += written.skipped_bad_data;
+            for (_, kind) in kinds.iter().filter(|(id, _)| refused.contains(id)) {
+                match kind {
+                    Upsert::Insert => c.inserted -= 1,
+                    Upsert::Update => c.updated -= 1,
+                    Upsert::Revive => c.revived -= 1,
+                }
             }
         }
         Ok(())
@@ -633,12 +687,8 @@ async fn diff_shard(job: ShardJob) -> anyhow::Result<ShardDiff> {
     if cancel.is_cancelled() {
         bail!("interrupted while scanning shard {shard}; nothing was tombstoned");
     }
-    let mut plan = differ.finish();
+    let plan = differ.finish();
     if !options.dry_run {
-        let rest = std::mem::take(&mut plan.upserts);
-        let written =
-            mirror::write_upserts(&hasura, rest, options.batch_size, &mut refused).await?;
-        applied.add(written);
         let refused_of =
             |users: &[PlannedUser]| users.iter().filter(|u| refused.contains(&u.id)).count() as u64;
         applied.refused_inserts = refused_of(&plan.insert);
