@@ -58,6 +58,8 @@ MIRROR_MUTATIONS='[.hasura.requests | to_entries[] | select(.key | test("^(Upser
 run_case() {
     local name="$1"
     log "reconcile: $name"
+    local rows
+    rows=$(bed_sql "SELECT count(*) FROM cognito_users WHERE user_pool_id = '$POOL'")
     bed_run reconcile --cognito-rps 30
     local digits
     digits=$(jq -r '{"1": 0, "16": 1, "256": 2}[.shards | tostring]' "$WORK/report.json")
@@ -67,9 +69,9 @@ run_case() {
     jq -r ".counters as \$c | ($MIRROR_MUTATIONS) as \$writes |
         \"result                \(.result) (\(.shards) shards)\",
         \"users                 \(\$c.scanned) scanned: \(\$c.inserted) inserted, \(\$c.updated) updated, \(\$c.revived) revived, \(\$c.tombstoned) tombstoned, \(\$c.unchanged) unchanged\",
-        \"mirror digest reads   \(.mirror_reads) (ceil(rows / 5000) = \(\$c.scanned + \$c.tombstoned | . / 5000 | ceil | if . == 0 then 1 else . end))\",
+        \"mirror digest reads   \(.mirror_reads) (ceil(\(\$rows) rows / 5000), at least 1: \([\$rows / 5000 | ceil, 1] | max))\",
         \"mirror mutations      \(\$writes) (ceil(written / 500) = \(\$c.inserted + \$c.updated + \$c.revived | . / 500 | ceil) upserts + ceil(\(\$c.tombstoned) / 500) tombstone batches)\"" \
-        "$WORK/report.json"
+        --argjson rows "$rows" "$WORK/report.json"
     print_run_figures
 }
 
