@@ -59,16 +59,21 @@ def user_spec(i):
     return f"user-{i:06}", attributes, groups, i % 97 == 0
 
 
-def bulk_import(endpoint, pool_name, users, with_groups):
-    """Sends the whole pool to cognito-lite's POST /__cognito-lite/import; returns the pool id."""
+def bulk_import(endpoint, pool_name, users, with_groups, group_every):
+    """Sends the whole pool to cognito-lite's POST /__cognito-lite/import; returns the pool id.
+    With group_every N > 1 only every Nth user is in groups (its own, else readers)."""
     user_list = []
     for i in range(users):
         username, attributes, groups, disabled = user_spec(i)
+        if not with_groups or i % group_every:
+            groups = []
+        elif not groups:
+            groups = ["readers"]
         user_list.append(
             {
                 "username": username,
                 "attributes": attributes,
-                "groups": groups if with_groups else [],
+                "groups": groups,
                 "enabled": not disabled,
                 # Every 13th user signed in through an identity provider (moto cannot make these).
                 "status": "EXTERNAL_PROVIDER" if i % 13 == 0 else "FORCE_CHANGE_PASSWORD",
@@ -109,13 +114,22 @@ def main():
     parser.add_argument(
         "--no-groups", action="store_true", help="with --bulk: a pool without groups (only ListUsers reads it)"
     )
+    parser.add_argument(
+        "--group-every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --bulk: only every Nth user is in groups (its own, else readers); 3: a third",
+    )
     args = parser.parse_args()
-    if args.no_groups and not args.bulk:
-        parser.error("--no-groups needs --bulk")
+    if (args.no_groups or args.group_every != 1) and not args.bulk:
+        parser.error("--no-groups and --group-every need --bulk")
+    if args.group_every < 1:
+        parser.error("--group-every must be at least 1")
 
     if args.bulk:
         started = time.monotonic()
-        pool_id = bulk_import(args.endpoint, args.pool_name, args.users, not args.no_groups)
+        pool_id = bulk_import(args.endpoint, args.pool_name, args.users, not args.no_groups, args.group_every)
         print(
             f"imported pool {pool_id} with {args.users} users in {0 if args.no_groups else len(GROUPS)} groups "
             f"in {time.monotonic() - started:.1f}s",

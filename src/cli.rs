@@ -271,6 +271,7 @@ fn names(list: &Option<Vec<String>>) -> Option<Vec<String>> {
 #[derive(Debug, Clone, Default, Args)]
 pub struct ScanArgs {
     /// Parallel ListUsers scans, split by the first hex digits of `sub`: 1, 16 or 256 [default: 16].
+    /// A reconcile splits finer when a shard would hold more than 8,192 users.
     #[arg(long, value_name = "N")]
     pub shards: Option<usize>,
 
@@ -532,8 +533,9 @@ pub struct ReconcileArgs {
     #[arg(long, value_enum, default_value_t = OnDelete::Tombstone)]
     pub on_delete: OnDelete,
 
-    /// Safety brake: write nothing (and exit non-zero) when more than this share of the
+    /// Safety brake: tombstone nothing (and exit non-zero) when more than this share of the
     /// mirror's live users would be tombstoned, or when Cognito returns no users at all.
+    /// Users Cognito does have are still written.
     #[arg(long, default_value_t = DEFAULT_MAX_DELETE_FRACTION, value_name = "FRACTION")]
     pub max_delete_fraction: f64,
 

@@ -43,7 +43,7 @@ async fn read_pool(reader: &CognitoReader, shard_count: usize) -> anyhow::Result
     let memberships = reader.memberships(&groups, 4).await?;
     let mut users: Vec<UserRecord> = pages.into_iter().flatten().collect();
     for user in &mut users {
-        user.set_groups(memberships.get(&user.id).cloned().unwrap_or_default());
+        user.set_groups(memberships.groups_of(&user.id));
     }
     Ok(users)
 }

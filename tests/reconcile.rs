@@ -250,11 +250,13 @@ async fn one_reconcile_repairs_drift_and_the_next_writes_nothing() -> anyhow::Re
     assert_eq!(proxy.graphql_queries(), 37u64.div_ceil(7));
     assert_eq!(quiet.mirror_reads, 37u64.div_ceil(7));
     // The scan's lower bound: one ListUsers per shard (each holds under 60 users), one
-    // ListGroups, one ListUsersInGroup per group.
+    // ListGroups, one ListUsersInGroup per group; and one DescribeUserPool (its size sets
+    // the shard count).
     assert_eq!(quiet.cognito.calls_of("ListUsers"), 16);
     assert_eq!(quiet.cognito.calls_of("ListGroups"), 1);
     assert_eq!(quiet.cognito.calls_of("ListUsersInGroup"), 2);
-    assert_eq!(quiet.cognito.total_calls(), 19);
+    assert_eq!(quiet.cognito.calls_of("DescribeUserPool"), 1);
+    assert_eq!(quiet.cognito.total_calls(), 20);
 
     // The other pool's row was never touched; the run records say what happened.
     assert_eq!(
@@ -360,10 +362,10 @@ async fn the_safety_brake_stops_an_empty_pool_and_a_mass_delete() -> anyhow::Res
         "{braked:?}"
     );
     assert_eq!(row_versions(&bed).await?, before);
-    // The report of a refused run says what it would have done, never that it did.
+    // The report of a refused run says what it would have removed, never that it did.
     let text = braked.to_string();
     assert!(
-        text.contains("(safety brake: nothing written)")
+        text.contains("safety brake")
             && text
                 .lines()
                 .any(|l| l.trim_start().starts_with("would be tombstoned") && l.ends_with(" 3")),

@@ -35,25 +35,7 @@ pub async fn start_pool_scan(
     channel: usize,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<PoolScan> {
-    tracing::info!("reading groups and their members (ListGroups, ListUsersInGroup)");
-    // Taken before the first membership request: every user record of the scan carries
-    // this membership data, so it is at most this new (see `scan_shard`).
-    let memberships_read_at = Utc::now();
-    let groups = tokio::select! {
-        () = shutdown.cancelled() => bail!("interrupted while listing the pool's groups"),
-        groups = reader.list_groups() => groups.context("cannot list the pool's groups")?,
-    };
-    let memberships: Arc<Memberships> = Arc::new(tokio::select! {
-        () = shutdown.cancelled() => bail!("interrupted while reading group memberships"),
-        members = reader.memberships(&groups, MEMBERSHIP_CONCURRENCY) => {
-            members.context("cannot read group memberships")?
-        }
-    });
-    tracing::info!(
-        groups = groups.len(),
-        members = memberships.values().map(Vec::len).sum::<usize>(),
-        "read groups and memberships"
-    );
+    let (groups, joined) = read_groups(reader, shutdown).await?;
     let (tx, pages) = mpsc::channel::<ShardEvent>(channel.max(1));
     let cancel = shutdown.child_token();
     let mut scans = JoinSet::new();
@@ -62,10 +44,7 @@ pub async fn start_pool_scan(
             reader.clone(),
             shard,
             token,
-            Joined {
-                memberships: memberships.clone(),
-                read_at: memberships_read_at,
-            },
+            joined.clone(),
             tx.clone(),
             cancel.clone(),
         ));
@@ -76,6 +55,38 @@ pub async fn start_pool_scan(
         shards: scans,
         cancel,
     })
+}
+
+/// The pool's groups, and their members to join to the users of a scan. Stops early, with
+/// an error, when `shutdown` fires.
+pub async fn read_groups(
+    reader: &CognitoReader,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(Vec<GroupRecord>, Joined)> {
+    tracing::info!("reading groups and their members (ListGroups, ListUsersInGroup)");
+    // Taken before the first membership request: every user record of the scan carries
+    // this membership data, so it is at most this new (see `scan_shard`).
+    let read_at = Utc::now();
+    let groups = tokio::select! {
+        () = shutdown.cancelled() => bail!("interrupted while listing the pool's groups"),
+        groups = reader.list_groups() => groups.context("cannot list the pool's groups")?,
+    };
+    let memberships = tokio::select! {
+        () = shutdown.cancelled() => bail!("interrupted while reading group memberships"),
+        members = reader.memberships(&groups, MEMBERSHIP_CONCURRENCY) => {
+            members.context("cannot read group memberships")?
+        }
+    };
+    tracing::info!(
+        groups = groups.len(),
+        members = memberships.len(),
+        "read groups and memberships"
+    );
+    let joined = Joined {
+        memberships: Arc::new(memberships),
+        read_at,
+    };
+    Ok((groups, joined))
 }
 
 /// A message from a shard scan to whoever consumes the pages.
@@ -117,8 +128,9 @@ pub async fn scan_shard(
             Ok(page) => {
                 let mut users = page.users;
                 for user in &mut users {
-                    if let Some(groups) = joined.memberships.get(&user.id) {
-                        user.set_groups(groups.clone());
+                    let groups = joined.memberships.groups_of(&user.id);
+                    if !groups.is_empty() {
+                        user.set_groups(groups);
                     }
                     user.observed_at = user.observed_at.min(joined.read_at);
                 }

@@ -73,7 +73,7 @@ impl ReconcileBraked<'_> {
         tracing::error!(
             pool = self.pool,
             reason = self.reason,
-            "reconcile safety brake: nothing written"
+            "reconcile safety brake: nothing tombstoned"
         );
         metrics::counter!("reconcile_brakes_total").increment(1);
     }

@@ -1,14 +1,15 @@
-//! Reconcile's side of the mirror: reading the pool's digests by key, and writing a plan
-//! (upserts through the backfill's writer, tombstones, hard deletes and scrubs in batches).
-//! Every statement names the pool in its `where`, so no other pool's row is ever touched.
-//! A user or group the mirror refuses because of its data is left out, logged and counted;
-//! the rest of the plan is written.
+//! Reconcile's side of the mirror: reading the pool's digests by key, shard by shard, and
+//! writing what differs (upserts through the backfill's writer, tombstones, hard deletes
+//! and scrubs in batches). Every statement names the pool in its `where`, so no other
+//! pool's row is ever touched. A user or group the mirror refuses because of its data is
+//! left out, logged and counted; the rest is written.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
+use crate::cognito::Shard;
 use crate::hasura::HasuraClient;
 use crate::hasura::bisect::bisect;
 use crate::hasura::operations::{UpsertGroups, upsert_groups};
@@ -20,98 +21,157 @@ use crate::hasura::reconcile_ops::{
     tombstone_users_reconcile,
 };
 use crate::model::{GroupRecord, UserRecord};
-use crate::sync::reconcile::plan::{
-    GroupDigest, OnDelete, Plan, PlannedUser, SCRUB_MARKER, UserDigest,
-};
+use crate::sync::reconcile::plan::{GroupDigest, OnDelete, SCRUB_MARKER, UserDigest};
 use crate::sync::writer::{BatchOutcome, write_users};
 use crate::telemetry::records::RecordRejected;
 
-/// The pool's groups and user digests as the mirror holds them.
-#[derive(Debug, Default)]
-pub struct MirrorSnapshot {
-    pub groups: Vec<GroupDigest>,
-    pub users: Vec<UserDigest>,
-    /// Requests it took.
-    pub reads: u64,
-}
-
-/// Reads the pool's digests, `page_size` users per request, paged by key. The first request
-/// also brings the groups and the row count, so a pool of n users takes ceil(n / page_size)
-/// requests (one when empty).
-pub async fn read_mirror(
-    hasura: &HasuraClient,
-    pool: &str,
-    page_size: usize,
-) -> anyhow::Result<MirrorSnapshot> {
-    let limit = page_size.max(1) as i64;
-    let first = hasura
-        .post::<ReconcileMirrorFirst>(reconcile_mirror_first::Variables {
-            pool: pool.to_owned(),
-            limit,
-        })
-        .await
-        .context("cannot read the mirror's groups and users")?;
-    let total = first
-        .users_total
-        .aggregate
-        .map_or(0, |a| a.count.max(0) as u64);
-    let groups = first
-        .cognito_groups
-        .into_iter()
-        .map(|g| GroupDigest {
-            name: g.name,
-            content_hash: g.content_hash,
-            deleted_at: g.deleted_at,
-            observed_at: g.observed_at,
-        })
-        .collect();
-    let mut snapshot = MirrorSnapshot {
-        groups,
-        users: Vec::with_capacity(total as usize),
-        reads: 1,
-    };
-    let mut last_page = first.cognito_users.len() as i64;
-    snapshot
-        .users
-        .extend(first.cognito_users.into_iter().map(|u| UserDigest {
+/// A closure turning a row of either digest query (generated types that differ only by
+/// name) into a [`UserDigest`].
+macro_rules! digest {
+    () => {
+        |u| UserDigest {
             id: u.id,
             username: u.username,
             content_hash: u.content_hash,
             deleted_at: u.deleted_at,
             observed_at: u.observed_at,
-        }));
-    // A short page ends the pool; so does a full one that reaches the count read with the
-    // first page (rows added since are read too: the loop goes on while pages come back full).
-    while last_page == limit && (snapshot.users.len() as u64) != total {
-        let after = snapshot
-            .users
-            .last()
-            .map(|u| u.id)
-            .context("a full page without rows")?;
-        let page = hasura
-            .post::<ReconcileUserDigests>(reconcile_user_digests::Variables {
+        }
+    };
+}
+
+/// The pool's user digests, read in key order one page at a time and handed out shard by
+/// shard: a reconcile holds one page and the shards it is diffing, never the whole mirror.
+/// A pool of n rows takes ceil(n / page_size) requests (one when empty), the first of which
+/// also brings the groups and the row count.
+pub struct MirrorCursor {
+    hasura: HasuraClient,
+    pool: String,
+    limit: i64,
+    /// Rows of the pool when the first page was read.
+    total: u64,
+    /// Rows read so far.
+    read: u64,
+    reads: u64,
+    /// Read, not yet handed out; in key order.
+    buffered: VecDeque<UserDigest>,
+    last: Option<uuid::Uuid>,
+    done: bool,
+}
+
+impl MirrorCursor {
+    /// Reads the first page, the pool's groups and its row count.
+    pub async fn open(
+        hasura: &HasuraClient,
+        pool: &str,
+        page_size: usize,
+    ) -> anyhow::Result<(MirrorCursor, Vec<GroupDigest>)> {
+        let limit = page_size.max(1) as i64;
+        let first = hasura
+            .post::<ReconcileMirrorFirst>(reconcile_mirror_first::Variables {
                 pool: pool.to_owned(),
-                after,
                 limit,
             })
             .await
-            .context("cannot read the mirror's users")?;
-        snapshot.reads += 1;
-        last_page = page.cognito_users.len() as i64;
-        snapshot
-            .users
-            .extend(page.cognito_users.into_iter().map(|u| UserDigest {
-                id: u.id,
-                username: u.username,
-                content_hash: u.content_hash,
-                deleted_at: u.deleted_at,
-                observed_at: u.observed_at,
-            }));
+            .with_context(|| format!("cannot read the mirror's groups and users of pool {pool}"))?;
+        let groups = first
+            .cognito_groups
+            .into_iter()
+            .map(|g| GroupDigest {
+                name: g.name,
+                content_hash: g.content_hash,
+                deleted_at: g.deleted_at,
+                observed_at: g.observed_at,
+            })
+            .collect();
+        let mut cursor = MirrorCursor {
+            hasura: hasura.clone(),
+            pool: pool.to_owned(),
+            limit,
+            total: first
+                .users_total
+                .aggregate
+                .map_or(0, |a| a.count.max(0) as u64),
+            read: 0,
+            reads: 1,
+            buffered: VecDeque::new(),
+            last: None,
+            done: false,
+        };
+        cursor.push(first.cognito_users.into_iter().map(digest!()).collect());
+        Ok((cursor, groups))
     }
-    Ok(snapshot)
+
+    /// The pool's rows as far as known: counted with the first page, or read since.
+    pub fn rows(&self) -> u64 {
+        self.total.max(self.read)
+    }
+
+    /// Requests made so far.
+    pub fn reads(&self) -> u64 {
+        self.reads
+    }
+
+    /// The digests of `shard`'s users. Shards must be asked for in key order (as
+    /// [`Shard::split`] lists them) and together cover the pool: the rows before the shard's
+    /// were handed out already, and the first row past it stays for the next shard.
+    pub async fn shard(&mut self, shard: &Shard) -> anyhow::Result<Vec<UserDigest>> {
+        let mut digests = Vec::new();
+        while !take_front(&mut self.buffered, shard, &mut digests) && !self.done {
+            self.next_page().await?;
+        }
+        Ok(digests)
+    }
+
+    async fn next_page(&mut self) -> anyhow::Result<()> {
+        let after = self.last.context("a full page without rows")?;
+        let page = self
+            .hasura
+            .post::<ReconcileUserDigests>(reconcile_user_digests::Variables {
+                pool: self.pool.clone(),
+                after,
+                limit: self.limit,
+            })
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot read the mirror's users of pool {} after {after}",
+                    self.pool
+                )
+            })?;
+        self.reads += 1;
+        self.push(page.cognito_users.into_iter().map(digest!()).collect());
+        Ok(())
+    }
+
+    /// A page read. A short page ends the pool; so does a full one that reaches the count
+    /// read with the first page (rows added since are read too: paging goes on while pages
+    /// come back full).
+    fn push(&mut self, rows: Vec<UserDigest>) {
+        let count = rows.len() as u64;
+        self.read += count;
+        self.last = rows.last().map(|row| row.id).or(self.last);
+        self.done = count < self.limit as u64 || self.read == self.total;
+        self.buffered.extend(rows);
+    }
 }
 
-/// What writing a plan did.
+/// Moves the rows at the front of `buffered` that belong to `shard` into `digests`; whether
+/// a row past the shard is next (then the shard is complete).
+fn take_front(
+    buffered: &mut VecDeque<UserDigest>,
+    shard: &Shard,
+    digests: &mut Vec<UserDigest>,
+) -> bool {
+    while let Some(row) = buffered.front() {
+        if !shard.contains(&row.id) {
+            return true;
+        }
+        digests.extend(buffered.pop_front());
+    }
+    false
+}
+
+/// What writing (part of) a plan did.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Applied {
     /// Users the upserts changed (inserted, updated or revived).
@@ -136,21 +196,31 @@ pub struct Applied {
     pub groups_tombstoned: u64,
 }
 
-/// Writes `plan`: groups, then users in upserts of `batch_size`, then what Cognito no
-/// longer has, one statement per batch. `started_at` guards the deletes: only rows observed
-/// before it are touched.
-pub async fn apply(
+impl Applied {
+    pub fn add(&mut self, other: Applied) {
+        self.upserted += other.upserted;
+        self.skipped_older += other.skipped_older;
+        self.skipped_bad_data += other.skipped_bad_data;
+        self.tombstoned += other.tombstoned;
+        self.deleted += other.deleted;
+        self.scrubbed += other.scrubbed;
+        self.gone_scrubbed += other.gone_scrubbed;
+        self.refused_inserts += other.refused_inserts;
+        self.refused_updates += other.refused_updates;
+        self.refused_revives += other.refused_revives;
+        self.groups_written += other.groups_written;
+        self.groups_tombstoned += other.groups_tombstoned;
+    }
+}
+
+/// Upserts the groups that are new, changed or back, `batch_size` per statement.
+pub async fn write_groups(
     hasura: &HasuraClient,
-    pool: &str,
-    plan: Plan,
-    on_delete: OnDelete,
-    started_at: DateTime<Utc>,
+    groups: &[GroupRecord],
     batch_size: usize,
 ) -> anyhow::Result<Applied> {
-    let batch_size = batch_size.max(1);
     let mut applied = Applied::default();
-    let now = Utc::now();
-    for chunk in plan.groups.records.chunks(batch_size) {
+    for chunk in groups.chunks(batch_size.max(1)) {
         let done = bisect(chunk.iter().collect(), |part: &[&GroupRecord]| {
             let objects = part.iter().map(|group| (*group).into()).collect();
             hasura.post::<UpsertGroups>(upsert_groups::Variables { objects })
@@ -174,11 +244,21 @@ pub async fn apply(
             .map(|r| r.affected_rows.max(0) as u64)
             .sum::<u64>();
     }
-    let mut upserts: Vec<UserRecord> = plan.upserts;
-    let mut refused = HashSet::new();
-    while !upserts.is_empty() {
-        let rest = upserts.split_off(batch_size.min(upserts.len()));
-        let batch = std::mem::replace(&mut upserts, rest);
+    Ok(applied)
+}
+
+/// Upserts users (new, changed or back), `batch_size` per statement; adds the users the
+/// mirror refused because of their data to `refused`.
+pub async fn write_upserts(
+    hasura: &HasuraClient,
+    mut users: Vec<UserRecord>,
+    batch_size: usize,
+    refused: &mut HashSet<uuid::Uuid>,
+) -> anyhow::Result<Applied> {
+    let mut applied = Applied::default();
+    while !users.is_empty() {
+        let rest = users.split_off(batch_size.max(1).min(users.len()));
+        let batch = std::mem::replace(&mut users, rest);
         let outcome: BatchOutcome = write_users(hasura, batch, false)
             .await
             .context("cannot write users to Hasura")?;
@@ -187,13 +267,24 @@ pub async fn apply(
         applied.skipped_bad_data += outcome.skipped_bad_data;
         refused.extend(outcome.rejected);
     }
-    let refused_of =
-        |users: &[PlannedUser]| users.iter().filter(|u| refused.contains(&u.id)).count() as u64;
-    applied.refused_inserts = refused_of(&plan.insert);
-    applied.refused_updates = refused_of(&plan.update);
-    applied.refused_revives = refused_of(&plan.revive);
-    let gone: Vec<uuid::Uuid> = plan.tombstone.iter().map(|u| u.id).collect();
-    let earlier: Vec<uuid::Uuid> = plan.purge.iter().map(|u: &PlannedUser| u.id).collect();
+    Ok(applied)
+}
+
+/// What Cognito no longer has: `gone` (live rows) tombstoned, or removed with
+/// `--on-delete delete`; `earlier` (rows tombstoned by earlier runs) removed or scrubbed.
+/// Only rows observed before `started_at` are touched, one statement per batch.
+pub async fn remove_users(
+    hasura: &HasuraClient,
+    pool: &str,
+    gone: &[uuid::Uuid],
+    earlier: &[uuid::Uuid],
+    on_delete: OnDelete,
+    started_at: DateTime<Utc>,
+    batch_size: usize,
+) -> anyhow::Result<Applied> {
+    let batch_size = batch_size.max(1);
+    let mut applied = Applied::default();
+    let now = Utc::now();
     match on_delete {
         OnDelete::Tombstone | OnDelete::Scrub => {
             for ids in gone.chunks(batch_size) {
@@ -212,17 +303,32 @@ pub async fn apply(
             }
             if on_delete == OnDelete::Scrub {
                 applied.gone_scrubbed =
-                    scrub_users(hasura, pool, &gone, started_at, batch_size).await?;
+                    scrub_users(hasura, pool, gone, started_at, batch_size).await?;
                 applied.scrubbed =
-                    scrub_users(hasura, pool, &earlier, started_at, batch_size).await?;
+                    scrub_users(hasura, pool, earlier, started_at, batch_size).await?;
             }
         }
         OnDelete::Delete => {
-            applied.tombstoned = delete_users(hasura, pool, &gone, started_at, batch_size).await?;
-            applied.deleted = delete_users(hasura, pool, &earlier, started_at, batch_size).await?;
+            applied.tombstoned = delete_users(hasura, pool, gone, started_at, batch_size).await?;
+            applied.deleted = delete_users(hasura, pool, earlier, started_at, batch_size).await?;
         }
     }
-    for names in plan.groups.tombstone.chunks(batch_size) {
+    Ok(applied)
+}
+
+/// Tombstones (or with `--on-delete delete` removes) the groups Cognito no longer has that
+/// were observed before `started_at`; returns how many.
+pub async fn remove_groups(
+    hasura: &HasuraClient,
+    pool: &str,
+    names: &[String],
+    on_delete: OnDelete,
+    started_at: DateTime<Utc>,
+    batch_size: usize,
+) -> anyhow::Result<u64> {
+    let now = Utc::now();
+    let mut removed = 0;
+    for names in names.chunks(batch_size.max(1)) {
         let affected = match on_delete {
             OnDelete::Delete => hasura
                 .post::<DeleteGroupsReconcile>(delete_groups_reconcile::Variables {
@@ -246,9 +352,9 @@ pub async fn apply(
                 .update_cognito_groups
                 .map_or(0, |r| r.affected_rows),
         };
-        applied.groups_tombstoned += affected.max(0) as u64;
+        removed += affected.max(0) as u64;
     }
-    Ok(applied)
+    Ok(removed)
 }
 
 /// Removes users of the pool observed before `started_at`; returns how many.
@@ -301,4 +407,35 @@ async fn scrub_users(
             .map_or(0, |r| r.affected_rows.max(0) as u64);
     }
     Ok(scrubbed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::reconcile::plan::tests::{digest, user};
+
+    #[test]
+    fn a_shard_takes_only_its_rows_off_the_page() {
+        let row = |n: u128| digest(&user(n, "u", 1), false, 1);
+        // Ids 0x0…, 0x0…, 0x1…, 0x3…: shards 0, 0, 1 and 3 of 16.
+        let mut page: VecDeque<UserDigest> = [0u128, 1, 1 << 124, 3 << 124]
+            .into_iter()
+            .map(row)
+            .collect();
+        let shards = Shard::split(16).unwrap();
+        let mut take = |index: usize| {
+            let mut digests = Vec::new();
+            let complete = take_front(&mut page, &shards[index], &mut digests);
+            (digests.len(), complete)
+        };
+        assert_eq!(take(0), (2, true));
+        assert_eq!(take(1), (1, true));
+        assert_eq!(take(2), (0, true), "an empty shard");
+        assert_eq!(
+            take(3),
+            (1, false),
+            "the page ran out: shard 3 may go on in the next one"
+        );
+        assert!(page.is_empty());
+    }
 }

@@ -135,15 +135,18 @@ const SCRUBBED_FIELDS: [&str; 8] = [
 ];
 
 /// Compares scanned users with the mirror's digests, one user at a time, keeping only the
-/// users that differ.
+/// users that differ. Reconcile runs one per shard; the records to write can be taken in
+/// batches as they come ([`Differ::take_upserts`]).
 #[derive(Debug)]
 pub struct Differ {
     started_at: DateTime<Utc>,
     on_delete: OnDelete,
     mirror: HashMap<uuid::Uuid, UserDigest>,
-    /// Every scanned user's verdict, and its record when it is to be written. A shard that
-    /// starts over brings users twice: the later read wins.
-    seen: HashMap<uuid::Uuid, (Change, DateTime<Utc>, Option<UserRecord>)>,
+    /// Every scanned user's verdict and read time, and its username when it is to be
+    /// written. A shard that starts over brings users twice: the later read wins.
+    seen: HashMap<uuid::Uuid, (Change, DateTime<Utc>, Option<String>)>,
+    /// The records to write, in the order read, not yet taken.
+    upserts: Vec<UserRecord>,
 }
 
 impl Differ {
@@ -155,6 +158,7 @@ impl Differ {
             on_delete,
             mirror,
             seen: HashMap::new(),
+            upserts: Vec::new(),
         }
     }
 
@@ -171,9 +175,18 @@ impl Differ {
             Some(row) if row.content_hash != user.content_hash => Change::Update,
             Some(_) => Change::Unchanged,
         };
-        let record = (change != Change::Unchanged).then_some(user.clone());
+        let username = (change != Change::Unchanged).then(|| user.username.clone());
         self.seen
-            .insert(user.id, (change, user.observed_at, record));
+            .insert(user.id, (change, user.observed_at, username));
+        if change != Change::Unchanged {
+            self.upserts.push(user);
+        }
+    }
+
+    /// The first `batch_size` records to write, once that many are waiting.
+    pub fn take_upserts(&mut self, batch_size: usize) -> Option<Vec<UserRecord>> {
+        let batch_size = batch_size.max(1);
+        (self.upserts.len() >= batch_size).then(|| self.upserts.drain(..batch_size).collect())
     }
 
     /// The plan for the users: what differs, and the rows Cognito no longer has.
@@ -205,31 +218,24 @@ impl Differ {
                 },
             }
         }
-        for (id, (change, _, record)) in self.seen {
-            let username = record
-                .as_ref()
-                .map(|r| r.username.clone())
-                .unwrap_or_default();
-            let planned = PlannedUser { id, username };
+        for (id, (change, _, username)) in self.seen {
+            let planned = PlannedUser {
+                id,
+                username: username.unwrap_or_default(),
+            };
             match change {
                 Change::Insert => plan.insert.push(planned),
                 Change::Update => plan.update.push(planned),
                 Change::Revive => plan.revive.push(planned),
                 Change::Unchanged => plan.unchanged += 1,
             }
-            plan.upserts.extend(record);
         }
-        // Stable output for people and for diffs of dry runs.
-        for list in [
-            &mut plan.insert,
-            &mut plan.update,
-            &mut plan.revive,
-            &mut plan.tombstone,
-            &mut plan.purge,
-        ] {
-            list.sort_by(|a, b| a.username.cmp(&b.username).then(a.id.cmp(&b.id)));
-        }
-        plan.upserts.sort_by_key(|u| u.id);
+        plan.sort_lists();
+        // A user read twice (its shard started over) is written once, as last read.
+        plan.upserts = self.upserts;
+        plan.upserts
+            .sort_by(|a, b| a.id.cmp(&b.id).then(b.observed_at.cmp(&a.observed_at)));
+        plan.upserts.dedup_by_key(|u| u.id);
         plan
     }
 }
@@ -269,6 +275,34 @@ pub fn diff_groups(
 }
 
 impl Plan {
+    /// Adds a shard's plan to this one (its lists unsorted: see [`Plan::sort_lists`]).
+    pub fn absorb(&mut self, shard: Plan) {
+        self.scanned += shard.scanned;
+        self.mirror_rows += shard.mirror_rows;
+        self.mirror_live += shard.mirror_live;
+        self.unchanged += shard.unchanged;
+        self.kept_newer += shard.kept_newer;
+        self.insert.extend(shard.insert);
+        self.update.extend(shard.update);
+        self.revive.extend(shard.revive);
+        self.tombstone.extend(shard.tombstone);
+        self.purge.extend(shard.purge);
+        self.upserts.extend(shard.upserts);
+    }
+
+    /// Sorts the lists by username: stable output for people and for diffs of dry runs.
+    pub fn sort_lists(&mut self) {
+        for list in [
+            &mut self.insert,
+            &mut self.update,
+            &mut self.revive,
+            &mut self.tombstone,
+            &mut self.purge,
+        ] {
+            list.sort_by(|a, b| a.username.cmp(&b.username).then(a.id.cmp(&b.id)));
+        }
+    }
+
     /// The users whose mirrored fields [`Plan::changes`] needs to name what changes: those
     /// updated or revived (an insert writes every field it has, a delete or scrub known ones).
     pub fn reviewed_ids(&self) -> Vec<uuid::Uuid> {
@@ -343,47 +377,49 @@ impl Plan {
         }
         changes
     }
+}
 
-    /// Why the safety brake refuses this plan, if it does: Cognito returned no users while
-    /// the mirror has live ones (a wrong pool or credential), or more than `max_fraction` of
-    /// the mirror's live users would be tombstoned.
-    pub fn brake(&self, pool: &str, max_fraction: f64) -> Option<String> {
-        if self.scanned == 0 && self.mirror_live > 0 {
-            return Some(format!(
-                "Cognito returned no users for pool {pool} while the mirror has {} live users: a wrong pool id, \
-                 region or credential? Nothing was written; pass --allow-mass-delete if the pool really is empty",
-                self.mirror_live
-            ));
-        }
-        let gone = self.tombstone.len() as f64;
-        if gone > max_fraction * self.mirror_live as f64 {
-            return Some(format!(
-                "{} of the mirror's {} live users of pool {pool} are gone from Cognito ({:.1}%, more than the \
-                 --max-delete-fraction of {:.1}%). Nothing was written; check the pool and credentials, or pass \
-                 --allow-mass-delete",
-                self.tombstone.len(),
-                self.mirror_live,
-                100.0 * gone / (self.mirror_live.max(1) as f64),
-                100.0 * max_fraction
-            ));
-        }
-        None
+/// Why the safety brake refuses a run, if it does, from its counts over the whole pool:
+/// Cognito returned no users (`scanned`) while the mirror has live ones (a wrong pool or
+/// credential), or more than `max_fraction` of the mirror's live users are `gone`.
+pub fn brake(
+    pool: &str,
+    scanned: u64,
+    mirror_live: u64,
+    gone: u64,
+    max_fraction: f64,
+) -> Option<String> {
+    if scanned == 0 && mirror_live > 0 {
+        return Some(format!(
+            "Cognito returned no users for pool {pool} while the mirror has {mirror_live} live users: a wrong pool id, \
+             region or credential? Nothing was tombstoned; pass --allow-mass-delete if the pool really is empty"
+        ));
     }
+    if gone as f64 > max_fraction * mirror_live as f64 {
+        return Some(format!(
+            "{gone} of the mirror's {mirror_live} live users of pool {pool} are gone from Cognito ({:.1}%, more than the \
+             --max-delete-fraction of {:.1}%). Nothing was tombstoned; check the pool and credentials, or pass \
+             --allow-mass-delete",
+            100.0 * gone as f64 / (mirror_live.max(1) as f64),
+            100.0 * max_fraction
+        ));
+    }
+    None
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     use chrono::TimeZone;
 
     use super::*;
 
-    fn at(minute: u32) -> DateTime<Utc> {
+    pub(crate) fn at(minute: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2025, 1, 1, 0, minute, 0).unwrap()
     }
 
-    fn user(n: u128, name: &str, observed: u32) -> UserRecord {
+    pub(crate) fn user(n: u128, name: &str, observed: u32) -> UserRecord {
         let mut record = UserRecord {
             id: uuid::Uuid::from_u128(n),
             user_pool_id: "us-east-1_P".into(),
@@ -407,7 +443,7 @@ mod tests {
         record
     }
 
-    fn digest(u: &UserRecord, deleted: bool, observed: u32) -> UserDigest {
+    pub(crate) fn digest(u: &UserRecord, deleted: bool, observed: u32) -> UserDigest {
         UserDigest {
             id: u.id,
             username: u.username.clone(),
@@ -415,6 +451,16 @@ mod tests {
             deleted_at: deleted.then(|| at(observed)),
             observed_at: at(observed),
         }
+    }
+
+    fn brake_of(plan: &Plan, max_fraction: f64) -> Option<String> {
+        brake(
+            "p",
+            plan.scanned,
+            plan.mirror_live,
+            plan.tombstone.len() as u64,
+            max_fraction,
+        )
     }
 
     fn names(users: &[PlannedUser]) -> Vec<&str> {
@@ -457,8 +503,8 @@ mod tests {
         assert!(plan.purge.is_empty());
         let upserted: Vec<&str> = plan.upserts.iter().map(|u| u.username.as_str()).collect();
         assert_eq!(upserted, ["changed", "back", "fresh"]);
-        assert_eq!(plan.brake("p", 0.5), None);
-        assert!(plan.brake("p", 0.2).is_some(), "1 of 4 live is over 20%");
+        assert_eq!(brake_of(&plan, 0.5), None);
+        assert!(brake_of(&plan, 0.2).is_some(), "1 of 4 live is over 20%");
     }
 
     #[test]
@@ -474,6 +520,30 @@ mod tests {
         assert_eq!(plan.scanned, 1);
         assert_eq!(names(&plan.update), ["jane"]);
         assert_eq!(plan.upserts, vec![newer]);
+    }
+
+    #[test]
+    fn records_are_taken_in_batches_as_pages_come() {
+        let (batch, page) = (100, 60);
+        let mut differ = Differ::new(Vec::new(), at(10), OnDelete::Tombstone);
+        let mut taken = 0;
+        for p in 0..20u128 {
+            for i in 0..page {
+                differ.observe(user(p * 1000 + i, &format!("u{p}-{i}"), 1));
+            }
+            while let Some(records) = differ.take_upserts(batch as usize) {
+                assert_eq!(records.len(), batch as usize);
+                taken += records.len();
+            }
+            assert!(
+                differ.upserts.len() < batch as usize,
+                "{} records held after page {p}: more than a batch",
+                differ.upserts.len()
+            );
+        }
+        let plan = differ.finish();
+        assert_eq!(taken + plan.upserts.len(), 1200);
+        assert_eq!(plan.insert.len(), 1200, "every user is still planned");
     }
 
     #[test]
@@ -498,7 +568,7 @@ mod tests {
         let mirror: Vec<UserDigest> = users.iter().map(|u| digest(u, false, 1)).collect();
         let empty = Differ::new(mirror.clone(), at(10), OnDelete::Tombstone).finish();
         assert!(
-            empty.brake("p", 1.0).unwrap().contains("no users"),
+            brake_of(&empty, 1.0).unwrap().contains("no users"),
             "even with fraction 1"
         );
 
@@ -511,18 +581,19 @@ mod tests {
                 .for_each(|u| differ.observe(u));
             differ.finish()
         };
-        assert_eq!(run(18).brake("p", 0.1), None, "2 of 20 is 10%: allowed");
+        assert_eq!(brake_of(&run(18), 0.1), None, "2 of 20 is 10%: allowed");
         let mass = run(17);
         assert_eq!(mass.tombstone.len(), 3);
         assert!(
-            mass.brake("p", 0.1)
+            brake_of(&mass, 0.1)
                 .unwrap()
                 .contains("3 of the mirror's 20")
         );
         assert_eq!(
-            Differ::new(Vec::new(), at(10), OnDelete::Tombstone)
-                .finish()
-                .brake("p", 0.1),
+            brake_of(
+                &Differ::new(Vec::new(), at(10), OnDelete::Tombstone).finish(),
+                0.1
+            ),
             None
         );
     }
