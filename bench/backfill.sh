@@ -6,7 +6,7 @@
 #   1. plain: the proxy only counts calls (and rejects Limit > 60 as Cognito does);
 #   2. Cognito's quota model (50 ms a call; one 30 RPS bucket shared by ListUsers and
 #      ListUsersInGroup, 120 RPS AdminGetUser, 50 RPS AdminListGroupsForUser), default
-#      settings (--cognito-rps 25: headroom for the account's other callers);
+#      settings (UserList at 24 RPS, 0.8 of the quota: headroom for the account's other callers);
 #   3. the same with --cognito-rps 30, the client-side limit at the quota, on a pool where
 #      a third of the users are in groups (their ListUsersInGroup pages share the bucket);
 #   4. (cognito-lite) case 3 on a pool without groups, where only ListUsers spends it.
@@ -85,7 +85,7 @@ run_case() {
 POOL=$POOL_GROUPS
 if [ -z "$QUOTA_ONLY" ]; then
     run_case "plain (no added latency, no quota)"
-    run_case "Cognito's quotas, 50 ms per call, default --cognito-rps 25" "${COGNITO_QUOTAS[@]}"
+    run_case "Cognito's quotas, 50 ms per call, default settings (UserList at 24 RPS)" "${COGNITO_QUOTAS[@]}"
 fi
 BACKFILL_ARGS="--cognito-rps 30" run_case \
     "Cognito's quotas, 50 ms per call, --cognito-rps 30; a third of the users in groups" "${COGNITO_QUOTAS[@]}"

@@ -67,7 +67,7 @@ def bulk_import(endpoint, pool_name, users, with_groups, group_every):
         username, attributes, groups, disabled = user_spec(i)
         if not with_groups or i % group_every:
             groups = []
-        elif not groups:
+        elif group_every > 1 and not groups:
             groups = ["readers"]
         user_list.append(
             {

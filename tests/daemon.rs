@@ -734,9 +734,13 @@ async fn a_burst_is_read_by_scanning_its_shards() -> anyhow::Result<()> {
         metrics.contains("daemon_bursts_gathered_total 1"),
         "{metrics}"
     );
-    // A user read on its own costs one AdminListGroupsForUser; a scanned one none.
-    assert_eq!(
-        proxy.calls("AdminListGroupsForUser") as usize + scanned,
+    // A user read on its own costs one AdminListGroupsForUser; a scanned one none. A message
+    // whose visibility a loaded machine lets lapse is received and read once more (at least
+    // once is SQS's promise), so allow a couple beyond one read per user.
+    let reads = proxy.calls("AdminListGroupsForUser") as usize + scanned;
+    assert!(
+        (users.len()..=users.len() + 2).contains(&reads),
+        "{reads} reads of {} users",
         users.len()
     );
     assert!(

@@ -320,7 +320,7 @@ async fn assert_repaired(
     Ok(())
 }
 
-/// Issue 6: two replicas with a one-minute schedule never reconcile at the same time, and one
+/// Two replicas with a one-minute schedule never reconcile at the same time, and one
 /// takes over when the other is killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_daemons_reconcile_one_at_a_time_and_the_survivor_takes_over() -> anyhow::Result<()> {
