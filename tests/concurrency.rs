@@ -24,8 +24,8 @@ use testbed::{
 };
 use uuid::Uuid;
 
-use common::command;
 use common::process::{Process, daemon_via};
+use common::{command, eventually};
 
 /// The daemon on the bed's queue, reading Cognito straight from moto, tuned for tests (short
 /// long-polls and backoffs), with no cron reconcile.
@@ -60,25 +60,6 @@ async fn slow_cognito(bed: &TestBed, latency: Duration) -> anyhow::Result<FaultP
         },
     )
     .await
-}
-
-/// Waits until `check` holds, polling; fails after `bound` (never a timing assertion).
-async fn eventually(
-    what: &str,
-    bound: Duration,
-    mut check: impl AsyncFnMut() -> anyhow::Result<bool>,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + bound;
-    loop {
-        if check().await? {
-            return Ok(());
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "timed out after {bound:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// A native event asking the daemon to re-read one user (and a group it joined or left).

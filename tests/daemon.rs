@@ -5,10 +5,12 @@
 //! is read by scanning its shards, a shutdown in a busy stream loses nothing, and the ops
 //! endpoints tell the truth.
 
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+mod common;
 
-use anyhow::{Context, bail};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
 use aws_sdk_cognitoidentityprovider::types::AttributeType;
 use cognito_hasura_sync::cognito::{CognitoReader, QuotaSettings, ReadLimits, RetryPolicy};
 use cognito_hasura_sync::config::{DEFAULT_HASURA_ROLE, HasuraAuth, HasuraSettings, Secret};
@@ -137,21 +139,12 @@ async fn start_tuned(
     })
 }
 
-/// Waits until `check` holds; fails after a generous bound (never a timing assertion).
+/// [`common::eventually`] with the generous bound every wait here takes.
 async fn eventually(
     what: &str,
-    mut check: impl AsyncFnMut() -> anyhow::Result<bool>,
+    check: impl AsyncFnMut() -> anyhow::Result<bool>,
 ) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if check().await? {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    common::eventually(what, Duration::from_secs(120), check).await
 }
 
 /// A fixture rewritten for the bed: its pool, and real subs and usernames in place of the

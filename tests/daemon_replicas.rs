@@ -9,18 +9,15 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde_json::Value;
 use testbed::{CreatedUser, TestBed, UserSpec};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Child;
 use uuid::Uuid;
 
+use common::process::Process;
 use common::{assert_exact_mirror, command};
 
 /// Every minute, on the minute.
@@ -32,7 +29,7 @@ const USERS: usize = 12;
 /// How long after its tick a run may take to finish before the test gives up.
 const RUN_BOUND: TimeDelta = TimeDelta::seconds(45);
 
-// The scheduler's log messages (src/sync/reconcile/schedule.rs, src/telemetry/reconcile.rs).
+// The scheduler's log messages (src/daemon/scheduler.rs, src/telemetry/reconcile.rs).
 const SCHEDULER_ON: &str = "scheduled reconcile on";
 const LEASE_BUSY: &str = "another scanner holds the pool's scan lease";
 const RUN_DONE: &str = "scheduled reconcile done";
@@ -41,8 +38,7 @@ const LEASE_LOST: &str = "reconcile lease lost; stopping the run";
 /// One daemon process (killed when dropped) and the JSON log lines it has written to stderr.
 struct Replica {
     name: &'static str,
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
+    process: Process,
 }
 
 impl Replica {
@@ -68,27 +64,17 @@ impl Replica {
                 SCHEDULE,
                 "--reconcile-lease-ttl",
                 LEASE_TTL_SECONDS,
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().context("cannot start the daemon")?;
-        let stderr = child.stderr.take().context("the daemon has no stderr")?;
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-            }
-        });
-        Ok(Replica { name, child, log })
+            ]);
+        Ok(Replica {
+            name,
+            process: Process::spawn(name, cmd)?,
+        })
     }
 
     /// The events logged so far with `message`.
     fn events(&self, message: &str) -> Vec<Value> {
-        self.log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.process
+            .lines()
             .iter()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
             .filter(|event| event["message"] == message)
@@ -126,35 +112,13 @@ impl Replica {
     }
 
     fn ensure_running(&mut self) -> anyhow::Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            bail!("{} exited ({status}):\n{}", self.name, self.tail());
-        }
-        Ok(())
+        self.process.ensure_running()
     }
 
     /// SIGTERM, then waits (bounded) for a clean exit.
     async fn terminate(&mut self) -> anyhow::Result<()> {
-        let pid = self.child.id().context("the daemon has no pid")?;
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()?;
-        ensure!(status.success(), "kill -TERM {pid} failed");
-        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
-            .await
-            .with_context(|| format!("{} did not stop after SIGTERM", self.name))??;
-        ensure!(
-            status.success(),
-            "{} exited with {status}:\n{}",
-            self.name,
-            self.tail()
-        );
-        Ok(())
-    }
-
-    /// The last lines of the log, for failure messages.
-    fn tail(&self) -> String {
-        let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-        log[log.len().saturating_sub(30)..].join("\n")
+        self.process.terminate()?;
+        self.process.succeed(Duration::from_secs(60)).await
     }
 }
 
@@ -162,7 +126,7 @@ impl Replica {
 fn logs(replicas: &[Replica]) -> String {
     replicas
         .iter()
-        .map(|r| format!("--- {} ---\n{}", r.name, r.tail()))
+        .map(|r| format!("--- {} ---\n{}", r.name, r.process.tail()))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -373,8 +337,7 @@ async fn two_daemons_reconcile_one_at_a_time_and_the_survivor_takes_over() -> an
     for replica in &mut replicas {
         replica.ensure_running()?;
     }
-    replicas[dead].child.start_kill()?;
-    tokio::time::timeout(Duration::from_secs(30), replicas[dead].child.wait())
+    tokio::time::timeout(Duration::from_secs(30), replicas[dead].process.kill())
         .await
         .context("the killed daemon did not exit")??;
     let killed_at = Utc::now();
@@ -456,7 +419,7 @@ async fn two_daemons_reconcile_one_at_a_time_and_the_survivor_takes_over() -> an
             replica.events(LEASE_LOST).is_empty(),
             "{} lost the lease during a run:\n{}",
             replica.name,
-            replica.tail()
+            replica.process.tail()
         );
     }
     Ok(())

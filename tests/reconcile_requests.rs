@@ -4,15 +4,15 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use serde_json::Value;
 use testbed::{TestBed, UserSpec, UserState};
 use uuid::Uuid;
 
-use common::command;
 use common::process::{Process, daemon_via};
+use common::{command, eventually};
 
 /// `status --json`'s field that lists the early reconcile requests not served yet.
 const PENDING_REQUESTS_FIELD: &str = "reconcile_requests";
@@ -27,25 +27,6 @@ fn daemon(bed: &TestBed, name: &str, debounce: u64) -> anyhow::Result<Process> {
         "off",
         &["--reconcile-debounce", &debounce.to_string()],
     )
-}
-
-/// Waits until `check` holds, polling; fails after `bound` (never a timing assertion).
-async fn eventually(
-    what: &str,
-    bound: Duration,
-    mut check: impl AsyncFnMut() -> anyhow::Result<bool>,
-) -> anyhow::Result<()> {
-    let deadline = Instant::now() + bound;
-    loop {
-        if check().await? {
-            return Ok(());
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "timed out after {bound:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// One row of `cognito_sync_requests`.

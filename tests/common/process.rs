@@ -72,11 +72,29 @@ impl Process {
         Ok(())
     }
 
+    /// SIGTERM: the shutdown an orchestrator asks for; [`Process::exit`] waits for it.
+    pub fn terminate(&self) -> anyhow::Result<()> {
+        let pid = self.child.id().context("the process has no pid")?;
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()?;
+        ensure!(status.success(), "kill -TERM {pid} failed");
+        Ok(())
+    }
+
     /// SIGKILL: no cleanup at all.
     pub async fn kill(&mut self) -> anyhow::Result<()> {
         self.child.start_kill()?;
         self.child.wait().await?;
         Ok(())
+    }
+
+    /// The lines written to stderr so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn stderr(&self) -> String {
