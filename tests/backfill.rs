@@ -1,5 +1,6 @@
 //! End-to-end backfill against the test bed (moto + PostgreSQL + hasura-lite), running the
-//! real binary: exact mirror, quiet second run, Cognito limits, dry run and status.
+//! real binary: exact mirror, quiet second run, Cognito limits, dry run and status, and
+//! shards read ahead while the members of groups are listed.
 
 mod common;
 
@@ -165,5 +166,48 @@ async fn backfill_mirrors_the_pool_exactly_and_quietly() -> anyhow::Result<()> {
             .all(|r| r["status"] == "succeeded" && r["kind"] == "backfill"),
         "{status}"
     );
+    Ok(())
+}
+
+/// While the one group's members are listed (slow calls), shards are read ahead on disk,
+/// then replayed with their groups: the mirror is exact and each shard's page is read once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_read_ahead_while_members_are_listed_are_written_with_their_groups()
+-> anyhow::Result<()> {
+    let bed = TestBed::start().await?;
+    let specs: Vec<UserSpec> = (0..150)
+        .map(|i| match i % 3 {
+            0 => UserSpec::numbered(i),
+            _ => UserSpec::numbered(i).group("members"),
+        })
+        .collect();
+    let groups: BTreeMap<String, Vec<String>> = specs
+        .iter()
+        .map(|s| (s.username.clone(), s.groups.clone()))
+        .collect();
+    bed.create_users(specs).await?;
+    let slow = FaultProxy::start_with(
+        &bed.aws_endpoint,
+        testbed::ProxySettings {
+            latency: std::time::Duration::from_millis(300),
+            ..testbed::ProxySettings::default()
+        },
+    )
+    .await?;
+    let summary = backfill(
+        command(&bed, slow.url(), &bed.hasura.endpoint),
+        &["--shards", "16"],
+    )
+    .await?;
+    assert!(num(&summary, &["pages_read_ahead"]) > 0, "{summary}");
+    assert_eq!(num(&summary, &["inserted"]), 150, "{summary}");
+    // 150 users in 16 shards: one page each, whether it was read ahead or not.
+    assert_eq!(
+        slow.stats().ops["ListUsers"].calls,
+        16,
+        "{:?}",
+        slow.stats()
+    );
+    assert_exact_mirror(&bed, &groups).await?;
     Ok(())
 }

@@ -401,3 +401,45 @@ async fn a_machine_client_backfills_without_the_admin_secret() -> anyhow::Result
     assert_eq!(endpoint.issued(), issued);
     Ok(())
 }
+
+/// Without a writable temporary directory a reconcile reads no shard ahead: it says why,
+/// once, and the mirror is as exact as with a read-ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_without_a_writable_tmpdir_warns_and_stays_exact() -> anyhow::Result<()> {
+    let bed = TestBed::start().await?;
+    let created = bed
+        .populate(20, |i| UserSpec::numbered(i).group("members"))
+        .await?;
+    let groups: BTreeMap<String, Vec<String>> = created
+        .iter()
+        .map(|u| (u.username.clone(), vec!["members".to_owned()]))
+        .collect();
+    // Slow calls: the one group's listing leaves time to try a read-ahead.
+    let slow = testbed::FaultProxy::start_with(
+        &bed.aws_endpoint,
+        testbed::ProxySettings {
+            latency: std::time::Duration::from_millis(200),
+            ..testbed::ProxySettings::default()
+        },
+    )
+    .await?;
+    let mut cmd = command(&bed, slow.url(), &bed.hasura.endpoint);
+    cmd.env("TMPDIR", "/nonexistent/chs-tmp")
+        .args(["reconcile", "--shards", "16", "--json"]);
+    let output = run(cmd).await?;
+    let stderr = stderr(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(
+        stderr
+            .matches("no read-ahead: cannot create a temporary file")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("/nonexistent/chs-tmp"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    assert_eq!(num(&report, &["pages_read_ahead"]), 0, "{report}");
+    assert_eq!(num(&report, &["counters", "inserted"]), 20, "{report}");
+    assert_exact_mirror(&bed, &groups).await?;
+    Ok(())
+}

@@ -40,7 +40,9 @@ async fn read_pool(reader: &CognitoReader, shard_count: usize) -> anyhow::Result
     }))
     .await?;
     let groups = reader.list_groups().await?;
-    let memberships = reader.memberships(&groups, 4).await?;
+    let memberships = reader
+        .memberships(&groups, 4, &tokio::sync::Notify::new())
+        .await?;
     let mut users: Vec<UserRecord> = pages.into_iter().flatten().collect();
     for user in &mut users {
         user.set_groups(memberships.groups_of(&user.id));

@@ -283,6 +283,72 @@ async fn one_reconcile_repairs_drift_and_the_next_writes_nothing() -> anyhow::Re
     Ok(())
 }
 
+/// While the last group's members are listed (a slow chain of calls), shards are read
+/// ahead into temporary files and replayed once the memberships are known: the users read
+/// ahead get their groups, and no page is read twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_read_ahead_during_the_last_listing_are_joined_and_read_once() -> anyhow::Result<()>
+{
+    let bed = TestBed::start().await?;
+    let in_group = |i: usize| i % 5 != 0;
+    bed.populate(150, |i| {
+        if in_group(i) {
+            UserSpec::numbered(i).group("members")
+        } else {
+            UserSpec::numbered(i)
+        }
+    })
+    .await?;
+    let groups: BTreeMap<String, Vec<String>> = (0..150)
+        .filter(|&i| in_group(i))
+        .map(|i| (UserSpec::numbered(i).username, vec!["members".to_owned()]))
+        .collect();
+    let slow = FaultProxy::start_with(
+        &bed.aws_endpoint,
+        ProxySettings {
+            latency: Duration::from_millis(300),
+            ..ProxySettings::default()
+        },
+    )
+    .await?;
+    let reader = CognitoReader::new(
+        &testbed::sdk_config(slow.url()).await,
+        &bed.pool_id,
+        ReadLimits {
+            quotas: QuotaSettings::uniform(200.0),
+            retry: RetryPolicy::Capped(2),
+        },
+    );
+    let hasura = hasura(&bed, &bed.hasura.endpoint)?;
+    let options = ReconcileOptions {
+        shards: 16,
+        ..options()
+    };
+    let report = reconcile(reader, hasura.clone(), options, CancellationToken::new()).await?;
+    assert_eq!(report.counters.inserted, 150, "{report:?}");
+    assert!(
+        report.pages_read_ahead > 0,
+        "the one group's listing left room to read ahead: {report:?}"
+    );
+    // 150 users in 16 shards: one page each, whether it was read ahead or not.
+    assert_eq!(
+        slow.stats().ops["ListUsers"].calls,
+        16,
+        "{:?}",
+        slow.stats()
+    );
+    assert_exact_mirror(&bed, &groups).await?;
+    let before = row_versions(&bed).await?;
+    let again = run(&bed, &bed.pool_id, &hasura, options).await?;
+    assert_eq!(again.counters.unchanged, 150, "{again:?}");
+    assert_eq!(
+        row_versions(&bed).await?,
+        before,
+        "the second run rewrote rows"
+    );
+    Ok(())
+}
+
 /// Like `assert_exact_mirror`, for a mirror that also holds tombstones: the live rows match
 /// Cognito. The tombstones are parked under another pool id while it checks.
 async fn assert_exact_mirror_but_tombstones(

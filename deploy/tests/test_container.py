@@ -26,6 +26,8 @@ ECS_TF = DEPLOY / "terraform" / "modules" / "cognito-hasura-sync" / "ecs.tf"
 SDK_ENV = {
     "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "RUST_LOG",
+    # Rust's std::env::temp_dir: where a scan's pages read ahead are kept.
+    "TMPDIR",
 }
 # Without these the worker cannot start (docs/DESIGN.md)...
 WORKER_REQUIRED = {"COGNITO_USER_POOL_ID", "HASURA_GRAPHQL_ENDPOINT", "SYNC_SQS_QUEUE_URL"}

@@ -268,6 +268,11 @@ def test_daemon_service_and_task_definition(module):
         "daemon", "--visibility-timeout", "${tostring(var.queue_visibility_timeout_seconds)}"]
     assert container["stopTimeout"] == 30
     assert container["readonlyRootFilesystem"] is True
+    # The read-ahead's TMPDIR (the image's VOLUME) is the one writable path.
+    assert container["mountPoints"] == [
+        {"sourceVolume": "scratch", "containerPath": "/scratch", "readOnly": False}]
+    task = module["resource"][("aws_ecs_task_definition", "worker")]
+    assert one(task["volume"]) == {"name": "scratch"}
     assert "/healthz" in " ".join(container["healthCheck"]["command"])
     assert container["secrets"] == "${local.worker_secrets}"
     for mode, secret in [("admin-secret", {"name": "HASURA_GRAPHQL_ADMIN_SECRET",

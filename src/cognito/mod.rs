@@ -46,6 +46,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::model::{GroupRecord, MirrorScope, UserRecord};
@@ -479,12 +480,18 @@ impl CognitoReader {
 
     /// The members of every group, `concurrency` groups at a time (all under the shared
     /// limit): `sub` → sorted group names. A group deleted since it was listed counts as
-    /// empty; the next run sees it gone.
+    /// empty; the next run sees it gone. `last_listing` is notified once at most one
+    /// listing is left: a single chain of pages no longer uses the whole UserList quota.
     pub async fn memberships(
         &self,
         groups: &[GroupRecord],
         concurrency: usize,
+        last_listing: &Notify,
     ) -> Result<Memberships, CognitoError> {
+        let mut left = groups.len();
+        if left <= 1 {
+            last_listing.notify_one();
+        }
         // Owned names and reader clones: a future borrowing `groups` from inside the closure
         // is not `Send` (higher-ranked lifetimes), and callers spawn this.
         let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
@@ -499,6 +506,10 @@ impl CognitoReader {
             .buffer_unordered(concurrency.max(1));
         let mut members = Vec::new();
         while let Some((group, result)) = results.next().await {
+            left -= 1;
+            if left == 1 {
+                last_listing.notify_one();
+            }
             match result {
                 Ok(subs) => members.push((group, subs)),
                 Err(CognitoError::GroupNotFound { .. }) => {

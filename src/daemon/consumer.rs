@@ -1108,9 +1108,7 @@ impl CognitoToHasura {
             }
         }
         while let Some(joined) = scan.shards.join_next().await {
-            joined
-                .map_err(|err| anyhow::anyhow!("a shard scan panicked: {err}"))?
-                .map_err(anyhow::Error::new)?;
+            joined.map_err(|err| anyhow::anyhow!("a shard scan panicked: {err}"))??;
         }
         if run.is_cancelled() {
             anyhow::bail!("the pool's scan lease was lost during the scan");

@@ -65,6 +65,8 @@ pub struct BackfillSummary {
     pub groups_seen: u64,
     pub groups_written: u64,
     pub shard_restarts: u64,
+    /// ListUsers pages read ahead, on disk, while the last group's members were listed.
+    pub pages_read_ahead: usize,
     /// The run's counters over every process that worked on it.
     pub run_totals: RunCounters,
     pub cognito: CallStats,
@@ -118,6 +120,15 @@ impl fmt::Display for BackfillSummary {
             row(
                 "shard restarts",
                 format!("{} (pagination token rejected)", self.shard_restarts),
+            )?;
+        }
+        if self.pages_read_ahead > 0 {
+            row(
+                "pages read ahead",
+                format!(
+                    "{} (while group members were listed)",
+                    self.pages_read_ahead
+                ),
             )?;
         }
         let calls: Vec<String> = self
@@ -177,6 +188,7 @@ struct Here {
     outcome: BatchOutcome,
     users_seen: u64,
     shard_restarts: u64,
+    pages_read_ahead: usize,
     groups_seen: u64,
     groups_written: u64,
 }
@@ -225,6 +237,7 @@ pub async fn backfill(
         groups_seen: here.groups_seen,
         groups_written: here.groups_written,
         shard_restarts: here.shard_restarts,
+        pages_read_ahead: here.pages_read_ahead,
         run_totals: run.counters,
         cognito: reader.stats(),
         hasura: hasura.stats(),
@@ -377,6 +390,7 @@ async fn scan(
     .await
     .map_err(early)?;
     here.groups_seen = pool_scan.groups.len() as u64;
+    here.pages_read_ahead = pool_scan.pages_read_ahead;
     here.groups_written = written;
     run.counters.groups_seen = here.groups_seen;
     run.counters.groups_written += if options.dry_run { 0 } else { written };
@@ -471,7 +485,7 @@ impl Pipeline<'_> {
                 },
                 Some(joined) = scans.join_next(), if !scans.is_empty() => match joined {
                     Ok(Ok(())) => {}
-                    Ok(Err(err)) => self.fail(anyhow!(err).context("reading users from Cognito failed"), &cancel),
+                    Ok(Err(err)) => self.fail(err, &cancel),
                     Err(join) => self.fail(anyhow!("a shard scan panicked: {join}"), &cancel),
                 },
                 event = rx.recv(), if channel_open && self.ready.is_empty() && self.inflight.len() < concurrency => match event {

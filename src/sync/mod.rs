@@ -5,10 +5,12 @@
 //!   the checkpoint.
 //! - [`reconcile`]: the diff of Cognito against the mirror that repairs drift.
 //! - [`scan`]: one shard's paged ListUsers scan, shared by both.
+//! - [`read_ahead`]: shards read on disk while the last group's members are listed.
 //! - [`progress`]: progress bar or periodic log line.
 
 pub mod backfill;
 pub mod progress;
+pub mod read_ahead;
 pub mod reconcile;
 pub mod scan;
 pub mod writer;

@@ -4,7 +4,9 @@
 //!
 //! 1. Note the start time `started_at` and record a `reconcile` run; read the mirror's
 //!    groups, its row count and its first page of user digests ([`mirror::MirrorCursor`]).
-//! 2. Read the groups and their members ([`scan::read_groups`]); upsert the groups that differ.
+//! 2. Read the groups and their members ([`scan::read_groups_ahead`]); upsert the groups
+//!    that differ. While the last group's members are listed, shards are read ahead on disk
+//!    with the quota that listing leaves ([`read_ahead`]), spread over the key space.
 //! 3. Shard by shard, [`SHARDS_AT_ONCE`] at a time, in key order: the shard's digests (read
 //!    from the cursor by key, ceil(rows / page) requests over the whole run) against its
 //!    ListUsers pages (`sub ^= "prefix"`, under the reader's shared rate limit; Cognito
@@ -41,11 +43,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cognito::{CallStats, CognitoReader, Shard};
+use crate::cognito::{CallStats, CognitoReader, PAGE_LIMIT, Shard};
 use crate::hasura::{HasuraClient, HasuraStats};
 use crate::model::UserRecord;
 use crate::state::{RunKind, RunStatus, RunStore};
-use crate::sync::scan::{self, Joined, ShardEvent, scan_shard};
+use crate::sync::read_ahead::{self, Spooled};
+use crate::sync::scan::{self, Joined, ShardEvent, ShardStart, scan_from};
 use crate::telemetry::reconcile::{ReconcileBraked, ReconcileFinished};
 
 use mirror::{Applied, MirrorCursor};
@@ -168,6 +171,8 @@ pub struct ReconcileReport {
     pub hasura: HasuraStats,
     /// Hasura requests that read the mirror's digests.
     pub mirror_reads: u64,
+    /// ListUsers pages read ahead, on disk, while the last group's members were listed.
+    pub pages_read_ahead: usize,
     pub elapsed_seconds: f64,
 }
 
@@ -272,6 +277,7 @@ pub async fn reconcile(
         cognito: reader.stats(),
         hasura: hasura.stats(),
         mirror_reads: pass.mirror_reads,
+        pages_read_ahead: pass.pages_read_ahead,
         elapsed_seconds: clock.elapsed().as_secs_f64(),
     })
 }
@@ -344,6 +350,7 @@ struct Pass {
     counters: ReconcileCounters,
     mirror_live: u64,
     mirror_reads: u64,
+    pages_read_ahead: usize,
     shards: usize,
     /// The mirror's rows as far as known (see [`MirrorCursor::rows`]).
     mirror_rows: u64,
@@ -397,6 +404,7 @@ impl Pass {
             counters: ReconcileCounters::default(),
             mirror_live: 0,
             mirror_reads: 0,
+            pages_read_ahead: 0,
             shards: 0,
             mirror_rows: 0,
             gone: 0,
@@ -435,7 +443,13 @@ impl Pass {
             shards = shards.len(),
             "read the mirror's first digests"
         );
-        let (groups, joined) = scan::read_groups(reader, shutdown).await?;
+        let ahead = read_ahead::order(&shards, SHARDS_AT_ONCE)
+            .into_iter()
+            .map(|shard| (shard, None))
+            .collect();
+        let (groups, joined, mut read_ahead) =
+            scan::read_groups_ahead(reader, ahead, shutdown).await?;
+        self.pages_read_ahead = read_ahead.pages();
         self.groups = plan::diff_groups(groups, mirror_groups, self.started_at);
         self.counters.groups_scanned = self.groups.scanned;
         self.counters.groups_written = self.groups.upsert.len() as u64;
@@ -457,6 +471,7 @@ impl Pass {
                 running.spawn(diff_shard(ShardJob {
                     reader: reader.clone(),
                     hasura: self.hasura.clone(),
+                    read_ahead: read_ahead.take(&shard),
                     shard,
                     digests,
                     joined: joined.clone(),
@@ -635,6 +650,8 @@ struct ShardJob {
     reader: CognitoReader,
     hasura: HasuraClient,
     shard: Shard,
+    /// The shard's first pages, when they were read ahead.
+    read_ahead: Option<Spooled>,
     digests: Vec<UserDigest>,
     joined: Joined,
     started_at: DateTime<Utc>,
@@ -643,13 +660,15 @@ struct ShardJob {
 }
 
 /// Scans one shard against its digests, upserting what differs in batches as the pages
-/// come (not in a dry run). Holds the shard's digests and verdicts and at most a batch and
-/// a page of records.
+/// come (not in a dry run). Holds the shard's digests and verdicts and at most two batches
+/// of records: the scan reads a batch ahead while the last one is written, so that writing
+/// does not stall the shard's ListUsers chain.
 async fn diff_shard(job: ShardJob) -> anyhow::Result<ShardDiff> {
     let ShardJob {
         reader,
         hasura,
         shard,
+        read_ahead,
         digests,
         joined,
         started_at,
@@ -659,8 +678,14 @@ async fn diff_shard(job: ShardJob) -> anyhow::Result<ShardDiff> {
     let mut differ = Differ::new(digests, started_at, options.on_delete);
     let mut applied = Applied::default();
     let mut refused = HashSet::new();
-    let (tx, mut pages) = mpsc::channel(2);
-    let read = scan_shard(reader, shard.clone(), None, joined, tx, cancel.clone());
+    let pages_ahead = options.batch_size.div_ceil(PAGE_LIMIT as usize) + 1;
+    let (tx, mut pages) = mpsc::channel(pages_ahead);
+    let start = ShardStart {
+        shard: shard.clone(),
+        token: None,
+        read_ahead,
+    };
+    let read = scan_from(reader, start, joined, tx, cancel.clone());
     let diff = async {
         while let Some(event) = pages.recv().await {
             // A shard that starts over brings its pages again; the differ keeps one verdict
@@ -682,7 +707,7 @@ async fn diff_shard(job: ShardJob) -> anyhow::Result<ShardDiff> {
         anyhow::Ok(())
     };
     let (read, diffed) = tokio::join!(read, diff);
-    read.with_context(|| format!("reading users of shard {shard} from Cognito failed"))?;
+    read?;
     diffed.with_context(|| format!("writing users of shard {shard} to Hasura failed"))?;
     if cancel.is_cancelled() {
         bail!("interrupted while scanning shard {shard}; nothing was tombstoned");
@@ -715,6 +740,15 @@ impl fmt::Display for ReconcileReport {
         }
         row("result", self.result.to_owned())?;
         row("shards", self.shards.to_string())?;
+        if self.pages_read_ahead > 0 {
+            row(
+                "pages read ahead",
+                format!(
+                    "{} (while group members were listed)",
+                    self.pages_read_ahead
+                ),
+            )?;
+        }
         if let Some(reason) = &self.brake {
             row("safety brake", reason.clone())?;
         }

@@ -49,8 +49,11 @@ locals {
     essential = true
     # backfill and reconcile tasks override the whole command.
     command = ["daemon", "--visibility-timeout", tostring(var.queue_visibility_timeout_seconds)]
-    # The binary writes nothing to disk; checkpoints live in Hasura.
+    # Checkpoints live in Hasura. The only files are a scan's pages read ahead while group
+    # memberships are listed (at most 512 MiB, deleted as they are read), on the task's
+    # ephemeral storage at /scratch, the image's TMPDIR.
     readonlyRootFilesystem = true
+    mountPoints            = [{ sourceVolume = "scratch", containerPath = "/scratch", readOnly = false }]
     # The daemon finishes the SQS batch in flight on SIGTERM; 30 s covers a batch.
     stopTimeout  = 30
     portMappings = [{ containerPort = local.listen_port, protocol = "tcp" }]
@@ -134,6 +137,12 @@ resource "aws_ecs_task_definition" "worker" {
   }
 
   container_definitions = jsonencode([local.worker_container])
+
+  # A bind mount without a host path: Fargate ephemeral storage, gone with the task. The
+  # image's VOLUME at the same path gives it the app user's ownership.
+  volume {
+    name = "scratch"
+  }
 
   tags = local.tags
 
