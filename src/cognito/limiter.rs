@@ -16,6 +16,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 
@@ -344,13 +345,20 @@ impl AdaptiveLimiter {
     }
 
     /// Waits on the current limiter; when the rate changed meanwhile, waits on the new one
-    /// too, so that a slowdown also holds back the requests already queued.
+    /// too, so that a slowdown also holds back the requests already queued. Sleeps on
+    /// tokio's timer, not governor's `until_ready` (futures-timer's own thread): a backfill
+    /// at 2 RPS was found idle for good twice, with that thread parked and nothing left to
+    /// wake it.
     async fn acquire(&self) {
         loop {
             let limiter = self.current();
-            limiter.until_ready().await;
-            if Arc::ptr_eq(&limiter, &self.current()) {
-                return;
+            match limiter.check() {
+                Ok(()) if Arc::ptr_eq(&limiter, &self.current()) => return,
+                Ok(()) => {}
+                Err(not_until) => {
+                    let wait = not_until.wait_time_from(limiter.clock().now());
+                    tokio::time::sleep(wait).await;
+                }
             }
         }
     }
