@@ -19,6 +19,8 @@
 #
 #   bench/daemon.sh                       # the defaults above
 #   bench/daemon.sh --pool 20000 --rate 20 --seconds 60 --burst 3000 --pollers 4
+#   bench/daemon.sh --reconcile "* * * * *"  # its scheduled reconcile too (default off), for
+#                                            # the peak RSS of both at once
 #
 # BENCH_PROFILE=debug uses a debug build instead of a release one.
 set -euo pipefail
@@ -31,6 +33,7 @@ RATE=50
 SECONDS_=300
 BURST=10000
 POLLERS=
+RECONCILE=off
 while [ $# -gt 0 ]; do
     case "$1" in
         --pool) POOL="$2"; shift ;;
@@ -38,6 +41,7 @@ while [ $# -gt 0 ]; do
         --seconds) SECONDS_="$2"; shift ;;
         --burst) BURST="$2"; shift ;;
         --pollers) POLLERS="$2"; shift ;;
+        --reconcile) RECONCILE="$2"; shift ;;
         -h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -53,6 +57,7 @@ log "daemon benchmark: pool of $POOL; $RATE users/s for $SECONDS_ s, then a burs
 cargo test $PROFILE_FLAG -p cognito-hasura-sync --test daemon_bench --no-run
 echo "load before: $(uptime)"
 env DAEMON_BENCH_POOL="$POOL" DAEMON_BENCH_RATE="$RATE" DAEMON_BENCH_SECONDS="$SECONDS_" \
-    DAEMON_BENCH_BURST="$BURST" ${POLLERS:+DAEMON_BENCH_POLLERS="$POLLERS"} RUST_LOG=warn \
+    DAEMON_BENCH_BURST="$BURST" ${POLLERS:+DAEMON_BENCH_POLLERS="$POLLERS"} \
+    DAEMON_BENCH_RECONCILE="$RECONCILE" RUST_LOG=warn \
     cargo test $PROFILE_FLAG -p cognito-hasura-sync --test daemon_bench -- --ignored --nocapture --test-threads 1
 echo "load after: $(uptime) ($(nproc) cores, shared)"

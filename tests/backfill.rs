@@ -4,12 +4,15 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::time::Duration;
 
 use aws_sdk_cognitoidentityprovider::types::AttributeType;
 use testbed::{FaultProxy, GroupSpec, TestBed, UserSpec, UserState};
 
-use common::{assert_exact_mirror, backfill, command, num, row_versions, run};
+use common::{
+    assert_exact_mirror, assert_list_users_calls, backfill, command, groups_by_username, num,
+    row_versions, run, slow_cognito,
+};
 
 /// Over a thousand users of every kind moto can make, in groups, mirrored exactly; a second
 /// run changes no row; every list call stays within Cognito's page limit.
@@ -56,10 +59,7 @@ async fn backfill_mirrors_the_pool_exactly_and_quietly() -> anyhow::Result<()> {
             .attr("custom:plan", "pro")
             .attr("custom:tenant", "ümlaut"),
     );
-    let groups: BTreeMap<String, Vec<String>> = specs
-        .iter()
-        .map(|s| (s.username.clone(), s.groups.clone()))
-        .collect();
+    let groups = groups_by_username(&specs);
     bed.create_users(specs).await?;
 
     // Cognito through the proxy, which rejects Limit > 60 as Cognito does and counts calls.
@@ -181,19 +181,9 @@ async fn shards_read_ahead_while_members_are_listed_are_written_with_their_group
             _ => UserSpec::numbered(i).group("members"),
         })
         .collect();
-    let groups: BTreeMap<String, Vec<String>> = specs
-        .iter()
-        .map(|s| (s.username.clone(), s.groups.clone()))
-        .collect();
+    let groups = groups_by_username(&specs);
     bed.create_users(specs).await?;
-    let slow = FaultProxy::start_with(
-        &bed.aws_endpoint,
-        testbed::ProxySettings {
-            latency: std::time::Duration::from_millis(300),
-            ..testbed::ProxySettings::default()
-        },
-    )
-    .await?;
+    let slow = slow_cognito(&bed, Duration::from_millis(300)).await?;
     let summary = backfill(
         command(&bed, slow.url(), &bed.hasura.endpoint),
         &["--shards", "16"],
@@ -201,13 +191,8 @@ async fn shards_read_ahead_while_members_are_listed_are_written_with_their_group
     .await?;
     assert!(num(&summary, &["pages_read_ahead"]) > 0, "{summary}");
     assert_eq!(num(&summary, &["inserted"]), 150, "{summary}");
-    // 150 users in 16 shards: one page each, whether it was read ahead or not.
-    assert_eq!(
-        slow.stats().ops["ListUsers"].calls,
-        16,
-        "{:?}",
-        slow.stats()
-    );
+    // 150 users in 16 shards: one page each.
+    assert_list_users_calls(&slow, 16);
     assert_exact_mirror(&bed, &groups).await?;
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use testbed::{FailPoint, FaultProxy, ProxySettings, TestBed, UserSpec};
 
-use common::{assert_exact_mirror, backfill, command, num, run};
+use common::{assert_exact_mirror, backfill, command, groups_by_username, num, run};
 
 fn population(count: usize) -> Vec<UserSpec> {
     (0..count)
@@ -21,13 +21,6 @@ fn population(count: usize) -> Vec<UserSpec> {
                 UserSpec::numbered(i)
             }
         })
-        .collect()
-}
-
-fn groups_of(specs: &[UserSpec]) -> BTreeMap<String, Vec<String>> {
-    specs
-        .iter()
-        .map(|s| (s.username.clone(), s.groups.clone()))
         .collect()
 }
 
@@ -102,7 +95,7 @@ fn slow_backfill(bed: &TestBed, proxy: &FaultProxy) -> anyhow::Result<tokio::pro
 async fn backfill_under_quota_and_injected_errors_is_exact() -> anyhow::Result<()> {
     let bed = TestBed::start().await?;
     let specs = population(700);
-    let groups = groups_of(&specs);
+    let groups = groups_by_username(&specs);
     bed.create_users(specs).await?;
 
     let cognito = FaultProxy::start_with(
@@ -174,7 +167,7 @@ struct Interrupted {
 async fn backfill_past_its_first_pages(users: usize, pages: u64) -> anyhow::Result<Interrupted> {
     let bed = TestBed::start().await?;
     let specs = population(users);
-    let groups = groups_of(&specs);
+    let groups = groups_by_username(&specs);
     bed.create_users(specs).await?;
     let proxy = FaultProxy::start_with(
         &bed.aws_endpoint,
@@ -262,7 +255,7 @@ async fn killed_backfill_resumes_to_the_exact_result() -> anyhow::Result<()> {
 async fn rejected_pagination_tokens_restart_their_shards() -> anyhow::Result<()> {
     let bed = TestBed::start().await?;
     let specs = population(300);
-    let groups = groups_of(&specs);
+    let groups = groups_by_username(&specs);
     bed.create_users(specs).await?;
     let shards: serde_json::Map<String, serde_json::Value> = "0123456789abcdef"
         .chars()

@@ -329,10 +329,7 @@ async fn a_machine_client_backfills_without_the_admin_secret() -> anyhow::Result
             }
         })
         .collect();
-    let groups: BTreeMap<String, Vec<String>> = specs
-        .iter()
-        .map(|s| (s.username.clone(), s.groups.clone()))
-        .collect();
+    let groups = common::groups_by_username(&specs);
     bed.create_users(specs).await?;
     let endpoint = bed.token_endpoint.as_ref().expect("a machine client bed");
 
@@ -415,14 +412,7 @@ async fn reconcile_without_a_writable_tmpdir_warns_and_stays_exact() -> anyhow::
         .map(|u| (u.username.clone(), vec!["members".to_owned()]))
         .collect();
     // Slow calls: the one group's listing leaves time to try a read-ahead.
-    let slow = testbed::FaultProxy::start_with(
-        &bed.aws_endpoint,
-        testbed::ProxySettings {
-            latency: std::time::Duration::from_millis(200),
-            ..testbed::ProxySettings::default()
-        },
-    )
-    .await?;
+    let slow = common::slow_cognito(&bed, std::time::Duration::from_millis(200)).await?;
     let mut cmd = command(&bed, slow.url(), &bed.hasura.endpoint);
     cmd.env("TMPDIR", "/nonexistent/chs-tmp")
         .args(["reconcile", "--shards", "16", "--json"]);

@@ -16,6 +16,9 @@
 //! 2. burst: `DAEMON_BENCH_BURST` events (default 10,000) naming as many distinct users, sent
 //!    at once, target drained within 120 s.
 //!
+//! `DAEMON_BENCH_RECONCILE` (cron; default `off`) also runs the daemon's scheduled reconcile,
+//! so that its peak RSS covers both at once.
+//!
 //! Each event names a user by sub (as CloudTrail events do; `DAEMON_BENCH_BY=username` for
 //! trigger-style events). Prints p50/p99 apply latency (send → the row's `synced_at`, stamped
 //! in the committing transaction), events/s, SQS, Cognito and Hasura requests per event
@@ -266,6 +269,7 @@ async fn daemon_benchmark() -> anyhow::Result<()> {
     let burst = env_number("DAEMON_BENCH_BURST", 10_000);
     let pollers = std::env::var("DAEMON_BENCH_POLLERS").ok();
     let by_sub = std::env::var("DAEMON_BENCH_BY").map_or(true, |v| v != "username");
+    let reconcile = std::env::var("DAEMON_BENCH_RECONCILE").unwrap_or_else(|_| "off".into());
     let named = rate * seconds + burst;
     anyhow::ensure!(
         named <= pool_size,
@@ -310,7 +314,7 @@ async fn daemon_benchmark() -> anyhow::Result<()> {
     .env("RUST_LOG", "warn")
     .args(["daemon", "--listen", &ops.to_string()])
     .args(pollers.iter().flat_map(|n| ["--pollers", n.as_str()]))
-    .args(["--reconcile-schedule", "off"])
+    .args(["--reconcile-schedule", &reconcile])
     .stdout(std::process::Stdio::null())
     .spawn()
     .context("starting the daemon")?;

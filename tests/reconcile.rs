@@ -18,7 +18,7 @@ use cognito_hasura_sync::sync::reconcile::{
 use testbed::{FaultProxy, GroupSpec, ProxySettings, TestBed, UserSpec};
 use tokio_util::sync::CancellationToken;
 
-use common::{assert_exact_mirror, row_versions};
+use common::{assert_exact_mirror, row_versions, slow_cognito};
 
 fn hasura(bed: &TestBed, endpoint: &str) -> anyhow::Result<HasuraClient> {
     let settings = HasuraSettings {
@@ -203,10 +203,7 @@ async fn one_reconcile_repairs_drift_and_the_next_writes_nothing() -> anyhow::Re
         (2, 3, 0, 2),
         "{repair:?}"
     );
-    let mut groups: BTreeMap<String, Vec<String>> = specs
-        .iter()
-        .map(|s| (s.username.clone(), s.groups.clone()))
-        .collect();
+    let mut groups = common::groups_by_username(&specs);
     groups.insert("mover".into(), vec!["b".into()]);
     assert_exact_mirror_but_tombstones(&bed, &groups).await?;
     for gone in [sub("victim"), sub("recreated")] {
@@ -303,14 +300,7 @@ async fn shards_read_ahead_during_the_last_listing_are_joined_and_read_once() ->
         .filter(|&i| in_group(i))
         .map(|i| (UserSpec::numbered(i).username, vec!["members".to_owned()]))
         .collect();
-    let slow = FaultProxy::start_with(
-        &bed.aws_endpoint,
-        ProxySettings {
-            latency: Duration::from_millis(300),
-            ..ProxySettings::default()
-        },
-    )
-    .await?;
+    let slow = slow_cognito(&bed, Duration::from_millis(300)).await?;
     let reader = CognitoReader::new(
         &testbed::sdk_config(slow.url()).await,
         &bed.pool_id,
@@ -330,13 +320,8 @@ async fn shards_read_ahead_during_the_last_listing_are_joined_and_read_once() ->
         report.pages_read_ahead > 0,
         "the one group's listing left room to read ahead: {report:?}"
     );
-    // 150 users in 16 shards: one page each, whether it was read ahead or not.
-    assert_eq!(
-        slow.stats().ops["ListUsers"].calls,
-        16,
-        "{:?}",
-        slow.stats()
-    );
+    // 150 users in 16 shards: one page each.
+    common::assert_list_users_calls(&slow, 16);
     assert_exact_mirror(&bed, &groups).await?;
     let before = row_versions(&bed).await?;
     let again = run(&bed, &bed.pool_id, &hasura, options).await?;

@@ -118,7 +118,7 @@ user_list_bound() {
 }
 
 # Prints the figures every run shares: time next to the call bound (BOUND_CALLS at 30/s),
-# Cognito calls, Hasura requests, peak RSS and CPU.
+# Cognito calls, pages read ahead, Hasura requests, peak RSS and CPU.
 print_run_figures() {
     jq -r --argjson bound "$BOUND_CALLS" --arg rss "$RSS_MIB" --arg cpu "$CPU" --arg load "$(uptime | sed 's/.*load average: //')" '
         (.cognito.calls.ListUsers // 0) as $lu | (.cognito.calls.ListUsersInGroup // 0) as $lg |
@@ -126,6 +126,7 @@ print_run_figures() {
         "call bound            \($bound / 30 * 10 | round / 10) s (\($bound) UserList calls at least, at 30/s): time at \($bound / 30 / .elapsed_seconds * 100 | round) % of the bound",
         "UserList calls        \($lu + $lg) (\($lu) ListUsers + \($lg) ListUsersInGroup; fewest possible \($bound))",
         "cognito calls         \(.cognito.calls | to_entries | map("\(.key) \(.value)") | join(", ")); \(.cognito.throttled // 0) throttled",
+        "pages read ahead      \(.pages_read_ahead // 0) (ListUsers pages on disk while the largest group was listed)",
         "hasura requests       \(.hasura.requests | add // 0) (\(.hasura.requests | to_entries | map("\(.key) \(.value)") | join(", ")))",
         "peak RSS              \($rss) MiB",
         "CPU                   \($cpu) (load average \($load))"

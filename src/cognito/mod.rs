@@ -489,7 +489,7 @@ impl CognitoReader {
         last_listing: &Notify,
     ) -> Result<Memberships, CognitoError> {
         let mut left = groups.len();
-        if left <= 1 {
+        if left == 1 {
             last_listing.notify_one();
         }
         // Owned names and reader clones: a future borrowing `groups` from inside the closure

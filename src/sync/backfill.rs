@@ -29,6 +29,7 @@ use crate::hasura::{HasuraClient, HasuraError, HasuraStats};
 use crate::model::{GroupRecord, UserRecord};
 use crate::state::{Checkpoint, RunCounters, RunKind, RunStatus, RunStore};
 use crate::sync::progress::{Progress, ProgressMode};
+use crate::sync::read_ahead;
 use crate::sync::scan::{PoolScan, ShardEvent, start_pool_scan};
 use crate::sync::writer::{BatchOutcome, CommitTracker, PageRef, write_users};
 
@@ -122,14 +123,8 @@ impl fmt::Display for BackfillSummary {
                 format!("{} (pagination token rejected)", self.shard_restarts),
             )?;
         }
-        if self.pages_read_ahead > 0 {
-            row(
-                "pages read ahead",
-                format!(
-                    "{} (while group members were listed)",
-                    self.pages_read_ahead
-                ),
-            )?;
+        if let Some(read_ahead) = read_ahead::describe(self.pages_read_ahead) {
+            row("pages read ahead", read_ahead)?;
         }
         let calls: Vec<String> = self
             .cognito

@@ -45,6 +45,11 @@ impl ReadAhead {
     }
 }
 
+/// A report's line for `pages` read ahead; none when there were none.
+pub fn describe(pages: usize) -> Option<String> {
+    (pages > 0).then(|| format!("{pages} (while group members were listed)"))
+}
+
 /// Where a shard's scan goes on after the pages read ahead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resume {
@@ -69,8 +74,8 @@ struct SpooledPage {
 }
 
 impl Spooled {
-    /// Sends the pages read ahead to `tx`, each user joined to its groups as
-    /// [`crate::sync::scan::scan_shard`] joins them; returns where the shard goes on.
+    /// Sends the pages read ahead to `tx`, each user joined to its groups
+    /// ([`Joined::join`]); returns where the shard goes on.
     /// `Resume::Done` also when the receiver is gone.
     pub async fn replay(
         self,
@@ -115,6 +120,9 @@ pub async fn read(
     stop: &CancellationToken,
 ) -> ReadAhead {
     let mut ahead = ReadAhead::default();
+    if stop.is_cancelled() {
+        return ahead;
+    }
     tracing::info!(
         pool = reader.user_pool_id(),
         "one membership listing left: reading shards ahead with the UserList quota it leaves"

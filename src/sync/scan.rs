@@ -70,18 +70,10 @@ pub async fn start_pool_scan(
     })
 }
 
-/// The pool's groups, and their members to join to the users of a scan. Stops early, with
-/// an error, when `shutdown` fires.
-pub async fn read_groups(
-    reader: &CognitoReader,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<(Vec<GroupRecord>, Joined)> {
-    let (groups, joined, _) = read_groups_ahead(reader, Vec::new(), shutdown).await?;
-    Ok((groups, joined))
-}
-
-/// [`read_groups`], reading `ahead` (shards from their tokens, in the order to read them)
-/// with the UserList quota the last membership listing leaves unused ([`read_ahead`]).
+/// The pool's groups, and their members to join to the users of a scan, reading `ahead`
+/// (shards from their tokens, in the order to read them) with the UserList quota the last
+/// membership listing leaves unused ([`read_ahead`]). Stops early, with an error, when
+/// `shutdown` fires.
 pub async fn read_groups_ahead(
     reader: &CognitoReader,
     ahead: Vec<(Shard, Option<String>)>,
@@ -89,7 +81,7 @@ pub async fn read_groups_ahead(
 ) -> anyhow::Result<(Vec<GroupRecord>, Joined, ReadAhead)> {
     tracing::info!("reading groups and their members (ListGroups, ListUsersInGroup)");
     // Taken before the first membership request: every user record of the scan carries
-    // this membership data, so it is at most this new (see `scan_shard`).
+    // this membership data, so it is at most this new (see `Joined::join`).
     let read_at = Utc::now();
     let groups = tokio::select! {
         () = shutdown.cancelled() => bail!("interrupted while listing the pool's groups"),
@@ -204,7 +196,7 @@ pub async fn scan_from(
 
 /// Pages through one shard from `token`, joining groups ([`Joined::join`]), until done,
 /// cancelled or failed.
-pub async fn scan_shard(
+async fn scan_shard(
     reader: CognitoReader,
     shard: Shard,
     mut token: Option<String>,

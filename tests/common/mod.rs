@@ -248,3 +248,31 @@ pub async fn run_record(
     );
     serde_json::from_slice(&output.stdout).context("status --run printed no JSON record")
 }
+
+/// A proxy in front of the bed's Cognito that answers every call `latency` late, and
+/// counts the calls.
+pub async fn slow_cognito(bed: &TestBed, latency: Duration) -> anyhow::Result<testbed::FaultProxy> {
+    testbed::FaultProxy::start_with(
+        &bed.aws_endpoint,
+        testbed::ProxySettings {
+            latency,
+            ..testbed::ProxySettings::default()
+        },
+    )
+    .await
+}
+
+/// Each spec's groups by username, as [`assert_exact_mirror`] takes them.
+pub fn groups_by_username(specs: &[testbed::UserSpec]) -> BTreeMap<String, Vec<String>> {
+    specs
+        .iter()
+        .map(|s| (s.username.clone(), s.groups.clone()))
+        .collect()
+}
+
+/// Asserts that `proxy` passed exactly `calls` ListUsers requests: one page per shard is
+/// read once, whether it was read ahead or not.
+pub fn assert_list_users_calls(proxy: &testbed::FaultProxy, calls: u64) {
+    let stats = proxy.stats();
+    assert_eq!(stats.ops["ListUsers"].calls, calls, "{stats:?}");
+}

@@ -740,14 +740,8 @@ impl fmt::Display for ReconcileReport {
         }
         row("result", self.result.to_owned())?;
         row("shards", self.shards.to_string())?;
-        if self.pages_read_ahead > 0 {
-            row(
-                "pages read ahead",
-                format!(
-                    "{} (while group members were listed)",
-                    self.pages_read_ahead
-                ),
-            )?;
+        if let Some(read_ahead) = read_ahead::describe(self.pages_read_ahead) {
+            row("pages read ahead", read_ahead)?;
         }
         if let Some(reason) = &self.brake {
             row("safety brake", reason.clone())?;
