@@ -607,12 +607,14 @@ async fn a_hasura_outage_loses_nothing() -> anyhow::Result<()> {
     })
     .await?;
     assert!(bed.mirror_users().await?.is_empty());
-    let (visible, in_flight) = bed.queue_depth(&bed.queue_url).await?;
-    assert_eq!(
-        visible + in_flight,
-        users.len() as u64,
-        "messages were deleted while Hasura was down"
-    );
+    // The two counts are read one after the other while the daemon receives, so a message
+    // can be counted in both (or in neither) for a moment: wait for them to agree. A
+    // message deleted while Hasura was down would keep the sum short.
+    eventually("no message deleted while Hasura was down", async || {
+        let (visible, in_flight) = bed.queue_depth(&bed.queue_url).await?;
+        Ok(visible + in_flight == users.len() as u64)
+    })
+    .await?;
     assert_eq!(
         daemon.get("/healthz").await?.0,
         200,

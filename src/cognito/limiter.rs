@@ -16,7 +16,6 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +30,9 @@ const RECOVERY_STEP: f64 = 0.05;
 const FLOOR_FRACTION: f64 = 1.0 / 16.0;
 /// Absolute lowest rate in requests per second.
 const MIN_RATE: f64 = 0.5;
+/// Longest single wait on a limiter before it is checked again (a lost wake-up costs no
+/// more); a longer turn is waited for in several.
+const WAIT_GUARD: Duration = Duration::from_secs(1);
 
 /// The AIMD arithmetic, separated from the clock and the limiter so it can be tested with
 /// chosen instants.
@@ -345,20 +347,17 @@ impl AdaptiveLimiter {
     }
 
     /// Waits on the current limiter; when the rate changed meanwhile, waits on the new one
-    /// too, so that a slowdown also holds back the requests already queued. Sleeps on
-    /// tokio's timer, not governor's `until_ready` (futures-timer's own thread): a backfill
-    /// at 2 RPS was found idle for good twice, with that thread parked and nothing left to
-    /// wake it.
+    /// too, so that a slowdown also holds back the requests already queued. Each wait is
+    /// also bounded by tokio's timer ([`WAIT_GUARD`]): governor sleeps on futures-timer's
+    /// own thread, which is precise (tokio's timer rounds up to the millisecond, 3 % of a
+    /// 30 RPS period), but a backfill at 2 RPS was found idle for good twice with that
+    /// thread parked and nothing left to wake it. A wait that overruns looks again.
     async fn acquire(&self) {
         loop {
             let limiter = self.current();
-            match limiter.check() {
+            match tokio::time::timeout(WAIT_GUARD, limiter.until_ready()).await {
                 Ok(()) if Arc::ptr_eq(&limiter, &self.current()) => return,
-                Ok(()) => {}
-                Err(not_until) => {
-                    let wait = not_until.wait_time_from(limiter.clock().now());
-                    tokio::time::sleep(wait).await;
-                }
+                Ok(()) | Err(_) => {}
             }
         }
     }
