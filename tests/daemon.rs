@@ -460,13 +460,7 @@ async fn poison_messages_reach_the_dlq_while_good_ones_flow() -> anyhow::Result<
     .await?;
     bed.send_event(r#"{"user_pool_id":"x","usrname":"typo"}"#)
         .await?;
-    for created in &users {
-        bed.send_event(&format!(
-            r#"{{"user_pool_id":"{}","sub":"{}"}}"#,
-            bed.pool_id, created.sub
-        ))
-        .await?;
-    }
+    common::send_sub_events(&bed, &users).await?;
     let daemon = start(&bed, &bed.aws_endpoint, &bed.hasura.endpoint).await?;
     eventually("poison in the DLQ, the rest applied", async || {
         Ok(bed.queue_depth(&bed.dlq_url).await?.0 == 3 && queue_empty(&bed).await?)
@@ -493,13 +487,7 @@ async fn a_failed_read_does_not_hold_back_its_batch() -> anyhow::Result<()> {
     let proxy = FaultProxy::start(&bed.aws_endpoint).await?;
     proxy.set_fail_matching(Some(&victim.sub.to_string()));
     proxy.set_fail_fraction(1.0);
-    for created in &users {
-        bed.send_event(&format!(
-            r#"{{"user_pool_id":"{}","sub":"{}"}}"#,
-            bed.pool_id, created.sub
-        ))
-        .await?;
-    }
+    common::send_sub_events(&bed, &users).await?;
     let daemon = start(&bed, proxy.url(), &bed.hasura.endpoint).await?;
     eventually("every other user applied", async || {
         Ok(bed.mirror_users().await?.len() == users.len() - 1)
@@ -541,13 +529,7 @@ async fn a_slow_batch_keeps_its_messages_invisible() -> anyhow::Result<()> {
     .await?;
     // Every Hasura request now outlasts the visibility timeout twice over.
     proxy.set_latency(Duration::from_secs(5));
-    for created in &users {
-        bed.send_event(&format!(
-            r#"{{"user_pool_id":"{}","sub":"{}"}}"#,
-            bed.pool_id, created.sub
-        ))
-        .await?;
-    }
+    common::send_sub_events(&bed, &users).await?;
     eventually("every user applied and the queue drained", async || {
         Ok(bed.mirror_users().await?.len() == users.len() && queue_empty(&bed).await?)
     })
@@ -585,13 +567,7 @@ async fn a_hasura_outage_loses_nothing() -> anyhow::Result<()> {
         &format!("{}/v1/graphql", proxy.url()),
     )
     .await?;
-    for created in &users {
-        bed.send_event(&format!(
-            r#"{{"user_pool_id":"{}","sub":"{}"}}"#,
-            bed.pool_id, created.sub
-        ))
-        .await?;
-    }
+    common::send_sub_events(&bed, &users).await?;
     // Hasura answers, with errors: /readyz says so, not that it is unreachable.
     eventually("/readyz unready, naming Hasura failing", async || {
         let (status, body) = daemon.get("/readyz").await?;
@@ -643,7 +619,7 @@ async fn shutdown_during_a_busy_stream_loses_nothing() -> anyhow::Result<()> {
     let first = start(&bed, &bed.aws_endpoint, &bed.hasura.endpoint).await?;
     let bodies: Vec<String> = users
         .iter()
-        .map(|u| format!(r#"{{"user_pool_id":"{}","sub":"{}"}}"#, bed.pool_id, u.sub))
+        .map(|u| common::sub_event(&bed, u.sub))
         .collect();
     for body in &bodies {
         bed.send_event(body).await?;
@@ -694,13 +670,7 @@ async fn a_burst_is_read_by_scanning_its_shards() -> anyhow::Result<()> {
         }))
         .await?;
     let proxy = FaultProxy::start(&bed.aws_endpoint).await?;
-    for created in &users {
-        bed.send_event(&format!(
-            r#"{{"user_pool_id":"{}","sub":"{}"}}"#,
-            bed.pool_id, created.sub
-        ))
-        .await?;
-    }
+    common::send_sub_events(&bed, &users).await?;
     let daemon = start(&bed, proxy.url(), &bed.hasura.endpoint).await?;
     eventually("every user mirrored and the queue drained", async || {
         Ok(bed.mirror_users().await?.len() == users.len() && queue_empty(&bed).await?)

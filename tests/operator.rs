@@ -279,7 +279,7 @@ async fn redrive_after_a_hasura_outage_loses_and_duplicates_nothing() -> anyhow:
     let users = bed.create_users((0..6).map(UserSpec::numbered)).await?;
     let bodies: BTreeSet<String> = users
         .iter()
-        .map(|u| format!(r#"{{"user_pool_id":"{}","sub":"{}"}}"#, bed.pool_id, u.sub))
+        .map(|u| common::sub_event(&bed, u.sub))
         .collect();
     for body in &bodies {
         bed.sqs

@@ -276,3 +276,16 @@ pub fn assert_list_users_calls(proxy: &testbed::FaultProxy, calls: u64) {
     let stats = proxy.stats();
     assert_eq!(stats.ops["ListUsers"].calls, calls, "{stats:?}");
 }
+
+/// The sync message that names a user of `bed`'s pool by `sub`, as CloudTrail events do.
+pub fn sub_event(bed: &TestBed, sub: uuid::Uuid) -> String {
+    format!(r#"{{"user_pool_id":"{}","sub":"{sub}"}}"#, bed.pool_id)
+}
+
+/// Sends one [`sub_event`] per user to the bed's sync queue.
+pub async fn send_sub_events(bed: &TestBed, users: &[testbed::CreatedUser]) -> anyhow::Result<()> {
+    for user in users {
+        bed.send_event(&sub_event(bed, user.sub)).await?;
+    }
+    Ok(())
+}
